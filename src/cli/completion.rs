@@ -1,0 +1,21 @@
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+const EXAMPLES: &str = "\
+Examples:
+  opm completion bash > ~/.local/share/bash-completion/completions/opm
+  opm completion zsh > \"${fpath[1]}/_opm\"
+  opm completion fish > ~/.config/fish/completions/opm.fish";
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// The shell to generate completions for
+    shell: Shell,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut cmd = super::Cli::command();
+    clap_complete::generate(args.shell, &mut cmd, "opm", &mut std::io::stdout());
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! opm, the command-line tool of the Open Platform Model.
+//!
+//! `cli` parses and runs commands; `cue` is the safe API over the linked
+//! cuelang.org/go; `module` and `cache` own files on disk; `ui` owns output.
+
+pub mod cache;
+pub mod cli;
+pub mod cue;
+pub mod error;
+pub mod module;
+pub mod ui;

@@ -1,0 +1,69 @@
+//! Everything opm prints for people: colours (never with NO_COLOR or off a
+//! terminal), error lines and CUE diagnostics, and `--json` output.
+
+use crate::cue::Diagnostic;
+use crate::module::display_path;
+use std::io::IsTerminal;
+use std::path::Path;
+
+/// Whether stderr gets ANSI colours: a terminal, and NO_COLOR unset.
+pub fn color_stderr() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+fn paint(code: &str, text: &str) -> String {
+    if color_stderr() {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// `error: MESSAGE`, the one line every failure ends with.
+pub fn print_error(message: &str) {
+    eprintln!("{} {message}", paint("1;31", "error:"));
+}
+
+/// `warning: MESSAGE`.
+pub fn print_warning(message: &str) {
+    eprintln!("{} {message}", paint("1;33", "warning:"));
+}
+
+/// A success or status line on stderr, so stdout stays for data.
+pub fn print_status(message: &str) {
+    eprintln!("{message}");
+}
+
+/// Prints CUE diagnostics exactly as the `cue` CLI does: the message, and
+/// when it has positions a colon and one indented `file:line:col` each,
+/// paths relative to `cwd`. `root` is what position files are relative to.
+pub fn print_diagnostics(diagnostics: &[Diagnostic], root: &Path, cwd: &Path) {
+    let mut out = String::new();
+    for d in diagnostics {
+        out.push_str(&d.message);
+        if d.positions.is_empty() {
+            out.push('\n');
+            continue;
+        }
+        out.push_str(":\n");
+        for p in &d.positions {
+            let file = if p.file.is_empty() {
+                String::new()
+            } else {
+                display_path(cwd, &root.join(&p.file))
+            };
+            match (p.line, file.is_empty()) {
+                (0, _) => out.push_str(&format!("    {file}\n")),
+                (_, true) => out.push_str(&format!("    {}:{}\n", p.line, p.column)),
+                (_, false) => out.push_str(&format!("    {file}:{}:{}\n", p.line, p.column)),
+            }
+        }
+    }
+    eprint!("{out}");
+}
+
+/// Writes `value` as pretty JSON on stdout, for scripts.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
