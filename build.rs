@@ -38,7 +38,7 @@ fn main() {
         .arg(".")
         .env("CGO_ENABLED", "1")
         .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "-mod=readonly")
+        .env("GOFLAGS", go_mod_flag(&shim))
         .env("GOCACHE", go_cache_dir(&out_dir))
         .status()
         .unwrap_or_else(|e| {
@@ -104,5 +104,15 @@ fn watch_dir(dir: &Path) {
         } else {
             println!("cargo:rerun-if-changed={}", path.display());
         }
+    }
+}
+
+/// `-mod=vendor` when go-shim/vendor exists (offline builds such as Nix's),
+/// else `-mod=readonly`: go.mod and go.sum are never rewritten by a build.
+fn go_mod_flag(shim: &Path) -> &'static str {
+    if shim.join("vendor/modules.txt").is_file() {
+        "-mod=vendor"
+    } else {
+        "-mod=readonly"
     }
 }

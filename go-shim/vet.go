@@ -3,8 +3,7 @@ package main
 import (
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/cuecontext"
-	"cuelang.org/go/cue/errors"
-	"cuelang.org/go/cue/load"
+		"cuelang.org/go/cue/load"
 )
 
 type vetRequest struct {
@@ -41,19 +40,26 @@ func opVet(body []byte) (any, error) {
 		cue.Hidden(true),
 		cue.Concrete(req.Concrete),
 	}
-	for _, inst := range load.Instances([]string{"./..."}, cfg) {
-		if inst.Err != nil {
-			result.Errors = append(result.Errors, diagnostics(inst.Err, req.Dir, req.Cwd)...)
-			continue
+	// The same three steps as `cue vet`: build every instance (load and
+	// syntax errors of all packages are reported together), then stop at
+	// the first package that does not evaluate, then validate each package
+	// with the vet options, reporting every error.
+	insts := load.Instances([]string{"./..."}, cfg)
+	values, err := ctx.BuildInstances(insts)
+	if err != nil {
+		result.Errors = diagnostics(err, req.Dir, req.Cwd)
+		return result, nil
+	}
+	for i, v := range values {
+		result.Packages = append(result.Packages, insts[i].ImportPath)
+		if err := v.Validate(); err != nil {
+			result.Errors = diagnostics(err, req.Dir, req.Cwd)
+			return result, nil
 		}
-		result.Packages = append(result.Packages, inst.ImportPath)
-		v := ctx.BuildInstance(inst)
-		if err := v.Err(); err != nil {
-			result.Errors = append(result.Errors, diagnostics(err, req.Dir, req.Cwd)...)
-			continue
-		}
+	}
+	for _, v := range values {
 		if err := v.Validate(opts...); err != nil {
-			result.Errors = append(result.Errors, diagnostics(errors.Promote(err, "validation failed"), req.Dir, req.Cwd)...)
+			result.Errors = append(result.Errors, diagnostics(err, req.Dir, req.Cwd)...)
 		}
 	}
 	return result, nil

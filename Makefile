@@ -1,0 +1,45 @@
+# The two set-up commands of the README:
+#   make demo   builds opm and runs the main job (scripts/demo.sh)
+#   make test   installs what the tests need, builds and runs the whole suite
+# Both install what is missing on a fresh Debian machine and nothing else.
+
+SHELL := bash
+# The cuelang.org/go version linked into opm; the `cue` CLI used by the
+# differential tests is installed at the same version.
+CUE_VERSION := $(shell awk '$$1 == "require" && $$2 == "cuelang.org/go" {print $$3}' go-shim/go.mod)
+TOOLS := $(CURDIR)/tools/bin
+CUE := $(TOOLS)/cue
+# libclang-dev: bindgen (build). The rest: tests (real registry, skopeo, htpasswd).
+BUILD_PACKAGES := libclang-dev
+TEST_PACKAGES := docker-registry skopeo apache2-utils
+
+
+.PHONY: build demo test bench build-deps test-deps clean
+
+build: build-deps
+	cargo build --release --locked
+
+demo: build
+	scripts/demo.sh
+
+test: build-deps test-deps $(CUE)
+	OPM_TEST_CUE=$(CUE) cargo test --release --locked
+
+bench: build test-deps $(CUE)
+	OPM_TEST_CUE=$(CUE) scripts/bench.sh
+
+# Installs Debian packages only when one is missing, so a ready machine
+# never touches apt.
+build-deps:
+	@scripts/apt-ensure.sh $(BUILD_PACKAGES)
+
+test-deps:
+	@scripts/apt-ensure.sh $(TEST_PACKAGES)
+
+$(CUE): go-shim/go.mod
+	GOBIN=$(TOOLS) GOTOOLCHAIN=local go install cuelang.org/go/cmd/cue@$(CUE_VERSION)
+	@touch $@
+
+clean:
+	cargo clean
+	rm -rf tools

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds opm twice, each time from an empty target directory, and checks
+# that the two binaries are byte-identical. Usage: scripts/check-reproducible.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for n in 1 2; do
+  CARGO_TARGET_DIR="$work/t$n" cargo build --release --locked --quiet
+done
+a="$work/t1/release/opm" b="$work/t2/release/opm"
+if cmp -s "$a" "$b"; then
+  echo "reproducible: $(stat -c %s "$a") bytes, sha256 $(sha256sum "$a" | cut -d' ' -f1)"
+else
+  echo "NOT reproducible: $(sha256sum "$a" "$b")" >&2
+  exit 1
+fi

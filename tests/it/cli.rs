@@ -1,0 +1,185 @@
+//! The command line a user sees: version, init, vet, help, exit codes.
+
+use crate::support::*;
+
+fn pinned_cue_version() -> String {
+    let go_mod = std::fs::read_to_string(repo_dir().join("go-shim/go.mod")).unwrap();
+    go_mod
+        .lines()
+        .find_map(|l| l.strip_prefix("require cuelang.org/go "))
+        .expect("go-shim/go.mod requires cuelang.org/go")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn version_names_the_linked_cue() {
+    let cache = tempdir();
+    let out = run(opm(cache.path()).arg("version"));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains(&format!("cuelang.org/go {}", pinned_cue_version())), "{text}");
+
+    let out = run(opm(cache.path()).args(["version", "--json"]));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["cue_version"], pinned_cue_version().as_str());
+    assert!(json["go_version"].as_str().unwrap().starts_with("go1."));
+    assert_eq!(json["opm"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn init_writes_what_cue_mod_init_writes() {
+    let cache = tempdir();
+    let ours = tempdir();
+    let theirs = tempdir();
+    let out = run(opm(cache.path()).args(["mod", "init", "example.com/hello@v0"]).current_dir(ours.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(cue(cache.path())
+        .args(["mod", "init", "--source", "self", "example.com/hello@v0"])
+        .current_dir(theirs.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |d: &tempfile::TempDir| std::fs::read_to_string(d.path().join("cue.mod/module.cue")).unwrap();
+    assert_eq!(read(&ours), read(&theirs));
+
+    // The starter package is valid for both tools.
+    let out = run(opm(cache.path()).args(["mod", "vet", "--concrete"]).current_dir(ours.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(cue(cache.path()).args(["vet", "-c", "./..."]).current_dir(ours.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn init_refuses_an_existing_module_and_changes_nothing() {
+    let cache = tempdir();
+    let dir = module(&[("cue.mod/module.cue", MODULE_CUE), ("a.cue", "package a\n")]);
+    let out = run(opm(cache.path()).args(["mod", "init", "example.com/other@v0"]).current_dir(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("already") && err.lines().count() == 1, "{err}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("cue.mod/module.cue")).unwrap(), MODULE_CUE);
+}
+
+#[test]
+fn init_rejects_an_invalid_module_path_with_the_reason() {
+    let cache = tempdir();
+    let dir = tempdir();
+    for bad in ["Example.com/x@v0", "example.com/x@v1.2", "example.com/x y"] {
+        let out = run(opm(cache.path()).args(["mod", "init", bad]).current_dir(dir.path()));
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        assert!(stderr(&out).contains("invalid module path"), "{}", stderr(&out));
+    }
+    assert!(!dir.path().join("cue.mod").exists(), "a rejected init wrote files");
+}
+
+#[test]
+fn vet_accepts_a_valid_module() {
+    let cache = tempdir();
+    let dir = module(&[
+        ("cue.mod/module.cue", MODULE_CUE),
+        ("a.cue", "package a\n#S: {n: int & >0}\nv: #S & {n: 3}\n"),
+        ("sub/b.cue", "package b\nimport \"example.com/test/sub2\"\nx: sub2.y + 1\n"),
+        ("sub2/c.cue", "package sub2\ny: 1\n"),
+    ]);
+    let out = run(opm(cache.path()).args(["mod", "vet", "--json"]).current_dir(dir.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["valid"], true);
+    assert_eq!(json["packages"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn vet_prints_every_error_with_its_position_and_exits_2() {
+    let cache = tempdir();
+    let dir = module(&[
+        ("cue.mod/module.cue", MODULE_CUE),
+        ("a.cue", "package a\nx: int\nx: \"text\"\n"),
+        ("b.cue", "package a\ny: >=10\ny: 3\n"),
+    ]);
+    let out = run(opm(cache.path()).args(["mod", "vet"]).current_dir(dir.path()));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for pos in ["./a.cue:2:4", "./a.cue:3:4", "./b.cue:2:4", "./b.cue:3:4"] {
+        assert!(err.contains(pos), "missing {pos} in:\n{err}");
+    }
+    assert!(err.contains("2 errors"), "{err}");
+
+    let out = run(opm(cache.path()).args(["mod", "vet", "--json"]).current_dir(dir.path()));
+    assert_eq!(out.status.code(), Some(2));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["errors"].as_array().unwrap().len(), 2);
+    assert_eq!(json["errors"][0]["positions"][0]["file"], "a.cue");
+}
+
+#[test]
+fn vet_concrete_rejects_incomplete_values() {
+    let cache = tempdir();
+    let dir = module(&[("cue.mod/module.cue", MODULE_CUE), ("a.cue", "package a\nport: int\n")]);
+    let out = run(opm(cache.path()).args(["mod", "vet"]).current_dir(dir.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(opm(cache.path()).args(["mod", "vet", "--concrete"]).current_dir(dir.path()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("./a.cue:2:7"), "{}", stderr(&out));
+}
+
+#[test]
+fn vet_injects_tags() {
+    let cache = tempdir();
+    let dir = module(&[("cue.mod/module.cue", MODULE_CUE), ("a.cue", "package a\nenv: \"prod\" | \"dev\" @tag(env)\n")]);
+    let ok = run(opm(cache.path()).args(["mod", "vet", "-c", "-t", "env=prod"]).current_dir(dir.path()));
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let bad = run(opm(cache.path()).args(["mod", "vet", "-t", "env=qa"]).current_dir(dir.path()));
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
+
+#[test]
+fn vet_outside_a_module_says_how_to_create_one() {
+    let cache = tempdir();
+    let dir = tempdir();
+    let out = run(opm(cache.path()).args(["mod", "vet"]).current_dir(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("no CUE module") && err.contains("opm mod init"), "{err}");
+}
+
+#[test]
+fn vet_reports_syntax_errors_without_a_stack_trace() {
+    let cache = tempdir();
+    let dir = module(&[("cue.mod/module.cue", MODULE_CUE), ("a.cue", "package a\nx: {\n")]);
+    let out = run(opm(cache.path()).args(["mod", "vet"]).current_dir(dir.path()));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("./a.cue:"), "{err}");
+    assert!(!err.contains("goroutine") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn vet_reports_an_unreadable_file() {
+    let cache = tempdir();
+    let dir = module(&[("cue.mod/module.cue", "module: \"example.com/x@v0\"\nlanguage: version: \"v0.17.0\"\nthis is not cue\n")]);
+    let out = run(opm(cache.path()).args(["mod", "vet"]).current_dir(dir.path()));
+    assert!(matches!(out.status.code(), Some(1) | Some(2)));
+    let err = stderr(&out);
+    assert!(err.contains("module.cue"), "{err}");
+    assert!(!err.contains("goroutine"), "{err}");
+}
+
+#[test]
+fn every_command_has_examples_in_its_help() {
+    let cache = tempdir();
+    for cmd in [&["--help"][..], &["mod", "init", "--help"], &["mod", "vet", "--help"], &["version", "--help"], &["completion", "--help"]] {
+        let out = run(opm(cache.path()).args(cmd));
+        assert!(out.status.success(), "{cmd:?}");
+        assert!(stdout(&out).contains("Examples:"), "no examples in `opm {}`", cmd.join(" "));
+    }
+}
+
+#[test]
+fn completion_scripts_are_generated() {
+    let cache = tempdir();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(opm(cache.path()).args(["completion", shell]));
+        assert!(out.status.success());
+        assert!(stdout(&out).contains("opm"), "{shell}");
+    }
+}
