@@ -6,7 +6,7 @@
 SHELL := bash
 # The cuelang.org/go version linked into opm; the `cue` CLI used by the
 # differential tests is installed at the same version.
-CUE_VERSION := $(shell awk '$$1 == "require" && $$2 == "cuelang.org/go" {print $$3}' go-shim/go.mod)
+CUE_VERSION := $(shell awk '$$1 == "require" && $$2 == "cuelang.org/go" {print $$3} $$1 == "cuelang.org/go" {print $$2}' go-shim/go.mod)
 TOOLS := $(CURDIR)/tools/bin
 CUE := $(TOOLS)/cue
 # libclang-dev: bindgen (build). The rest: tests (real registry, skopeo, htpasswd).

@@ -23,10 +23,16 @@ import (
 type handler func(req []byte) (any, error)
 
 var handlers = map[string]handler{
-	"version":        opVersion,
-	"vet":            opVet,
-	"modfile.init":   opModfileInit,
-	"selftest.panic": func([]byte) (any, error) { panic("selftest: deliberate panic") },
+	"version":          opVersion,
+	"vet":              opVet,
+	"modfile.init":     opModfileInit,
+	"modfile.load":     opModfileLoad,
+	"zip.create":       opZipCreate,
+	"zip.unzip":        opZipUnzip,
+	"render":           opRender,
+	"registry.resolve": opRegistryResolve,
+	"module.pack":      opModulePack,
+	"selftest.panic":   func([]byte) (any, error) { panic("selftest: deliberate panic") },
 }
 
 type response struct {

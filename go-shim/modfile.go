@@ -1,6 +1,11 @@
 package main
 
 import (
+	goerrors "errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+
 	"cuelang.org/go/cue"
 	"cuelang.org/go/mod/modfile"
 	"cuelang.org/go/mod/module"
@@ -9,8 +14,9 @@ import (
 func languageVersion() string { return cue.LanguageVersion() }
 
 type modfileInitRequest struct {
-	Module     string `json:"module"`
-	SourceKind string `json:"source_kind"`
+	Module     string            `json:"module"`
+	SourceKind string            `json:"source_kind"`
+	Deps       map[string]string `json:"deps"` // module path with major -> version
 }
 
 type modfileInitResult struct {
@@ -18,7 +24,8 @@ type modfileInitResult struct {
 }
 
 // opModfileInit returns the module.cue that `cue mod init --source KIND PATH`
-// writes: the checked path, the current language version, the source kind.
+// writes: the checked path, the current language version, the source kind;
+// plus the given dependencies, formatted as cue formats them.
 func opModfileInit(body []byte) (any, error) {
 	var req modfileInitRequest
 	if err := decode(body, &req); err != nil {
@@ -37,9 +44,69 @@ func opModfileInit(body []byte) (any, error) {
 			return nil, &callError{Kind: kindUsage, Message: err.Error()}
 		}
 	}
+	for p, v := range req.Deps {
+		if mf.Deps == nil {
+			mf.Deps = map[string]*modfile.Dep{}
+		}
+		mf.Deps[p] = &modfile.Dep{Version: v}
+	}
 	data, err := modfile.Format(mf)
 	if err != nil {
 		return nil, err
 	}
 	return modfileInitResult{Content: string(data)}, nil
+}
+
+type modfileLoadRequest struct {
+	Root string `json:"root"` // module root, absolute
+}
+
+type depInfo struct {
+	Version     string `json:"v,omitempty"`
+	Default     bool   `json:"default,omitempty"`
+	ReplaceWith string `json:"replace_with,omitempty"`
+}
+
+type modfileInfo struct {
+	Module     string             `json:"module"` // with its major version, e.g. example.com/x@v0
+	Language   string             `json:"language"`
+	SourceKind string             `json:"source_kind,omitempty"`
+	Deps       map[string]depInfo `json:"deps"` // the main-module view (local-module.cue applied)
+}
+
+// opModfileLoad parses cue.mod/module.cue strictly, as cue does, and
+// applies cue.mod/local-module.cue when present.
+func opModfileLoad(body []byte) (any, error) {
+	var req modfileLoadRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(req.Root, "cue.mod", "module.cue")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	mf, err := modfile.Parse(data, path)
+	if err != nil {
+		return nil, &callError{Kind: kindInvalid, Message: "invalid cue.mod/module.cue", Errors: diagnostics(err, "", req.Root)}
+	}
+	localPath := filepath.Join(req.Root, "cue.mod", "local-module.cue")
+	if local, err := os.ReadFile(localPath); err == nil {
+		if mf, err = modfile.ParseLocal(local, localPath, mf); err != nil {
+			return nil, &callError{Kind: kindInvalid, Message: "invalid cue.mod/module.cue", Errors: diagnostics(err, "", req.Root)}
+		}
+	} else if !goerrors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	info := modfileInfo{Module: mf.QualifiedModule(), Deps: map[string]depInfo{}}
+	if mf.Language != nil {
+		info.Language = mf.Language.Version
+	}
+	if mf.Source != nil {
+		info.SourceKind = mf.Source.Kind
+	}
+	for p, d := range mf.Deps {
+		info.Deps[p] = depInfo{Version: d.Version, Default: d.Default, ReplaceWith: d.ReplaceWith}
+	}
+	return info, nil
 }

@@ -3,7 +3,7 @@ package main
 import (
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/cuecontext"
-		"cuelang.org/go/cue/load"
+	"cuelang.org/go/cue/load"
 )
 
 type vetRequest struct {

@@ -31,6 +31,9 @@ impl Exit {
 pub struct Failure {
     pub exit: Exit,
     pub message: String,
+    /// CUE errors behind the failure, printed before the message as `cue`
+    /// prints them. Their file names are absolute.
+    pub diagnostics: Vec<crate::cue::Diagnostic>,
 }
 
 impl fmt::Display for Failure {
@@ -46,6 +49,7 @@ pub fn fail(exit: Exit, message: impl Into<String>) -> anyhow::Error {
     Failure {
         exit,
         message: message.into(),
+        diagnostics: Vec::new(),
     }
     .into()
 }
@@ -67,6 +71,19 @@ impl From<crate::cue::Error> for Failure {
         Failure {
             exit,
             message: err.message,
+            diagnostics: err.errors,
         }
+    }
+}
+
+impl Failure {
+    /// Replaces the message with a summary such as "3 errors in ./app",
+    /// keeping the diagnostics.
+    pub fn summarize(mut self, place: &str) -> Self {
+        if !self.diagnostics.is_empty() {
+            let n = self.diagnostics.len();
+            self.message = format!("{n} error{} in {place}", if n == 1 { "" } else { "s" });
+        }
+        self
     }
 }

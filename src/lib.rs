@@ -4,8 +4,12 @@
 //! cuelang.org/go; `module` and `cache` own files on disk; `ui` owns output.
 
 pub mod cache;
+pub mod catalog;
 pub mod cli;
+pub mod config;
 pub mod cue;
+pub mod deps;
 pub mod error;
 pub mod module;
+pub mod registry;
 pub mod ui;

@@ -68,7 +68,9 @@ pub fn display_path(cwd: &Path, path: &Path) -> String {
         rel.push(c);
     }
     let rel = rel.display().to_string();
-    if rel.starts_with('.') {
+    if rel.is_empty() {
+        ".".to_string()
+    } else if rel.starts_with('.') {
         rel
     } else {
         format!("./{rel}")

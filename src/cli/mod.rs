@@ -2,16 +2,22 @@
 //! its `run`; this file only wires them together.
 
 mod completion;
+mod config_show;
 mod mod_init;
+mod mod_publish;
 mod mod_vet;
+mod render;
 mod version;
 
+use crate::cue::ReleaseKind;
 use clap::{Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 Examples:
   opm mod init example.com/hello@v0   Create a module in the current directory
   opm mod vet                         Validate every package of the module
+  opm mod build -f prod.yaml          Render the module's Kubernetes manifests
+  opm bundle build ./stack            Render every module of a bundle
   opm version --json                  Versions of opm, CUE and Go
 
 Exit codes: 0 ok, 1 usage or other error, 2 CUE validation failed,
@@ -27,9 +33,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Work with CUE modules: init, vet
+    /// Work with CUE modules: init, vet, build, publish
     #[command(subcommand)]
     Mod(ModCommand),
+    /// Work with bundles, releases of several modules: vet, build
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+    /// Show the registry configuration in effect
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print the versions of opm, the linked CUE and Go
     Version(version::Args),
     /// Print a shell completion script
@@ -42,7 +54,55 @@ enum ModCommand {
     Init(mod_init::Args),
     /// Validate every package of a module, as `cue vet` does
     Vet(mod_vet::Args),
+    /// Render the module's release to Kubernetes manifests
+    #[command(after_help = BUILD_EXAMPLES)]
+    Build(render::Args),
+    /// Vet the module and push it to an OCI registry in CUE's module format
+    Publish(mod_publish::Args),
 }
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the registry routing: config.yaml translated for CUE
+    Show(config_show::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum BundleCommand {
+    /// Check a bundle release: values against #spec, every module compiles
+    #[command(after_help = BUNDLE_VET_EXAMPLES)]
+    Vet(render::Args),
+    /// Render every module of a bundle release to Kubernetes manifests
+    #[command(after_help = BUNDLE_BUILD_EXAMPLES)]
+    Build(render::Args),
+}
+
+const BUILD_EXAMPLES: &str = "\
+Examples:
+  opm mod build                          Manifests of the module here, as YAML
+  opm mod build -f prod.yaml -f eu.cue   Unify values files, in order
+  opm mod build --name blog -n web       Release name and namespace
+  opm mod build -o json | jq '.[].kind'  A JSON list, for scripts
+  opm mod build --out-dir manifests/     One file per object, in apply order
+
+The package defines `module: core.#Module & {...}`; opm binds it to a
+core.#ModuleRelease and prints its objects: namespaces, configuration and
+secrets, storage, services, workloads, jobs, ingress. Exit code 2 when the
+values do not fit the module, with every CUE error and its positions.";
+
+const BUNDLE_VET_EXAMPLES: &str = "\
+Examples:
+  opm bundle vet                   Check the bundle release in this directory
+  opm bundle vet -f staging.yaml   With release values (they must match #spec)";
+
+const BUNDLE_BUILD_EXAMPLES: &str = "\
+Examples:
+  opm bundle build                        Manifests of every module, as YAML
+  opm bundle build -f prod.yaml -n shop   Values and namespace of the release
+  opm bundle build --out-dir manifests/   One file per object, in apply order
+
+The package defines `bundle: core.#Bundle & {...}`; opm binds it to a
+core.#BundleRelease and prints the objects of all its modules.";
 
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<()> {
@@ -50,6 +110,11 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Mod(ModCommand::Init(args)) => mod_init::run(args),
         Command::Mod(ModCommand::Vet(args)) => mod_vet::run(args),
+        Command::Mod(ModCommand::Build(args)) => render::run(ReleaseKind::Module, args, true),
+        Command::Mod(ModCommand::Publish(args)) => mod_publish::run(args),
+        Command::Bundle(BundleCommand::Vet(args)) => render::run(ReleaseKind::Bundle, args, false),
+        Command::Bundle(BundleCommand::Build(args)) => render::run(ReleaseKind::Bundle, args, true),
+        Command::Config(ConfigCommand::Show(args)) => config_show::run(args),
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),
     }

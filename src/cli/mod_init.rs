@@ -1,5 +1,6 @@
+use crate::catalog;
 use crate::cue;
-use crate::error::{fail, Exit, Failure};
+use crate::error::{fail, Exit};
 use crate::module::{write_atomic, MODULE_FILE};
 use crate::ui;
 use anyhow::Context;
@@ -8,13 +9,24 @@ use std::path::{Path, PathBuf};
 
 const EXAMPLES: &str = "\
 Examples:
-  opm mod init example.com/hello@v0
-  opm mod init example.com/app@v1 --dir app
+  opm mod init example.com/hello@v0                 An OPM module: one component
+  opm mod init example.com/app@v1 --dir app         In another directory
+  opm mod init example.com/lib@v0 --template cue    A plain CUE module
 
 The module path is a domain-like path with a major version suffix, as in
-cue: example.com/team/app@v0. opm writes cue.mod/module.cue exactly as
+cue: example.com/team/app@v0. opm writes cue.mod/module.cue as
 `cue mod init --source self` does, so the module is ready to publish, and a
-first package when the directory has no .cue files yet.";
+first package when the directory has no .cue files yet. The OPM template
+depends on the core model (opmodel.dev/core@v0), which opm carries, so
+`opm mod build` renders it right away with no registry.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Template {
+    /// A module with one web component, rendered by `opm mod build`
+    Opm,
+    /// A plain CUE module: exactly what `cue mod init --source self` writes
+    Cue,
+}
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
@@ -24,10 +36,17 @@ pub struct Args {
     /// Directory to create the module in (created when missing)
     #[arg(long, default_value = ".")]
     dir: PathBuf,
+    /// What to start from
+    #[arg(long, value_enum, default_value_t = Template::Opm)]
+    template: Template,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let module_file = cue::init_module_file(&args.module, Some("self")).map_err(|e| {
+    let deps: &[(&str, &str)] = match args.template {
+        Template::Opm => &[(catalog::MODULE, catalog::VERSION)],
+        Template::Cue => &[],
+    };
+    let module_file = cue::init_module_file(&args.module, Some("self"), deps).map_err(|e| {
         fail(
             Exit::General,
             format!("invalid module path {:?}: {}", args.module, e.message),
@@ -56,18 +75,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         write_atomic(&dir.join(MODULE_FILE), module_file.as_bytes()).and_then(
             |()| match &first_file {
                 Some(path) => {
-                    write_atomic(path, starter_package(&package, &args.module).as_bytes())
+                    let text = match args.template {
+                        Template::Opm => opm_package(&package, &args.module),
+                        Template::Cue => cue_package(&package, &args.module),
+                    };
+                    write_atomic(path, text.as_bytes())
                 }
                 None => Ok(()),
             },
         );
     if let Err(err) = written {
         let _ = fs::remove_dir_all(&cue_mod);
-        return Err(Failure {
-            exit: Exit::General,
-            message: format!("writing the module in {}: {err}", dir.display()),
-        }
-        .into());
+        return Err(fail(
+            Exit::General,
+            format!("writing the module in {}: {err}", dir.display()),
+        ));
     }
 
     ui::print_status(&format!(
@@ -109,9 +131,50 @@ fn package_name(module: &str) -> String {
     name
 }
 
-fn starter_package(package: &str, module: &str) -> String {
+fn cue_package(package: &str, module: &str) -> String {
     format!(
         "package {package}\n\n// The first package of {module}. Check it with `opm mod vet`.\nmessage: \"hello from {module}\"\n"
+    )
+}
+
+/// One web component: a Deployment and a Service, with values a release
+/// may set. `opm mod build` renders it; `opm mod build -f values.yaml`
+/// overrides the defaults.
+fn opm_package(package: &str, module: &str) -> String {
+    let name = package.replace('_', "-");
+    format!(
+        r#"package {package}
+
+import "opmodel.dev/core@v0"
+
+// The module: its components and the values a release may set.
+// Check it with `opm mod vet`; render it with `opm mod build`.
+module: core.#Module & {{
+	metadata: {{
+		apiVersion: "{module}"
+		name:       "{name}"
+		version:    "0.1.0"
+	}}
+
+	// Defaults (*) that a release may override with `-f values.yaml`.
+	#config: {{
+		image:    string | *"nginx:1.27"
+		replicas: int & >=1 | *1
+	}}
+	values: #config
+
+	#components: web: core.#Container & core.#Replicas & core.#Expose & {{
+		spec: {{
+			container: {{
+				image: values.image
+				ports: http: port: 80
+			}}
+			replicas: values.replicas
+			expose: ports: http: port: 80
+		}}
+	}}
+}}
+"#
     )
 }
 

@@ -1,4 +1,5 @@
 use crate::cache;
+use crate::deps;
 use crate::cue::{self, Diagnostic};
 use crate::error::{fail, Exit, Failure};
 use crate::module;
@@ -31,6 +32,8 @@ pub struct Args {
     /// Print the result as JSON on stdout
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    fetch: deps::FetchArgs,
 }
 
 #[derive(Serialize)]
@@ -45,6 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let root = module::find_root(&args.dir)?;
     let cwd = std::env::current_dir()?;
     let cache_dir = cache::dir();
+    deps::ensure_available(&root, &cache_dir, args.fetch)?;
     let report = cue::vet(&cue::VetRequest {
         dir: &root,
         cwd: &cwd,

@@ -122,13 +122,15 @@ pub fn vet(request: &VetRequest<'_>) -> Result<VetReport, Error> {
 }
 
 /// The `cue.mod/module.cue` text that `cue mod init --source KIND MODULE`
-/// writes. Rejects an invalid module path with CUE's reason.
-pub fn init_module_file(module: &str, source_kind: Option<&str>) -> Result<String, Error> {
+/// writes, with `deps` (module path with major, version) added. Rejects an
+/// invalid module path with CUE's reason.
+pub fn init_module_file(module: &str, source_kind: Option<&str>, deps: &[(&str, &str)]) -> Result<String, Error> {
     #[derive(Deserialize)]
     struct Init {
         content: String,
     }
-    let request = serde_json::json!({ "module": module, "source_kind": source_kind.unwrap_or("") });
+    let deps: std::collections::BTreeMap<_, _> = deps.iter().copied().collect();
+    let request = serde_json::json!({ "module": module, "source_kind": source_kind.unwrap_or(""), "deps": deps });
     call::<_, Init>("modfile.init", &request).map(|r| r.content)
 }
 
@@ -137,4 +139,183 @@ pub fn init_module_file(module: &str, source_kind: Option<&str>) -> Result<Strin
 #[doc(hidden)]
 pub fn selftest_panic() -> Result<(), Error> {
     call::<_, serde_json::Value>("selftest.panic", &serde_json::json!({})).map(|_| ())
+}
+
+/// One dependency in the main-module view of `cue.mod/module.cue`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dep {
+    #[serde(default, rename = "v")]
+    pub version: String,
+    #[serde(default)]
+    pub default: bool,
+    /// A local directory that replaces the module (cue.mod/local-module.cue).
+    #[serde(default)]
+    pub replace_with: String,
+}
+
+/// `cue.mod/module.cue` as CUE parses it, with local-module.cue applied.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModuleFile {
+    /// The module path with its major version, e.g. `example.com/app@v0`.
+    pub module: String,
+    pub language: String,
+    #[serde(default)]
+    pub source_kind: Option<String>,
+    /// Keyed by module path with major version.
+    pub deps: std::collections::BTreeMap<String, Dep>,
+}
+
+/// Parses the module file of the module at `root`, strictly, as cue does.
+pub fn load_module_file(root: &Path) -> Result<ModuleFile, Error> {
+    call("modfile.load", &serde_json::json!({ "root": root }))
+}
+
+#[derive(Serialize)]
+struct ZipRequest<'a> {
+    module: &'a str,
+    version: &'a str,
+    dir: &'a Path,
+    zip: &'a Path,
+}
+
+/// Writes the zip of the module at `dir` as `cue mod publish` builds it.
+pub fn create_zip(module: &str, version: &str, dir: &Path, zip: &Path) -> Result<(), Error> {
+    call::<_, serde_json::Value>("zip.create", &ZipRequest { module, version, dir, zip }).map(|_| ())
+}
+
+/// Checks a module zip with CUE's rules and extracts it into `dir`, which
+/// must be absent or empty.
+pub fn unzip(module: &str, version: &str, zip: &Path, dir: &Path) -> Result<(), Error> {
+    call::<_, serde_json::Value>("zip.unzip", &ZipRequest { module, version, dir, zip }).map(|_| ())
+}
+
+/// What `opm mod build` and `opm bundle build` ask of CUE.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderRequest<'a> {
+    /// The package directory (absolute).
+    pub dir: &'a Path,
+    /// The module root (absolute); error positions are relative to it.
+    pub root: &'a Path,
+    pub cwd: &'a Path,
+    pub cache_dir: &'a Path,
+    pub tags: &'a [String],
+    pub kind: ReleaseKind,
+    /// The release name; empty means the module's `metadata.name`.
+    pub name: &'a str,
+    pub namespace: &'a str,
+    /// Values files (.cue, .yaml, .json), unified in order.
+    pub values_files: &'a [std::path::PathBuf],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReleaseKind {
+    Module,
+    Bundle,
+}
+
+/// One rendered Kubernetes object, in both output encodings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Object {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// Pretty JSON, indented as an element of a top-level list.
+    pub json: String,
+    /// YAML exactly as `cue export --out yaml` writes the object.
+    pub yaml: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Rendered {
+    pub package: String,
+    /// The release name used.
+    pub name: String,
+    pub objects: Vec<Object>,
+}
+
+/// Evaluates the release of a module or bundle and returns its objects in
+/// the order CUE produced them.
+pub fn render(request: &RenderRequest<'_>) -> Result<Rendered, Error> {
+    call("render", request)
+}
+
+/// Where a module version lives in a registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// `host` or `host:port`.
+    pub host: String,
+    pub repository: String,
+    /// Empty when no version was asked for.
+    pub tag: String,
+    pub insecure: bool,
+}
+
+/// Routes module versions to registry locations with CUE's own resolver,
+/// for a CUE_REGISTRY value (empty: cue's default registry). `modules` are
+/// (module path with major version, version or "") pairs.
+pub fn resolve(registry: &str, modules: &[(&str, &str)]) -> Result<Vec<Location>, Error> {
+    let modules: Vec<_> = modules
+        .iter()
+        .map(|(module, version)| serde_json::json!({ "module": module, "version": version }))
+        .collect();
+    call("registry.resolve", &serde_json::json!({ "registry": registry, "modules": modules }))
+}
+
+/// One file of a VCS-sourced module: its path in the zip and on disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackFile {
+    pub path: String,
+    pub abs: std::path::PathBuf,
+}
+
+/// The commit a git-sourced module is published from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Vcs {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub commit: String,
+    /// Unix seconds.
+    pub commit_time: i64,
+}
+
+/// What to pack: the module at `root`, as `module@version`, into `zip`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackRequest<'a> {
+    pub root: &'a Path,
+    pub module: &'a str,
+    pub version: &'a str,
+    pub zip: &'a Path,
+    /// For a VCS source: the tracked files. None: the directory (`self`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<PackFile>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vcs: Option<Vcs>,
+}
+
+/// A content descriptor in an OCI manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Blob {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+/// A packed module: its zip (written to the requested path), module file
+/// and the manifest bytes exactly as `cue mod publish` pushes them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Packed {
+    pub config: Blob,
+    pub zip: Blob,
+    pub module_file: Blob,
+    pub module_file_data: String,
+    pub manifest: String,
+    pub manifest_digest: String,
+    pub files: usize,
+}
+
+/// Builds and checks a module's zip and manifest with CUE's own code.
+pub fn pack(request: &PackRequest<'_>) -> Result<Packed, Error> {
+    call("module.pack", request)
 }

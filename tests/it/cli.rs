@@ -6,7 +6,7 @@ fn pinned_cue_version() -> String {
     let go_mod = std::fs::read_to_string(repo_dir().join("go-shim/go.mod")).unwrap();
     go_mod
         .lines()
-        .find_map(|l| l.strip_prefix("require cuelang.org/go "))
+        .find_map(|l| l.trim().trim_start_matches("require ").strip_prefix("cuelang.org/go "))
         .expect("go-shim/go.mod requires cuelang.org/go")
         .trim()
         .to_string()
@@ -32,7 +32,7 @@ fn init_writes_what_cue_mod_init_writes() {
     let cache = tempdir();
     let ours = tempdir();
     let theirs = tempdir();
-    let out = run(opm(cache.path()).args(["mod", "init", "example.com/hello@v0"]).current_dir(ours.path()));
+    let out = run(opm(cache.path()).args(["mod", "init", "example.com/hello@v0", "--template", "cue"]).current_dir(ours.path()));
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run(cue(cache.path())
         .args(["mod", "init", "--source", "self", "example.com/hello@v0"])

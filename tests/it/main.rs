@@ -2,8 +2,11 @@
 //! version linked into opm, and (for registry tests) a real OCI registry on
 //! loopback. One test crate, so everything links once.
 
+mod registry_server;
 mod support;
 
+mod build;
 mod cli;
 mod ffi;
+mod publish;
 mod vet_corpus;

@@ -35,8 +35,10 @@ fn isolate(cmd: &mut Command, cache: &Path) {
     cmd.env("CUE_CACHE_DIR", cache)
         .env("CUE_REGISTRY", "none")
         .env("NO_COLOR", "1")
-        .env_remove("OPM_CONFIG")
-        .env_remove("CUE_CONFIG_DIR")
+        // No routing or credentials from the machine: tests set their own.
+        .env("OPM_CONFIG", cache.join("no-opm-config.yaml"))
+        .env("DOCKER_CONFIG", cache.join("no-docker-config"))
+        .env("CUE_CONFIG_DIR", cache.join("no-cue-config"))
         .stdin(std::process::Stdio::null());
 }
 
@@ -87,4 +89,16 @@ pub fn copy_tree(from: &Path, to: &Path) {
 /// start with a dot, and so would `./...`.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("opm-test-").tempdir().expect("temp dir")
+}
+
+/// A publishable module (`source: kind: "self"`) with one package.
+pub fn publishable(module: &str, body: &str) -> tempfile::TempDir {
+    let pkg = module.split('@').next().unwrap().rsplit('/').next().unwrap().replace('-', "_");
+    self::module(&[
+        (
+            "cue.mod/module.cue",
+            &format!("module: \"{module}\"\nlanguage: {{\n\tversion: \"v0.17.0\"\n}}\nsource: {{\n\tkind: \"self\"\n}}\n"),
+        ),
+        (&format!("{pkg}.cue"), &format!("package {pkg}\n\n{body}\n")),
+    ])
 }

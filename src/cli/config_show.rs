@@ -1,0 +1,51 @@
+use crate::config::{Routing, Source};
+use crate::ui;
+
+const EXAMPLES: &str = "\
+Examples:
+  opm config show           Where modules are fetched from and published to
+  opm config show --json    The same, for scripts
+
+Routing comes from CUE_REGISTRY when it is set, else from ~/.opm/config.yaml
+(OPM_CONFIG names another file), else cue's default registry:
+
+  registries:
+    opmodel.dev:
+      url: registry.opm.dev
+    company.internal:
+      url: harbor.internal/modules
+      insecure: true
+    \"*\": localhost:5000            # every other module
+
+The longest matching prefix wins. opm hands the result to CUE's own
+resolver, so modules resolve exactly as they do for `cue`.";
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Print the routing as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let routing = Routing::load()?;
+    if args.json {
+        return ui::print_json(&routing);
+    }
+    let from = match &routing.source {
+        Source::Environment => "the CUE_REGISTRY environment variable".to_string(),
+        Source::File { path } => path.display().to_string(),
+        Source::Default => "cue's default (no CUE_REGISTRY, no config file)".to_string(),
+    };
+    println!("source:       {from}");
+    let value = if routing.cue_registry.is_empty() { "(default) registry.cue.works" } else { &routing.cue_registry };
+    println!("CUE_REGISTRY: {value}");
+    for entry in routing.cue_registry.split(',').filter(|e| !e.is_empty()) {
+        match entry.split_once('=') {
+            Some((prefix, registry)) => println!("  {prefix:<30} -> {registry}"),
+            None => println!("  {:<30} -> {entry}", "(every other module)"),
+        }
+    }
+    Ok(())
+}

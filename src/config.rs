@@ -1,0 +1,206 @@
+//! Registry routing: `~/.opm/config.yaml` (or `$OPM_CONFIG`) translated to
+//! a CUE registry configuration, so that CUE's own resolver routes modules.
+//!
+//! ```yaml
+//! registries:
+//!   opmodel.dev:
+//!     url: registry.opm.dev
+//!   company.internal:
+//!     url: harbor.internal/modules
+//!     insecure: true
+//!   "*": localhost:5000        # the catch-all (else cue's default)
+//! ```
+//!
+//! `CUE_REGISTRY` in the environment, when set, wins over the file.
+
+use crate::cue;
+use crate::error::{fail, Exit};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The key of the catch-all entry.
+pub const CATCH_ALL: &str = "*";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    /// `PREFIX: URL` or `PREFIX: {url: URL, insecure: BOOL}`.
+    #[serde(default)]
+    registries: BTreeMap<String, serde_yaml::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registry {
+    pub url: String,
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// Where the routing comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// The CUE_REGISTRY environment variable.
+    Environment,
+    File { path: PathBuf },
+    /// Neither: cue's default registry.
+    Default,
+}
+
+/// The routing in effect: a CUE_REGISTRY value and where it came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Routing {
+    pub source: Source,
+    /// The CUE registry configuration ("" means cue's default registry).
+    pub cue_registry: String,
+}
+
+impl Routing {
+    /// The routing for this process: CUE_REGISTRY, else the config file,
+    /// else cue's default.
+    pub fn load() -> anyhow::Result<Routing> {
+        if let Some(value) = std::env::var_os("CUE_REGISTRY").filter(|v| !v.is_empty()) {
+            return Ok(Routing {
+                source: Source::Environment,
+                cue_registry: value.to_string_lossy().into_owned(),
+            });
+        }
+        let path = config_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Routing {
+                cue_registry: translate(&text, &path)?,
+                source: Source::File { path },
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Routing {
+                source: Source::Default,
+                cue_registry: String::new(),
+            }),
+            Err(e) => Err(fail(Exit::General, format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    /// The registry location of a module version (version "" for the
+    /// repository only), as cue resolves it.
+    pub fn resolve(&self, module: &str, version: &str) -> anyhow::Result<cue::Location> {
+        let mut locations = cue::resolve(&self.cue_registry, &[(module, version)])
+            .map_err(crate::error::Failure::from)?;
+        Ok(locations.remove(0))
+    }
+}
+
+/// `$OPM_CONFIG`, else `~/.opm/config.yaml`.
+pub fn config_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("OPM_CONFIG").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".opm/config.yaml")
+}
+
+/// Translates a config file to a CUE registry configuration: one
+/// `prefix=host/repo[+insecure]` per entry, longest prefix first, the
+/// catch-all last. Each entry is checked with CUE's own parser, and an
+/// error names the file and line.
+pub fn translate(text: &str, path: &std::path::Path) -> anyhow::Result<String> {
+    let invalid = |line: Option<usize>, why: String| {
+        let at = line.map_or(String::new(), |l| format!(" line {l}"));
+        fail(Exit::General, format!("invalid registry configuration {}{at}: {why}", path.display()))
+    };
+    let file: File = if text.trim().is_empty() {
+        File { registries: BTreeMap::new() }
+    } else {
+        serde_yaml::from_str(text).map_err(|e| {
+            let line = e.location().map(|l| l.line());
+            let why = e.to_string();
+            // serde_yaml appends " at line L column C"; the line is said once.
+            let why = why.split(" at line ").next().unwrap_or(&why).to_string();
+            invalid(line, why)
+        })?
+    };
+    let line_of = |prefix: &str| text.lines().position(|l| l.contains(prefix)).map(|i| i + 1);
+    let mut entries = Vec::new();
+    for (prefix, entry) in file.registries {
+        let registry = match entry {
+            serde_yaml::Value::String(url) => Registry { url, insecure: false },
+            other => serde_yaml::from_value::<Registry>(other).map_err(|e| {
+                invalid(line_of(&prefix), format!("registries.{prefix}: {e} (write `url: HOST[/PREFIX]` and optionally `insecure: true`)"))
+            })?,
+        };
+        entries.push((prefix, registry));
+    }
+    // Longest prefix first; the catch-all ("*", or no prefix) last.
+    entries.sort_by_key(|(prefix, _)| (prefix == CATCH_ALL, std::cmp::Reverse(prefix.len()), prefix.clone()));
+    let mut parts = Vec::new();
+    for (prefix, registry) in &entries {
+        let part = cue_entry(prefix, registry);
+        if let Err(e) = cue::resolve(&part, &[]) {
+            return Err(invalid(line_of(prefix), format!("registries.{prefix:?}: {}", e.message)));
+        }
+        parts.push(part);
+    }
+    Ok(parts.join(","))
+}
+
+/// One CUE_REGISTRY entry. `http://` means insecure; `https://` is dropped.
+fn cue_entry(prefix: &str, registry: &Registry) -> String {
+    let mut url = registry.url.trim().trim_end_matches('/');
+    let mut insecure = registry.insecure;
+    if let Some(rest) = url.strip_prefix("http://") {
+        url = rest;
+        insecure = true;
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        url = rest;
+    }
+    let suffix = if insecure && !url.ends_with("+insecure") { "+insecure" } else { "" };
+    if prefix == CATCH_ALL {
+        format!("{url}{suffix}")
+    } else {
+        format!("{prefix}={url}{suffix}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn translates_longest_prefix_first_and_catch_all_last() {
+        let text = r#"
+registries:
+  "*": localhost:5000
+  opmodel.dev:
+    url: https://registry.opm.dev
+  opmodel.dev/examples: ghcr.io/opm/examples
+  company.internal:
+    url: harbor.internal/modules
+    insecure: true
+  dev.local:
+    url: http://127.0.0.1:5001
+"#;
+        let got = translate(text, Path::new("config.yaml")).unwrap();
+        assert_eq!(
+            got,
+            "opmodel.dev/examples=ghcr.io/opm/examples,company.internal=harbor.internal/modules+insecure,\
+             opmodel.dev=registry.opm.dev,dev.local=127.0.0.1:5001+insecure,localhost:5000"
+        );
+    }
+
+    #[test]
+    fn malformed_files_name_the_line() {
+        let text = "registries:\n  opmodel.dev:\n    uri: x\n";
+        let err = translate(text, Path::new("c.yaml")).unwrap_err().to_string();
+        assert!(err.starts_with("invalid registry configuration c.yaml line "), "{err}");
+
+        let text = "registries:\n  opmodel.dev: registry.opm.dev\n  Bad Prefix!: x\n";
+        let err = translate(text, Path::new("c.yaml")).unwrap_err().to_string();
+        assert!(err.contains("line 3") && err.contains("Bad Prefix!"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_file_means_cues_default() {
+        assert_eq!(translate("", Path::new("c.yaml")).unwrap(), "");
+        assert_eq!(translate("registries: {}\n", Path::new("c.yaml")).unwrap(), "");
+    }
+}

@@ -1,0 +1,142 @@
+//! Making a module's dependencies loadable. CUE inside opm never downloads:
+//! before it loads a module, every module the module file names must be in
+//! the CUE cache, and this is where opm puts them there.
+
+use crate::cache::Entry;
+use crate::catalog;
+use crate::config::Routing;
+use crate::cue::{self, Location};
+use crate::error::{fail, Exit, Failure};
+use crate::registry::{self, Registry};
+use crate::ui;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use serde::Deserialize;
+use std::path::Path;
+
+/// Registry requests in flight at once.
+const PARALLEL: usize = 8;
+
+/// How dependencies may be fetched.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct FetchArgs {
+    /// Never use the network: fail, naming what is missing from the cache
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// A module version, with its major in the path: (`example.com/x@v1`, `v1.2.3`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ModuleVersion {
+    pub module: String,
+    pub version: String,
+}
+
+impl std::fmt::Display for ModuleVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let base = self.module.split_once('@').map_or(self.module.as_str(), |(b, _)| b);
+        write!(f, "{base}@{}", self.version)
+    }
+}
+
+/// Checks that every dependency of the module at `root` is in the cache,
+/// installing the embedded core model and downloading the others when
+/// they are missing. Returns the parsed module file.
+pub fn ensure_available(root: &Path, cache_dir: &Path, fetch: FetchArgs) -> anyhow::Result<cue::ModuleFile> {
+    let mf = cue::load_module_file(root).map_err(Failure::from)?;
+    let wanted: Vec<ModuleVersion> = mf
+        .deps
+        .iter()
+        // A local replacement is loaded from its directory; a dependency
+        // without a version is a replace-only placeholder.
+        .filter(|(_, dep)| dep.replace_with.is_empty() && !dep.version.is_empty())
+        .map(|(module, dep)| ModuleVersion { module: module.clone(), version: dep.version.clone() })
+        .collect();
+    ensure_cached(&wanted, cache_dir, fetch)?;
+    Ok(mf)
+}
+
+/// Makes sure each module version is complete in the cache.
+pub fn ensure_cached(wanted: &[ModuleVersion], cache_dir: &Path, fetch: FetchArgs) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    for mv in wanted {
+        let entry = Entry::new(cache_dir, &mv.module, &mv.version);
+        if entry.is_complete() {
+            entry.verify()?;
+        } else if mv.module == catalog::MODULE && mv.version == catalog::VERSION {
+            catalog::ensure_in_cache(cache_dir)?;
+        } else {
+            missing.push(mv.clone());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names = missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    if fetch.offline {
+        return Err(fail(
+            Exit::NotFound,
+            format!("--offline, and the CUE cache ({}) lacks {names}: run once without --offline", cache_dir.display()),
+        ));
+    }
+    download(&missing, cache_dir)
+}
+
+/// Downloads module versions into the cache, in parallel, with progress.
+pub fn download(modules: &[ModuleVersion], cache_dir: &Path) -> anyhow::Result<()> {
+    let routing = Routing::load()?;
+    let registry = Registry::new();
+    let bar = ui::progress_count(modules.len() as u64, "downloading");
+    registry::runtime().block_on(async {
+        stream::iter(modules)
+            .map(|mv| {
+                let (routing, registry, bar) = (&routing, &registry, &bar);
+                async move {
+                    let loc = routing.resolve(&mv.module, &mv.version)?;
+                    let (zip, module_file) = fetch_module(registry, &loc, mv).await?;
+                    Entry::new(cache_dir, &mv.module, &mv.version).install(&zip, &module_file)?;
+                    bar.inc(1);
+                    anyhow::Ok(())
+                }
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect::<()>()
+            .await
+    })?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// The layers of a CUE module manifest.
+#[derive(Deserialize)]
+struct ModuleManifest {
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    media_type: String,
+    digest: String,
+}
+
+const MODULE_ARTIFACT_TYPE: &str = "application/vnd.cue.module.v1+json";
+const MODULE_FILE_MEDIA_TYPE: &str = "application/vnd.cue.modulefile.v1";
+
+/// Fetches a module version's zip and module file, checked against the
+/// manifest's digests.
+pub async fn fetch_module(registry: &Registry, loc: &Location, mv: &ModuleVersion) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let manifest = registry.manifest(loc).await?.ok_or_else(|| {
+        fail(Exit::NotFound, format!("{mv} not found: no tag {} in {}/{}", loc.tag, loc.host, loc.repository))
+    })?;
+    let parsed: ModuleManifest = serde_json::from_slice(&manifest.data)
+        .map_err(|e| fail(Exit::General, format!("{mv}: the registry's manifest is not a CUE module ({e})")))?;
+    let [zip, module_file] = parsed.layers.as_slice() else {
+        return Err(fail(Exit::General, format!("{mv}: the manifest does not have the two layers of a CUE module")));
+    };
+    if parsed.config.media_type != MODULE_ARTIFACT_TYPE || module_file.media_type != MODULE_FILE_MEDIA_TYPE {
+        return Err(fail(Exit::General, format!("{mv}: {}/{} holds an artifact that is not a CUE module", loc.host, loc.repository)));
+    }
+    let (zip, module_file) = futures_util::try_join!(registry.blob(loc, &zip.digest), registry.blob(loc, &module_file.digest))?;
+    Ok((zip, module_file))
+}

@@ -1,0 +1,62 @@
+//! Registry credentials from Docker's config (`~/.docker/config.json`, or
+//! `$DOCKER_CONFIG/config.json`): `auths` entries (base64 `auth`,
+//! username/password, identity tokens), `credsStore` and `credHelpers`.
+//! opm has no login command: `docker login` (or `oras login`) writes them.
+//!
+//! Secrets never reach a message: errors name the host and the helper only.
+
+use crate::error::{fail, Exit};
+use docker_credential::{CredentialRetrievalError, DockerCredential};
+use oci_client::secrets::RegistryAuth;
+use std::path::PathBuf;
+
+fn config_file() -> PathBuf {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".docker"));
+    dir.join("config.json")
+}
+
+/// The credentials for `host` (`host` or `host:port`), anonymous when the
+/// Docker config has none for it.
+pub fn for_host(host: &str) -> anyhow::Result<RegistryAuth> {
+    let path = config_file();
+    let text = match std::fs::read(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RegistryAuth::Anonymous),
+        Err(e) => return Err(fail(Exit::Auth, format!("cannot read {}: {e}", path.display()))),
+    };
+    // The crate says only "Unable to read config" for a malformed file.
+    if let Err(e) = serde_json::from_slice::<serde_json::Value>(&text) {
+        return Err(fail(
+            Exit::Auth,
+            format!("malformed Docker config {}: {e}; fix it or run 'docker login {host}'", path.display()),
+        ));
+    }
+    match docker_credential::get_credential_from_reader(text.as_slice(), host) {
+        Ok(DockerCredential::UsernamePassword(user, password)) => Ok(RegistryAuth::Basic(user, password)),
+        // An identity token goes where the password would, as docker's
+        // credential helpers hand it over (user "<token>").
+        Ok(DockerCredential::IdentityToken(token)) => Ok(RegistryAuth::Basic("<token>".into(), token)),
+        Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(RegistryAuth::Anonymous),
+        Err(CredentialRetrievalError::HelperFailure { helper, .. }) => Err(fail(
+            Exit::Auth,
+            format!("the credential helper {helper} failed for {host}: run 'docker login {host}' or check the helper"),
+        )),
+        Err(CredentialRetrievalError::HelperCommunicationError) => Err(fail(
+            Exit::Auth,
+            format!("cannot run the credential helper named in {} for {host}: is it installed and on PATH?", path.display()),
+        )),
+        Err(CredentialRetrievalError::MalformedHelperResponse) => Err(fail(
+            Exit::Auth,
+            format!("the credential helper for {host} gave a malformed answer"),
+        )),
+        Err(CredentialRetrievalError::CredentialDecodingError) | Err(CredentialRetrievalError::CredentialMismatchError) => {
+            Err(fail(
+                Exit::Auth,
+                format!("malformed credentials for {host} in {}: run 'docker login {host}'", path.display()),
+            ))
+        }
+        Err(e) => Err(fail(Exit::Auth, format!("cannot read credentials for {host} from {}: {e}", path.display()))),
+    }
+}

@@ -1,0 +1,277 @@
+//! OCI registry transport: every byte opm sends to or reads from a registry
+//! goes through here (oci-client over reqwest). CUE's module artifact
+//! layout comes from the shim; this module moves it, with credentials,
+//! timeouts, retries and errors a person can act on.
+
+pub mod auth;
+
+use crate::cue::Location;
+use crate::error::{fail, Exit};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client as OciClient, Reference, RegistryOperation};
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Tries of an idempotent request: the first and three retries.
+const ATTEMPTS: u32 = 4;
+
+/// A manifest as the registry stores it.
+pub struct Manifest {
+    pub data: Vec<u8>,
+    pub digest: String,
+}
+
+/// A connection pool per registry host, with that host's credentials.
+#[derive(Default)]
+pub struct Registry {
+    hosts: Mutex<HashMap<String, Host>>,
+}
+
+#[derive(Clone)]
+struct Host {
+    client: OciClient,
+    auth: RegistryAuth,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    fn host(&self, loc: &Location) -> anyhow::Result<Host> {
+        let mut hosts = self.hosts.lock().expect("registry host table");
+        if let Some(h) = hosts.get(&loc.host) {
+            return Ok(h.clone());
+        }
+        let config = ClientConfig {
+            protocol: if loc.insecure { ClientProtocol::Http } else { ClientProtocol::Https },
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            read_timeout: Some(READ_TIMEOUT),
+            ..ClientConfig::default()
+        };
+        let host = Host {
+            client: OciClient::new(config),
+            auth: auth::for_host(&loc.host)?,
+        };
+        hosts.insert(loc.host.clone(), host.clone());
+        Ok(host)
+    }
+
+    /// Authenticates for `op` on the repository of `loc` (a token exchange
+    /// when the registry asks for one). oci-client drops token-exchange
+    /// failures on its own request paths, so this is done first and its
+    /// failure reported as rejected credentials.
+    async fn authorized(&self, loc: &Location, op: RegistryOperation) -> anyhow::Result<Host> {
+        let host = self.host(loc)?;
+        let reference = reference(loc, "latest");
+        retry(loc, &host.auth, || host.client.auth(&reference, &host.auth, op)).await?;
+        Ok(host)
+    }
+
+    /// Every tag of the repository of `loc`. Pages through the list and
+    /// stops when a page brings nothing new, for registries that ignore
+    /// `n` and `last`.
+    pub async fn tags(&self, loc: &Location) -> anyhow::Result<Vec<String>> {
+        let host = self.authorized(loc, RegistryOperation::Pull).await?;
+        let reference = reference(loc, "latest");
+        let mut tags: Vec<String> = Vec::new();
+        let mut last: Option<String> = None;
+        loop {
+            let page = retry(loc, &host.auth, || {
+                host.client.list_tags(&reference, &host.auth, Some(1000), last.as_deref())
+            })
+            .await;
+            let page = match page {
+                Ok(page) => page,
+                // A repository that does not exist has no versions.
+                Err(e) if crate::error::exit_of(&e) == Exit::NotFound => return Ok(tags),
+                Err(e) => return Err(e),
+            };
+            let before = tags.len();
+            for tag in page.tags {
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+            if tags.len() == before {
+                return Ok(tags);
+            }
+            last = tags.last().cloned();
+        }
+    }
+
+    /// The manifest tagged `loc.tag`, or None when there is no such tag.
+    pub async fn manifest(&self, loc: &Location) -> anyhow::Result<Option<Manifest>> {
+        let host = self.authorized(loc, RegistryOperation::Pull).await?;
+        let reference = reference(loc, &loc.tag);
+        let got = retry(loc, &host.auth, || {
+            host.client.pull_manifest_raw(&reference, &host.auth, &[MANIFEST_MEDIA_TYPE])
+        })
+        .await;
+        match got {
+            Ok((data, digest)) => Ok(Some(Manifest { data: data.to_vec(), digest })),
+            Err(e) if crate::error::exit_of(&e) == Exit::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A blob, checked against its digest.
+    pub async fn blob(&self, loc: &Location, digest: &str) -> anyhow::Result<Vec<u8>> {
+        let host = self.authorized(loc, RegistryOperation::Pull).await?;
+        let reference = reference(loc, "latest");
+        let data = retry(loc, &host.auth, || async {
+            let mut out = Vec::new();
+            host.client.pull_blob(&reference, digest, &mut out).await.map(|()| out)
+        })
+        .await?;
+        if sha256(&data) != digest {
+            return Err(fail(
+                Exit::General,
+                format!("blob {digest} from {} does not match its digest", loc.host),
+            ));
+        }
+        Ok(data)
+    }
+
+    /// Uploads a blob unless the repository has it already.
+    pub async fn push_blob(&self, loc: &Location, data: &[u8], digest: &str) -> anyhow::Result<()> {
+        let host = self.authorized(loc, RegistryOperation::Push).await?;
+        let reference = reference(loc, "latest");
+        if retry(loc, &host.auth, || host.client.blob_exists(&reference, digest)).await? {
+            return Ok(());
+        }
+        retry(loc, &host.auth, || host.client.push_blob(&reference, data.to_vec(), digest)).await?;
+        Ok(())
+    }
+
+    /// Uploads a manifest under `loc.tag`, with its media type set.
+    pub async fn push_manifest(&self, loc: &Location, data: &[u8], media_type: &str) -> anyhow::Result<()> {
+        let host = self.authorized(loc, RegistryOperation::Push).await?;
+        let reference = reference(loc, &loc.tag);
+        let content_type: http::HeaderValue = media_type.parse()?;
+        retry(loc, &host.auth, || {
+            host.client.push_manifest_raw(&reference, data.to_vec(), content_type.clone())
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// A single-threaded runtime for a command's registry work: requests still
+/// run concurrently (they wait on the network, not on a core).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn reference(loc: &Location, tag: &str) -> Reference {
+    Reference::with_tag(loc.host.clone(), loc.repository.clone(), tag.to_string())
+}
+
+pub fn sha256(data: &[u8]) -> String {
+    let hash = Sha256::digest(data);
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// Runs an idempotent request, retrying on 429, 502, 503, 504 and broken
+/// connections with a bounded exponential backoff (0.5 s, 1 s, 2 s), and
+/// turns the final error into one a person can act on.
+async fn retry<T, F, Fut>(loc: &Location, auth: &RegistryAuth, mut request: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, OciDistributionError>>,
+{
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Ok(value) => return Ok(value),
+            Err(e) if attempt < ATTEMPTS && is_transient(&e) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(explain(loc, auth, &e)),
+        }
+    }
+}
+
+fn status_of(e: &OciDistributionError) -> Option<u16> {
+    match e {
+        OciDistributionError::ServerError { code, .. } => Some(*code),
+        OciDistributionError::UnauthorizedError { .. } => Some(401),
+        OciDistributionError::RequestError(e) => e.status().map(|s| s.as_u16()),
+        OciDistributionError::RegistryError { envelope, .. } => {
+            envelope.errors.iter().find_map(|err| match err.code {
+                OciErrorCode::Unauthorized => Some(401),
+                OciErrorCode::Denied => Some(403),
+                OciErrorCode::NameUnknown
+                | OciErrorCode::ManifestUnknown
+                | OciErrorCode::BlobUnknown
+                | OciErrorCode::NotFound => Some(404),
+                OciErrorCode::Toomanyrequests => Some(429),
+                _ => None,
+            })
+        }
+        OciDistributionError::ImageManifestNotFoundError(_) => Some(404),
+        OciDistributionError::AuthenticationFailure(_) => Some(401),
+        _ => None,
+    }
+}
+
+fn is_transient(e: &OciDistributionError) -> bool {
+    match status_of(e) {
+        Some(code) => matches!(code, 429 | 502 | 503 | 504),
+        None => matches!(e, OciDistributionError::RequestError(r) if r.is_timeout() || (r.is_request() && !r.is_connect())),
+    }
+}
+
+/// One line with the cause and the fix. The exit code says which of
+/// unreachable (3), rejected (4) or missing (5) it is. No secret is in it:
+/// oci-client's errors carry server bodies, never our credentials.
+fn explain(loc: &Location, auth: &RegistryAuth, e: &OciDistributionError) -> anyhow::Error {
+    let host = &loc.host;
+    let repo = format!("{host}/{}", loc.repository);
+    if let OciDistributionError::RequestError(r) = e {
+        if r.is_connect() || r.is_timeout() {
+            let scheme = if loc.insecure { "http" } else { "https" };
+            let why = if r.is_timeout() { "timed out" } else { "connection failed" };
+            return fail(
+                Exit::Unreachable,
+                format!("cannot reach registry {host} over {scheme} ({why}): check that it is running and the routing ('opm config show')"),
+            );
+        }
+    }
+    let anonymous = matches!(auth, RegistryAuth::Anonymous);
+    match status_of(e) {
+        Some(401) if anonymous => fail(
+            Exit::Auth,
+            format!("registry {host} requires authentication: run 'docker login {host}'"),
+        ),
+        Some(401) => fail(
+            Exit::Auth,
+            format!("credentials for {host} were rejected: run 'docker login {host}'"),
+        ),
+        Some(403) => fail(
+            Exit::Auth,
+            format!("access to {repo} was denied: the credentials for {host} lack permission"),
+        ),
+        Some(404) => fail(Exit::NotFound, format!("{repo}: not found")),
+        Some(code) => fail(Exit::General, format!("registry {host} answered HTTP {code} for {repo}")),
+        None => fail(Exit::General, format!("registry {host}: {}", one_line(&e.to_string()))),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,126 @@
+//! A real OCI registry for tests: Debian's docker-registry (distribution
+//! 2.8) on 127.0.0.1 at a free port, filesystem storage in a temp dir,
+//! optionally with htpasswd (bcrypt) Basic auth. Stopped when dropped.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct TestRegistry {
+    child: Child,
+    pub host: String,
+    _dir: tempfile::TempDir,
+}
+
+pub const USER: &str = "opm-tester";
+pub const PASSWORD: &str = "s3cret-Pa55word";
+
+impl TestRegistry {
+    pub fn start() -> TestRegistry {
+        Self::launch(false)
+    }
+
+    /// With Basic auth: USER / PASSWORD.
+    pub fn start_with_auth() -> TestRegistry {
+        Self::launch(true)
+    }
+
+    fn launch(auth: bool) -> TestRegistry {
+        let dir = crate::support::tempdir();
+        let port = free_port();
+        let host = format!("127.0.0.1:{port}");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+            dir.path().join("data").display()
+        );
+        if auth {
+            let htpasswd = dir.path().join("htpasswd");
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", USER, PASSWORD])
+                .output()
+                .expect("htpasswd (apache2-utils) is installed by `make test`");
+            assert!(out.status.success());
+            std::fs::write(&htpasswd, out.stdout).unwrap();
+            config += &format!("auth:\n  htpasswd:\n    realm: opm-test\n    path: {}\n", htpasswd.display());
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed by `make test`");
+        let registry = TestRegistry { child, host, _dir: dir };
+        registry.wait_ready();
+        registry
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(&self.host).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("docker-registry did not start on {}", self.host);
+    }
+
+    /// The raw manifest of host/repo:tag, read by an independent client.
+    pub fn skopeo_manifest(&self, repository: &str, tag: &str, docker_config: Option<&Path>) -> Option<String> {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["inspect", "--raw", "--tls-verify=false"]);
+        if docker_config.is_some() {
+            cmd.arg(format!("--creds={USER}:{PASSWORD}"));
+        }
+        let out = cmd
+            .arg(format!("docker://{}/{repository}:{tag}", self.host))
+            .output()
+            .expect("skopeo is installed by `make test`");
+        out.status.success().then(|| String::from_utf8(out.stdout).unwrap())
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A Docker config dir whose config.json holds `auth` for `host`.
+pub fn docker_config(host: &str, user: &str, password: &str) -> tempfile::TempDir {
+    use std::io::Write;
+    let dir = crate::support::tempdir();
+    let token = base64(&format!("{user}:{password}"));
+    let mut f = std::fs::File::create(dir.path().join("config.json")).unwrap();
+    write!(f, r#"{{"auths": {{"{host}": {{"auth": "{token}"}}}}}}"#).unwrap();
+    dir
+}
+
+fn base64(s: &str) -> String {
+    const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = s.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
