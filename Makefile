@@ -1,5 +1,7 @@
 # The two set-up commands of the README:
-#   make demo   builds opm and runs the main job (scripts/demo.sh)
+#   make demo   builds opm and runs the main job (scripts/demo.sh): init,
+#               build, a bundle, publish to a loopback registry, consume
+#               with the real cue CLI
 #   make test   installs what the tests need, builds and runs the whole suite
 # Both install what is missing on a fresh Debian machine and nothing else.
 
@@ -19,8 +21,8 @@ TEST_PACKAGES := docker-registry skopeo apache2-utils
 build: build-deps
 	cargo build --release --locked
 
-demo: build
-	scripts/demo.sh
+demo: build test-deps $(CUE)
+	OPM_TEST_CUE=$(CUE) scripts/demo.sh
 
 test: build-deps test-deps $(CUE)
 	OPM_TEST_CUE=$(CUE) cargo test --release --locked

@@ -70,7 +70,18 @@ func opRender(body []byte) (any, error) {
 		return nil, &callError{Kind: kindInternal, Message: "unknown release kind " + req.Kind}
 	}
 	invalid := func(err error) error {
-		return &callError{Kind: kindInvalid, Message: "the release is invalid", Errors: diagnostics(err, "", req.Cwd)}
+		diags := diagnostics(err, "", req.Cwd)
+		// Positions in the release expression opm compiles name no file.
+		for i, d := range diags {
+			kept := d.Positions[:0]
+			for _, p := range d.Positions {
+				if p.File != "" {
+					kept = append(kept, p)
+				}
+			}
+			diags[i].Positions = kept
+		}
+		return &callError{Kind: kindInvalid, Message: "the release is invalid", Errors: diags}
 	}
 
 	ctx := cuecontext.New()
@@ -100,8 +111,13 @@ func opRender(body []byte) (any, error) {
 			"package %s does not import %s@%s, directly or through a dependency", inst.ImportPath, corePath, coreMajor)}
 	}
 
-	release := ctx.BuildInstance(core).LookupPath(cue.ParsePath(kind.release))
-	release = release.FillPath(cue.MakePath(cue.Def(kind.input)), input)
+	// The release is written as `release: core.#...Release & {...}` so that
+	// errors read `release.values.x`, as they would in a user's own file.
+	scope := ctx.CompileString("{}").
+		FillPath(cue.ParsePath("Release"), ctx.BuildInstance(core).LookupPath(cue.ParsePath(kind.release))).
+		FillPath(cue.ParsePath("Input"), input)
+	release := ctx.CompileString(fmt.Sprintf("release: Release & {%s: Input}", kind.input), cue.Scope(scope)).
+		LookupPath(cue.ParsePath("release"))
 	name := req.Name
 	if name == "" {
 		name, _ = input.LookupPath(cue.ParsePath("metadata.name")).String()
@@ -114,6 +130,11 @@ func opRender(body []byte) (any, error) {
 			return nil, err
 		}
 		release = release.FillPath(cue.ParsePath("values"), values)
+	}
+	// Values first: a value that does not fit the schema shows up again in
+	// everything computed from it; its own error is the one to read.
+	if err := release.LookupPath(cue.ParsePath("values")).Validate(cue.Concrete(true)); err != nil {
+		return nil, invalid(err)
 	}
 	if err := release.Validate(cue.Concrete(true)); err != nil {
 		return nil, invalid(err)
