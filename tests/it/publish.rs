@@ -299,3 +299,41 @@ fn config_yaml_routes_prefixes_to_different_registries() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_git_sourced_module_carries_the_same_vcs_annotations_as_cues() {
+    let reg = TestRegistry::start();
+    let cache = tempdir();
+    let m = publishable("example.com/vcs@v0", "a: 1");
+    let module_cue = m.path().join("cue.mod/module.cue");
+    let text = std::fs::read_to_string(&module_cue).unwrap().replace("kind: \"self\"", "kind: \"git\"");
+    std::fs::write(&module_cue, text).unwrap();
+    std::fs::write(m.path().join("untracked.cue"), "package vcs\n\nb: 2\n").unwrap();
+    let git = |args: &[&str]| {
+        let out = run(std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"])
+            .args(args)
+            .current_dir(m.path()));
+        assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+    };
+    git(&["init", "-q"]);
+    git(&["add", "cue.mod", "vcs.cue"]);
+    git(&["commit", "-q", "-m", "first"]);
+
+    // Untracked files make the tree unclean: refused, as cue does.
+    let publish_opm = |prefix: &str| run(opm_at(cache.path(), &format!("{}/{prefix}+insecure", reg.host), m.path()).args(["mod", "publish", "v0.1.0"]));
+    let out = publish_opm("opm");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("uncommitted changes"), "{}", stderr(&out));
+    std::fs::remove_file(m.path().join("untracked.cue")).unwrap();
+
+    let out = publish_opm("opm");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(cue_at(cache.path(), &format!("{}/cue+insecure", reg.host), m.path()).args(["mod", "publish", "v0.1.0"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours = reg.skopeo_manifest("opm/example.com/vcs", "v0.1.0", None).unwrap();
+    let theirs = reg.skopeo_manifest("cue/example.com/vcs", "v0.1.0", None).unwrap();
+    assert_eq!(ours, theirs);
+    let manifest: serde_json::Value = serde_json::from_str(&ours).unwrap();
+    assert_eq!(manifest["annotations"]["org.cuelang.vcs-type"], "git");
+}
