@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"strconv"
+
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/parser"
 	encjson "encoding/json"
 	"fmt"
 	"os"
@@ -21,7 +25,9 @@ import (
 const corePath, coreMajor = "opmodel.dev/core", "v0"
 
 // What a package exposes, and the core definition that releases it.
-var releaseKinds = map[string]struct{ field, release, input string }{
+type releaseKind struct{ field, release, input string }
+
+var releaseKinds = map[string]releaseKind{
 	"module": {"module", "#ModuleRelease", "#module"},
 	"bundle": {"bundle", "#BundleRelease", "#bundle"},
 }
@@ -36,6 +42,7 @@ type renderRequest struct {
 	Name        string   `json:"name"`      // release name; default: metadata.name
 	Namespace   string   `json:"namespace"` // release namespace
 	ValuesFiles []string `json:"values_files"`
+	Encoding    string   `json:"encoding"` // "yaml" or "json"
 }
 
 type renderedObject struct {
@@ -43,8 +50,9 @@ type renderedObject struct {
 	Kind       string `json:"kind"`
 	Namespace  string `json:"namespace"`
 	Name       string `json:"name"`
-	JSON       string `json:"json"` // indented by two spaces, one level deep
-	YAML       string `json:"yaml"`
+	// YAML as `cue export --out yaml` writes it, or JSON indented as an
+	// element of a top-level list.
+	Text string `json:"text"`
 }
 
 type renderResult struct {
@@ -56,10 +64,11 @@ type renderResult struct {
 // opRender loads the package at Dir, binds its `module` (or `bundle`) to a
 // core release with the given name, namespace and values files (unified in
 // order) and returns the release's Kubernetes objects. It is the same as
+// adding
 //
 //	release: core.#ModuleRelease & {#module: module, metadata: {...}, values: ...}
 //
-// exported with `cue export -e release.objects`.
+// to the package and running `cue export -e release.objects`.
 func opRender(body []byte) (any, error) {
 	var req renderRequest
 	if err := decode(body, &req); err != nil {
@@ -71,8 +80,10 @@ func opRender(body []byte) (any, error) {
 	}
 	invalid := func(err error) error {
 		diags := diagnostics(err, "", req.Cwd)
-		// Positions in the release expression opm compiles name no file.
+		// The release file has no name: its positions mean nothing to a
+		// user, and its field reads as `release`, as in a user's own file.
 		for i, d := range diags {
+			diags[i].Message = strings.ReplaceAll(d.Message, releaseField+".", "release.")
 			kept := d.Positions[:0]
 			for _, p := range d.Positions {
 				if p.File != "" {
@@ -95,12 +106,7 @@ func opRender(body []byte) (any, error) {
 	if inst.Err != nil {
 		return nil, invalid(inst.Err)
 	}
-	pkg := ctx.BuildInstance(inst)
-	if err := pkg.Validate(); err != nil {
-		return nil, invalid(err)
-	}
-	input := pkg.LookupPath(cue.ParsePath(kind.field))
-	if !input.Exists() {
+	if !declares(inst, kind.field) {
 		return nil, &callError{Kind: kindUsage, Message: fmt.Sprintf(
 			"package %s has no `%s` field: an OPM %s declares `%s: core.%s & {...}`",
 			inst.ImportPath, kind.field, req.Kind, kind.field, strings.TrimSuffix(kind.release, "Release"))}
@@ -110,49 +116,97 @@ func opRender(body []byte) (any, error) {
 		return nil, &callError{Kind: kindUsage, Message: fmt.Sprintf(
 			"package %s does not import %s@%s, directly or through a dependency", inst.ImportPath, corePath, coreMajor)}
 	}
+	if inst.LookupImport(core.ImportPath) == nil {
+		inst.Imports = append(inst.Imports, core) // reached only through a dependency
+	}
 
-	// The release is written as `release: core.#...Release & {...}` so that
-	// errors read `release.values.x`, as they would in a user's own file.
-	scope := ctx.CompileString("{}").
-		FillPath(cue.ParsePath("Release"), ctx.BuildInstance(core).LookupPath(cue.ParsePath(kind.release))).
-		FillPath(cue.ParsePath("Input"), input)
-	release := ctx.CompileString(fmt.Sprintf("release: Release & {%s: Input}", kind.input), cue.Scope(scope)).
-		LookupPath(cue.ParsePath("release"))
-	name := req.Name
-	if name == "" {
-		name, _ = input.LookupPath(cue.ParsePath("metadata.name")).String()
+	// The release is one more file of the package, as a user would write it
+	// for `cue export -e release.objects`, so CUE evaluates the package once.
+	// Values files become fields of it, keeping their own positions.
+	release, err := releaseFile(inst, core, kind, req)
+	if err != nil {
+		return nil, err
 	}
-	release = release.FillPath(cue.ParsePath("metadata.name"), name)
-	release = release.FillPath(cue.ParsePath("metadata.namespace"), req.Namespace)
-	for _, file := range req.ValuesFiles {
-		values, err := loadValues(ctx, file)
-		if err != nil {
-			return nil, err
-		}
-		release = release.FillPath(cue.ParsePath("values"), values)
-	}
-	// Values first: a value that does not fit the schema shows up again in
-	// everything computed from it; its own error is the one to read.
-	if err := release.LookupPath(cue.ParsePath("values")).Validate(cue.Concrete(true)); err != nil {
+	if err := inst.AddSyntax(release); err != nil {
 		return nil, invalid(err)
 	}
-	if err := release.Validate(cue.Concrete(true)); err != nil {
+	pkg := ctx.BuildInstance(inst)
+	rel := pkg.LookupPath(cue.MakePath(cue.Hid(releaseField, inst.ID())))
+	// Values first: a value that does not fit shows up again in everything
+	// computed from it, and its own error is the one to read. Then, as
+	// `cue export` does, the package must be valid and the exported objects
+	// concrete.
+	if err := rel.LookupPath(cue.ParsePath("values")).Validate(cue.Concrete(true)); err != nil {
 		return nil, invalid(err)
 	}
+	if err := pkg.Validate(); err != nil {
+		return nil, invalid(err)
+	}
+	objects := rel.LookupPath(cue.ParsePath("objects"))
+	if err := objects.Validate(cue.Concrete(true)); err != nil {
+		return nil, invalid(err)
+	}
+	name, _ := rel.LookupPath(cue.ParsePath("metadata.name")).String()
 
 	result := renderResult{Package: inst.ImportPath, Name: name, Objects: []renderedObject{}}
-	iter, err := release.LookupPath(cue.ParsePath("objects")).List()
+	iter, err := objects.List()
 	if err != nil {
 		return nil, invalid(err)
 	}
 	for iter.Next() {
-		obj, err := encodeObject(iter.Value())
+		obj, err := encodeObject(iter.Value(), req.Encoding)
 		if err != nil {
 			return nil, invalid(err)
 		}
 		result.Objects = append(result.Objects, obj)
 	}
 	return result, nil
+}
+
+// The hidden field of the release file; errors name it `release`.
+const releaseField = "_opm_release"
+
+// declares reports whether a file of the package declares a top-level field.
+func declares(inst *build.Instance, field string) bool {
+	for _, f := range inst.Files {
+		for _, d := range f.Decls {
+			if fd, ok := d.(*ast.Field); ok {
+				if name, _, _ := ast.LabelName(fd.Label); name == field {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// releaseFile is the file opm adds to the package:
+//
+//	_opm_release: core.#ModuleRelease & {#module: module, metadata: {...}}
+//	_opm_release: values: <values file 1>
+//	...
+func releaseFile(inst *build.Instance, core *build.Instance, kind releaseKind, req renderRequest) (*ast.File, error) {
+	name := kind.field + ".metadata.name"
+	if req.Name != "" {
+		name = strconv.Quote(req.Name)
+	}
+	src := fmt.Sprintf("package %s\n\nimport opmcore %s\n\n%s: opmcore.%s & {%s: %s, metadata: {name: %s, namespace: %s}}\n",
+		inst.PkgName, strconv.Quote(core.ImportPath), releaseField, kind.release, kind.input, kind.field, name, strconv.Quote(req.Namespace))
+	file, err := parser.ParseFile("", src)
+	if err != nil {
+		return nil, err
+	}
+	for _, path := range req.ValuesFiles {
+		values, err := loadValues(path)
+		if err != nil {
+			return nil, err
+		}
+		file.Decls = append(file.Decls, &ast.Field{
+			Label: ast.NewIdent(releaseField),
+			Value: ast.NewStruct(&ast.Field{Label: ast.NewIdent("values"), Value: values}),
+		})
+	}
+	return file, nil
 }
 
 // findImport finds the core package among the (transitive) imports of inst.
@@ -173,61 +227,77 @@ func findImport(inst *build.Instance, seen map[*build.Instance]bool) *build.Inst
 	return nil
 }
 
-// loadValues reads a values file: CUE, YAML or JSON, by extension.
-func loadValues(ctx *cue.Context, file string) (cue.Value, error) {
+// loadValues parses a values file (CUE, YAML or JSON, by extension) into
+// an expression that keeps the file's positions.
+func loadValues(file string) (ast.Expr, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return cue.Value{}, &callError{Kind: kindIO, Message: fmt.Sprintf("cannot read values file: %v", err)}
+		return nil, &callError{Kind: kindIO, Message: fmt.Sprintf("cannot read values file: %v", err)}
 	}
-	var v cue.Value
+	bad := func(err error) error {
+		return &callError{Kind: kindInvalid, Message: "invalid values file " + file, Errors: diagnostics(err, "", "")}
+	}
 	switch strings.ToLower(filepath.Ext(file)) {
 	case ".cue":
-		v = ctx.CompileBytes(data, cue.Filename(file))
+		f, err := parser.ParseFile(file, data)
+		if err != nil {
+			return nil, bad(err)
+		}
+		var decls []ast.Decl
+		for _, d := range f.Decls {
+			switch d.(type) {
+			case *ast.Package:
+			case *ast.ImportDecl:
+				return nil, &callError{Kind: kindUsage, Message: "values file " + file + " imports packages: a values file holds data only"}
+			default:
+				decls = append(decls, d)
+			}
+		}
+		return &ast.StructLit{Elts: decls}, nil
 	case ".yaml", ".yml":
 		f, err := yaml.Extract(file, data)
 		if err != nil {
-			return cue.Value{}, &callError{Kind: kindInvalid, Message: "invalid values file", Errors: diagnostics(err, "", "")}
+			return nil, bad(err)
 		}
-		v = ctx.BuildFile(f)
+		return &ast.StructLit{Elts: f.Decls}, nil
 	case ".json":
 		expr, err := json.Extract(file, data)
 		if err != nil {
-			return cue.Value{}, &callError{Kind: kindInvalid, Message: "invalid values file", Errors: diagnostics(err, "", "")}
+			return nil, bad(err)
 		}
-		v = ctx.BuildExpr(expr)
-	default:
-		return cue.Value{}, &callError{Kind: kindUsage, Message: fmt.Sprintf(
-			"values file %s: unknown format; use .cue, .yaml, .yml or .json", file)}
+		return expr, nil
 	}
-	if err := v.Err(); err != nil {
-		return cue.Value{}, &callError{Kind: kindInvalid, Message: "invalid values file", Errors: diagnostics(err, "", "")}
-	}
-	return v, nil
+	return nil, &callError{Kind: kindUsage, Message: fmt.Sprintf(
+		"values file %s: unknown format; use .cue, .yaml, .yml or .json", file)}
 }
 
-func encodeObject(v cue.Value) (renderedObject, error) {
+func encodeObject(v cue.Value, encoding string) (renderedObject, error) {
 	str := func(path string) string {
 		s, _ := v.LookupPath(cue.ParsePath(path)).String()
 		return s
 	}
-	raw, err := v.MarshalJSON()
-	if err != nil {
-		return renderedObject{}, err
-	}
-	var indented bytes.Buffer
-	if err := encjson.Indent(&indented, raw, "  ", "  "); err != nil {
-		return renderedObject{}, err
-	}
-	y, err := yaml.Encode(v)
-	if err != nil {
-		return renderedObject{}, err
+	var text []byte
+	if encoding == "json" {
+		raw, err := v.MarshalJSON()
+		if err != nil {
+			return renderedObject{}, err
+		}
+		var indented bytes.Buffer
+		if err := encjson.Indent(&indented, raw, "  ", "  "); err != nil {
+			return renderedObject{}, err
+		}
+		text = indented.Bytes()
+	} else {
+		var err error
+		if text, err = yaml.Encode(v); err != nil {
+			return renderedObject{}, err
+		}
 	}
 	return renderedObject{
 		APIVersion: str("apiVersion"),
 		Kind:       str("kind"),
 		Namespace:  str("metadata.namespace"),
 		Name:       str("metadata.name"),
-		JSON:       indented.String(),
-		YAML:       string(y),
+		Text:       string(text),
 	}, nil
 }

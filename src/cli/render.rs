@@ -2,21 +2,13 @@
 //! write its Kubernetes objects in apply order.
 
 use crate::cache;
-use crate::cue::{self, Object, ReleaseKind};
+use crate::cue::{self, Encoding as Format, Object, ReleaseKind};
 use crate::deps;
 use crate::error::{fail, Exit, Failure};
 use crate::module;
 use crate::ui;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Multi-document YAML, as `cue export --out yaml` writes each object
-    Yaml,
-    /// A JSON list of the objects
-    Json,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -69,6 +61,7 @@ pub fn run(kind: ReleaseKind, args: Args, write: bool) -> anyhow::Result<()> {
         name: args.name.as_deref().unwrap_or(""),
         namespace: &args.namespace,
         values_files: &values,
+        encoding: args.output,
     });
     let mut rendered =
         rendered.map_err(|e| Failure::from(e).summarize(&module::display_path(&cwd, &dir)))?;
@@ -127,10 +120,10 @@ fn apply_order(o: &Object) -> (usize, &str, &str, &str) {
 
 fn encode(objects: &[Object], format: Format) -> String {
     match format {
-        Format::Yaml => objects.iter().map(|o| o.yaml.as_str()).collect::<Vec<_>>().join("---\n"),
+        Format::Yaml => objects.iter().map(|o| o.text.as_str()).collect::<Vec<_>>().join("---\n"),
         Format::Json if objects.is_empty() => "[]\n".to_string(),
         Format::Json => {
-            let items: Vec<String> = objects.iter().map(|o| format!("  {}", o.json)).collect();
+            let items: Vec<String> = objects.iter().map(|o| format!("  {}", o.text)).collect();
             format!("[\n{}\n]\n", items.join(",\n"))
         }
     }
@@ -151,8 +144,8 @@ fn write_files(out: &Path, objects: &[Object], format: Format) -> anyhow::Result
         let mut name = String::new();
         write!(name, "{:0width$}-{}-{}.{ext}", i + 1, o.kind.to_lowercase(), o.name)?;
         let data = match format {
-            Format::Yaml => o.yaml.clone(),
-            Format::Json => format!("{}\n", o.json.replace("\n  ", "\n")),
+            Format::Yaml => o.text.clone(),
+            Format::Json => format!("{}\n", o.text.replace("\n  ", "\n")),
         };
         module::write_atomic(&out.join(&name), data.as_bytes())?;
         names.push(name);
@@ -185,8 +178,7 @@ mod tests {
             kind: kind.into(),
             namespace: ns.into(),
             name: name.into(),
-            json: String::new(),
-            yaml: String::new(),
+            text: String::new(),
         }
     }
 

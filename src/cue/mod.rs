@@ -205,6 +205,17 @@ pub struct RenderRequest<'a> {
     pub namespace: &'a str,
     /// Values files (.cue, .yaml, .json), unified in order.
     pub values_files: &'a [std::path::PathBuf],
+    pub encoding: Encoding,
+}
+
+/// How rendered objects are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// Multi-document YAML, as `cue export --out yaml` writes each object
+    Yaml,
+    /// A JSON list of the objects
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -214,17 +225,16 @@ pub enum ReleaseKind {
     Bundle,
 }
 
-/// One rendered Kubernetes object, in both output encodings.
+/// One rendered Kubernetes object.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Object {
     pub api_version: String,
     pub kind: String,
     pub namespace: String,
     pub name: String,
-    /// Pretty JSON, indented as an element of a top-level list.
-    pub json: String,
-    /// YAML exactly as `cue export --out yaml` writes the object.
-    pub yaml: String,
+    /// YAML exactly as `cue export --out yaml` writes the object, or pretty
+    /// JSON indented as an element of a top-level list.
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
