@@ -33,6 +33,10 @@ var handlers = map[string]handler{
 	"render":           opRender,
 	"registry.resolve": opRegistryResolve,
 	"module.pack":      opModulePack,
+	"modfile.parse":    opModfileParse,
+	"modfile.update":   opModfileUpdate,
+	"imports.main":     opImportsMain,
+	"imports.package":  opImportsPackage,
 	"selftest.panic":   func([]byte) (any, error) { panic("selftest: deliberate panic") },
 }
 

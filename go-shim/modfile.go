@@ -2,6 +2,7 @@ package main
 
 import (
 	goerrors "errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -109,4 +110,86 @@ func opModfileLoad(body []byte) (any, error) {
 		info.Deps[p] = depInfo{Version: d.Version, Default: d.Default, ReplaceWith: d.ReplaceWith}
 	}
 	return info, nil
+}
+
+type modfileParseRequest struct {
+	Data     string `json:"data"`
+	Filename string `json:"filename"`
+	// Strict is how cue reads a dependency's module.cue; the main module's
+	// is read leniently (deps keys may lack their major version).
+	Strict bool `json:"strict"`
+}
+
+type depVersion struct {
+	Path    string `json:"path"` // with its major version
+	Version string `json:"v"`
+}
+
+type parsedModfile struct {
+	Module string       `json:"module"` // qualified with its major version
+	Deps   []depVersion `json:"deps"`   // sorted as cue sorts them
+	// Explicit default major versions by base path (default: true, and
+	// the module's own path).
+	Defaults map[string]string `json:"defaults"`
+}
+
+// opModfileParse parses a module file as cue's module loader does.
+func opModfileParse(body []byte) (any, error) {
+	var req modfileParseRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	parse := modfile.ParseNonStrict
+	if req.Strict {
+		parse = modfile.Parse
+	}
+	mf, err := parse([]byte(req.Data), req.Filename)
+	if err != nil {
+		return nil, &callError{Kind: kindInvalid, Message: fmt.Sprintf("cannot parse module file %s: %v", req.Filename, err)}
+	}
+	out := parsedModfile{Module: mf.QualifiedModule(), Deps: []depVersion{}, Defaults: mf.DefaultMajorVersions()}
+	for _, v := range mf.DepVersions() {
+		out.Deps = append(out.Deps, depVersion{Path: v.Path(), Version: v.Version()})
+	}
+	return out, nil
+}
+
+type modfileUpdateRequest struct {
+	Data     string `json:"data"` // the current cue.mod/module.cue
+	Filename string `json:"filename"`
+	Deps     []struct {
+		Path    string `json:"path"` // with its major version
+		Version string `json:"v"`
+		Default bool   `json:"default"`
+	} `json:"deps"`
+}
+
+// opModfileUpdate returns module.cue with its deps replaced, written as
+// `cue mod get` and `cue mod tidy` write it: the file is re-encoded from
+// its parsed form (module, language, source, deps, custom), so comments
+// and unknown fields go, as they do with cue.
+func opModfileUpdate(body []byte) (any, error) {
+	var req modfileUpdateRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	old, err := modfile.ParseNonStrict([]byte(req.Data), req.Filename)
+	if err != nil {
+		return nil, &callError{Kind: kindInvalid, Message: fmt.Sprintf("cannot parse module file %s: %v", req.Filename, err)}
+	}
+	mf := &modfile.File{
+		Module:   old.Module,
+		Language: old.Language,
+		Source:   old.Source,
+		Custom:   old.Custom,
+		Deps:     map[string]*modfile.Dep{},
+	}
+	for _, d := range req.Deps {
+		mf.Deps[d.Path] = &modfile.Dep{Version: d.Version, Default: d.Default}
+	}
+	data, err := modfile.Format(mf)
+	if err != nil {
+		return nil, &callError{Kind: kindInternal, Message: "formatting module.cue: " + err.Error()}
+	}
+	return modfileInitResult{Content: string(data)}, nil
 }

@@ -25,7 +25,7 @@ pub struct FetchArgs {
 }
 
 /// A module version, with its major in the path: (`example.com/x@v1`, `v1.2.3`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ModuleVersion {
     pub module: String,
     pub version: String,
@@ -85,23 +85,26 @@ pub fn ensure_cached(wanted: &[ModuleVersion], cache_dir: &Path, fetch: FetchArg
 pub fn download(modules: &[ModuleVersion], cache_dir: &Path) -> anyhow::Result<()> {
     let routing = Routing::load()?;
     let registry = Registry::new();
+    registry::runtime().block_on(download_all(&registry, &routing, modules, cache_dir))
+}
+
+/// Downloads module versions into the cache, at most PARALLEL at once.
+pub async fn download_all(registry: &Registry, routing: &Routing, modules: &[ModuleVersion], cache_dir: &Path) -> anyhow::Result<()> {
     let bar = ui::progress_count(modules.len() as u64, "downloading");
-    registry::runtime().block_on(async {
-        stream::iter(modules)
-            .map(|mv| {
-                let (routing, registry, bar) = (&routing, &registry, &bar);
-                async move {
-                    let loc = routing.resolve(&mv.module, &mv.version)?;
-                    let (zip, module_file) = fetch_module(registry, &loc, mv).await?;
-                    Entry::new(cache_dir, &mv.module, &mv.version).install(&zip, &module_file)?;
-                    bar.inc(1);
-                    anyhow::Ok(())
-                }
-            })
-            .buffer_unordered(PARALLEL)
-            .try_collect::<()>()
-            .await
-    })?;
+    stream::iter(modules)
+        .map(|mv| {
+            let bar = &bar;
+            async move {
+                let loc = routing.resolve(&mv.module, &mv.version)?;
+                let (zip, module_file) = fetch_module(registry, &loc, mv).await?;
+                Entry::new(cache_dir, &mv.module, &mv.version).install(&zip, &module_file)?;
+                bar.inc(1);
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(PARALLEL)
+        .try_collect::<()>()
+        .await?;
     bar.finish_and_clear();
     Ok(())
 }
@@ -123,9 +126,8 @@ struct Descriptor {
 const MODULE_ARTIFACT_TYPE: &str = "application/vnd.cue.module.v1+json";
 const MODULE_FILE_MEDIA_TYPE: &str = "application/vnd.cue.modulefile.v1";
 
-/// Fetches a module version's zip and module file, checked against the
-/// manifest's digests.
-pub async fn fetch_module(registry: &Registry, loc: &Location, mv: &ModuleVersion) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+/// The digests of a module version's zip and module file, from its manifest.
+async fn layers(registry: &Registry, loc: &Location, mv: &ModuleVersion) -> anyhow::Result<(String, String)> {
     let manifest = registry.manifest(loc).await?.ok_or_else(|| {
         fail(Exit::NotFound, format!("{mv} not found: no tag {} in {}/{}", loc.tag, loc.host, loc.repository))
     })?;
@@ -137,6 +139,20 @@ pub async fn fetch_module(registry: &Registry, loc: &Location, mv: &ModuleVersio
     if parsed.config.media_type != MODULE_ARTIFACT_TYPE || module_file.media_type != MODULE_FILE_MEDIA_TYPE {
         return Err(fail(Exit::General, format!("{mv}: {}/{} holds an artifact that is not a CUE module", loc.host, loc.repository)));
     }
-    let (zip, module_file) = futures_util::try_join!(registry.blob(loc, &zip.digest), registry.blob(loc, &module_file.digest))?;
+    Ok((zip.digest.clone(), module_file.digest.clone()))
+}
+
+/// Fetches a module version's zip and module file, checked against the
+/// manifest's digests.
+pub async fn fetch_module(registry: &Registry, loc: &Location, mv: &ModuleVersion) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let (zip, module_file) = layers(registry, loc, mv).await?;
+    let (zip, module_file) = futures_util::try_join!(registry.blob(loc, &zip), registry.blob(loc, &module_file))?;
     Ok((zip, module_file))
+}
+
+/// Fetches only a module version's module file (what dependency
+/// resolution reads of a module).
+pub async fn fetch_module_file(registry: &Registry, loc: &Location, mv: &ModuleVersion) -> anyhow::Result<Vec<u8>> {
+    let (_, module_file) = layers(registry, loc, mv).await?;
+    registry.blob(loc, &module_file).await
 }

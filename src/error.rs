@@ -18,6 +18,8 @@ pub enum Exit {
     Auth = 4,
     /// A module, version or repository does not exist.
     NotFound = 5,
+    /// `--check` found work to do: updates available, module not tidy.
+    Outdated = 6,
 }
 
 impl Exit {

@@ -12,4 +12,5 @@ pub mod deps;
 pub mod error;
 pub mod module;
 pub mod registry;
+pub mod resolve;
 pub mod ui;

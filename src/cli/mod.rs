@@ -3,6 +3,7 @@
 
 mod completion;
 mod config_show;
+mod mod_deps;
 mod mod_init;
 mod mod_publish;
 mod mod_vet;
@@ -21,7 +22,8 @@ Examples:
   opm version --json                  Versions of opm, CUE and Go
 
 Exit codes: 0 ok, 1 usage or other error, 2 CUE validation failed,
-3 registry unreachable, 4 authentication or permission, 5 not found.";
+3 registry unreachable, 4 authentication or permission, 5 not found,
+6 --check found work to do (updates available, module not tidy).";
 
 /// opm: CUE modules for the Open Platform Model, with cue's exact behaviour.
 #[derive(Debug, Parser)]
@@ -33,7 +35,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Work with CUE modules: init, vet, build, publish
+    /// Work with CUE modules: init, vet, build, publish, get, tidy, update
     #[command(subcommand)]
     Mod(ModCommand),
     /// Work with bundles, releases of several modules: vet, build
@@ -59,6 +61,10 @@ enum ModCommand {
     Build(render::Args),
     /// Vet the module and push it to an OCI registry in CUE's module format
     Publish(mod_publish::Args),
+    /// Add or change dependencies at exact versions, as `cue mod get` does
+    Get(mod_deps::GetArgs),
+    /// Add missing and remove unused dependencies, as `cue mod tidy` does
+    Tidy(mod_deps::TidyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +118,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Mod(ModCommand::Vet(args)) => mod_vet::run(args),
         Command::Mod(ModCommand::Build(args)) => render::run(ReleaseKind::Module, args, true),
         Command::Mod(ModCommand::Publish(args)) => mod_publish::run(args),
+        Command::Mod(ModCommand::Get(args)) => mod_deps::get(args),
+        Command::Mod(ModCommand::Tidy(args)) => mod_deps::tidy(args),
         Command::Bundle(BundleCommand::Vet(args)) => render::run(ReleaseKind::Bundle, args, false),
         Command::Bundle(BundleCommand::Build(args)) => render::run(ReleaseKind::Bundle, args, true),
         Command::Config(ConfigCommand::Show(args)) => config_show::run(args),

@@ -329,3 +329,65 @@ pub struct Packed {
 pub fn pack(request: &PackRequest<'_>) -> Result<Packed, Error> {
     call("module.pack", request)
 }
+
+/// A module file as cue's module loader reads it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ParsedModuleFile {
+    /// The module path with its major version.
+    pub module: String,
+    /// (path with major version, version), sorted as cue sorts them.
+    pub deps: Vec<DepVersion>,
+    /// Explicit default major versions by base path, the module's own included.
+    pub defaults: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepVersion {
+    pub path: String,
+    #[serde(rename = "v")]
+    pub version: String,
+}
+
+/// Parses a module file: `strict` as cue reads a dependency's, else as it
+/// reads the main module's.
+pub fn parse_module_file(data: &str, filename: &str, strict: bool) -> Result<ParsedModuleFile, Error> {
+    call("modfile.parse", &serde_json::json!({ "data": data, "filename": filename, "strict": strict }))
+}
+
+/// One dependency as module.cue records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DepEntry {
+    pub path: String,
+    #[serde(rename = "v")]
+    pub version: String,
+    pub default: bool,
+}
+
+/// module.cue with its deps replaced, formatted as `cue mod tidy` writes it.
+pub fn update_module_file(data: &str, filename: &str, deps: &[DepEntry]) -> Result<String, Error> {
+    #[derive(Deserialize)]
+    struct Updated {
+        content: String,
+    }
+    call::<_, Updated>("modfile.update", &serde_json::json!({ "data": data, "filename": filename, "deps": deps }))
+        .map(|u| u.content)
+}
+
+/// The canonical imports of the main module's files, as `cue mod tidy`
+/// collects them (sorted, deduplicated).
+pub fn main_imports(root: &Path) -> Result<Vec<String>, Error> {
+    call("imports.main", &serde_json::json!({ "root": root }))
+}
+
+/// What the files of one package import.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PackageImports {
+    pub included: usize,
+    pub excluded: usize,
+    pub imports: Vec<String>,
+}
+
+/// Reads the package `qualifier` in `dir` as cue's module loader does.
+pub fn package_imports(dir: &Path, qualifier: &str, main: bool) -> Result<PackageImports, Error> {
+    call("imports.package", &serde_json::json!({ "dir": dir, "qualifier": qualifier, "main": main }))
+}
