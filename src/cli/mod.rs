@@ -6,6 +6,7 @@ mod config_show;
 mod mod_deps;
 mod mod_init;
 mod mod_publish;
+mod mod_update;
 mod mod_vet;
 mod render;
 mod version;
@@ -65,6 +66,8 @@ enum ModCommand {
     Get(mod_deps::GetArgs),
     /// Add missing and remove unused dependencies, as `cue mod tidy` does
     Tidy(mod_deps::TidyArgs),
+    /// Show newer releases of the dependencies and apply them
+    Update(mod_update::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +123,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Mod(ModCommand::Publish(args)) => mod_publish::run(args),
         Command::Mod(ModCommand::Get(args)) => mod_deps::get(args),
         Command::Mod(ModCommand::Tidy(args)) => mod_deps::tidy(args),
+        Command::Mod(ModCommand::Update(args)) => mod_update::run(args),
         Command::Bundle(BundleCommand::Vet(args)) => render::run(ReleaseKind::Bundle, args, false),
         Command::Bundle(BundleCommand::Build(args)) => render::run(ReleaseKind::Bundle, args, true),
         Command::Config(ConfigCommand::Show(args)) => config_show::run(args),

@@ -40,7 +40,20 @@ impl World {
         for i in 0..imports.len() {
             src += &format!("dep{i}: i{i}.name\n");
         }
-        let dir = module_files(&[("cue.mod/module.cue", &module_cue), (&format!("{pkg}.cue"), &src)]);
+        self.publish_module(version, &[("cue.mod/module.cue", &module_cue), (&format!("{pkg}.cue"), &src)]);
+    }
+
+    /// Publishes a module without dependencies made of `files`.
+    pub fn publish_files(&self, module: &str, version: &str, files: &[(&str, &str)]) {
+        let module_cue = format!("module: \"{module}\"\nlanguage: version: \"v0.17.0\"\nsource: kind: \"self\"\n");
+        let mut all = vec![("cue.mod/module.cue", module_cue.as_str())];
+        all.extend_from_slice(files);
+        self.publish_module(version, &all);
+    }
+
+    fn publish_module(&self, version: &str, files: &[(&str, &str)]) {
+        let module = files[0].1.lines().next().unwrap().to_string();
+        let dir = module_files(files);
         let out = run(opm(self.cache.path()).env("CUE_REGISTRY", &self.registry).current_dir(dir.path()).args(["mod", "publish", version]));
         assert!(out.status.success(), "publishing {module} {version}: {}", stderr(&out));
     }

@@ -7,6 +7,7 @@ mod support;
 
 mod build;
 mod cli;
+mod deps;
 mod deps_diff;
 mod ffi;
 mod publish;

@@ -1,0 +1,169 @@
+//! `opm mod get | update | tidy` as a user sees them: the update story of
+//! the spec, exact versions, and faults that must leave nothing changed.
+
+use crate::deps_diff::World;
+use crate::support::*;
+use std::path::Path;
+
+const MAIN: &str = "module: \"main.test/app@v0\"\nlanguage: version: \"v0.17.0\"\n";
+
+fn opm_in(w: &World, cache: &Path, dir: &Path, args: &[&str]) -> std::process::Output {
+    run(opm(cache).env("CUE_REGISTRY", &w.registry).current_dir(dir).args(args))
+}
+
+fn lib_world() -> World {
+    let w = World::new();
+    w.publish("lib.test/lib@v1", "v1.0.0", &[], &[]);
+    w.publish("lib.test/lib@v1", "v1.1.0", &[], &[]);
+    w.publish("lib.test/lib@v2", "v2.0.0", &[], &[]);
+    w
+}
+
+#[test]
+fn story_3_update_check_then_update_then_major() {
+    let w = lib_world();
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", MAIN), ("app.cue", "package app\n\nimport \"lib.test/lib@v1\"\n\nuses: lib.name\n")]);
+    let opm = |args: &[&str]| opm_in(&w, cache.path(), app.path(), args);
+
+    let out = opm(&["mod", "get", "lib.test/lib@v1.0.0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(opm(&["mod", "vet", "--offline"]).status.success(), "the dependency is importable offline");
+
+    let out = opm(&["mod", "update", "--check"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.contains("lib.test/lib@v1  v1.0.0") && table.contains("-> v1.1.0") && table.contains("minor"), "{table}");
+    assert!(!stdout(&out).contains("v2.0.0"), "majors only with --major");
+
+    let out = opm(&["mod", "update", "--check", "--json"]);
+    let updates: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(updates[0]["available"], "v1.1.0");
+
+    // No terminal and no --yes: refused, nothing changed.
+    let before = std::fs::read(app.path().join("cue.mod/module.cue")).unwrap();
+    let out = opm(&["mod", "update"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(app.path().join("cue.mod/module.cue")).unwrap(), before);
+
+    let out = opm(&["mod", "update", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let module_cue = std::fs::read_to_string(app.path().join("cue.mod/module.cue")).unwrap();
+    assert!(module_cue.contains("v1.1.0"), "{module_cue}");
+    assert!(cache.path().join("mod/extract/lib.test/lib@v1.1.0").is_dir());
+    assert!(opm(&["mod", "update", "--check"]).status.success());
+
+    // --major: v2.0.0, and the file importing @v1 is named and rewritten.
+    let out = opm(&["mod", "update", "--check", "--major"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(stdout(&out).contains("v2.0.0") && stdout(&out).contains("major"), "{}", stdout(&out));
+    let out = opm(&["mod", "update", "--major", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("app.cue imports lib.test/lib@v1"), "{}", stderr(&out));
+    let source = std::fs::read_to_string(app.path().join("app.cue")).unwrap();
+    assert!(source.contains("\"lib.test/lib@v2\""), "{source}");
+    let module_cue = std::fs::read_to_string(app.path().join("cue.mod/module.cue")).unwrap();
+    assert!(module_cue.contains("\"lib.test/lib@v2\"") && !module_cue.contains("lib.test/lib@v1"), "{module_cue}");
+    assert!(opm(&["mod", "vet"]).status.success());
+    assert!(opm(&["mod", "tidy", "--check"]).status.success());
+}
+
+#[test]
+fn get_needs_an_exact_version_and_lists_the_newest() {
+    let w = lib_world();
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", MAIN), ("app.cue", "package app\n")]);
+    for arg in ["lib.test/lib", "lib.test/lib@latest", "lib.test/lib@v1", "lib.test/lib@v1.1"] {
+        let out = opm_in(&w, cache.path(), app.path(), &["mod", "get", arg]);
+        assert_eq!(out.status.code(), Some(1), "{arg}");
+        let err = stderr(&out);
+        assert!(err.contains("exact version") && err.contains("lib.test/lib@v1.1.0"), "{arg}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    assert_eq!(std::fs::read_to_string(app.path().join("cue.mod/module.cue")).unwrap(), MAIN);
+}
+
+#[test]
+fn faults_leave_module_cue_and_the_cache_as_they_were() {
+    let w = lib_world();
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", MAIN), ("app.cue", "package app\n")]);
+    let module_cue = || std::fs::read(app.path().join("cue.mod/module.cue")).unwrap();
+    let before = module_cue();
+
+    // A version that does not exist: exit 5, nothing written.
+    let out = opm_in(&w, cache.path(), app.path(), &["mod", "get", "lib.test/lib@v1.9.0"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert_eq!(module_cue(), before);
+
+    // The registry is down: exit 3, nothing written.
+    let down = format!("127.0.0.1:{}+insecure", crate::registry_server::free_port());
+    let out = run(opm(cache.path()).env("CUE_REGISTRY", &down).current_dir(app.path()).args(["mod", "get", "lib.test/lib@v1.0.0"]));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(module_cue(), before);
+    assert!(!cache.path().join("mod/extract/lib.test").exists());
+
+    // An invalid module.cue: a clear error, the file untouched.
+    let broken = "module: \"main.test/app@v0\"\nlanguage: version: \"v0.17.0\"\ndeps: 5\n";
+    std::fs::write(app.path().join("cue.mod/module.cue"), broken).unwrap();
+    let out = opm_in(&w, cache.path(), app.path(), &["mod", "get", "lib.test/lib@v1.0.0"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("module.cue"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(app.path().join("cue.mod/module.cue")).unwrap(), broken);
+}
+
+/// Ctrl-C at any moment of a download: module.cue is the old or the new
+/// one, never a mix, and every cache entry cue would use is complete.
+#[test]
+fn interrupting_a_get_leaves_no_partial_state() {
+    let w = World::new();
+    // A module big enough that the download takes a while.
+    let big = format!("package big\n\nname: \"big\"\nblob: \"{}\"\n", "x".repeat(8 << 20));
+    w.publish_files("big.test/big@v0", "v0.1.0", &[("big.cue", &big)]);
+    for delay_ms in [5u64, 20, 40, 80, 160] {
+        let cache = tempdir();
+        let app = module(&[("cue.mod/module.cue", MAIN), ("app.cue", "package app\n")]);
+        let mut child = opm(cache.path())
+            .env("CUE_REGISTRY", &w.registry)
+            .current_dir(app.path())
+            .args(["mod", "get", "big.test/big@v0.1.0"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // SAFETY: signalling a child process we started.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let _ = child.wait();
+        let text = std::fs::read_to_string(app.path().join("cue.mod/module.cue")).unwrap();
+        assert!(text == MAIN || text.contains("big.test/big@v0"), "module.cue half-written: {text}");
+        let extract = cache.path().join("mod/extract/big.test/big@v0.1.0");
+        if extract.exists() {
+            let download = cache.path().join("mod/download/big.test/big/@v");
+            assert!(download.join("v0.1.0.zip").is_file() && download.join("v0.1.0.mod").is_file(), "a partial cache entry");
+        }
+        // And the next run completes.
+        let out = opm_in(&w, cache.path(), app.path(), &["mod", "get", "big.test/big@v0.1.0"]);
+        assert!(out.status.success(), "after an interruption at {delay_ms} ms: {}", stderr(&out));
+        assert!(opm_in(&w, cache.path(), app.path(), &["mod", "vet", "--offline"]).status.success());
+    }
+}
+
+#[test]
+fn tidy_check_says_what_is_missing_and_tidy_removes_unused_versions_from_the_cache() {
+    let w = lib_world();
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", MAIN), ("app.cue", "package app\n\nimport \"lib.test/lib@v1\"\n\nx: lib.name\n")]);
+    let out = opm_in(&w, cache.path(), app.path(), &["mod", "tidy", "--check"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(stderr(&out).contains("lib.test/lib@v1"), "{}", stderr(&out));
+    assert!(opm_in(&w, cache.path(), app.path(), &["mod", "tidy"]).status.success());
+    assert!(cache.path().join("mod/extract/lib.test/lib@v1.1.0").is_dir());
+
+    std::fs::write(app.path().join("app.cue"), "package app\n").unwrap();
+    let out = opm_in(&w, cache.path(), app.path(), &["mod", "tidy"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("remove lib.test/lib@v1.1.0"), "{}", stderr(&out));
+    assert!(!cache.path().join("mod/extract/lib.test/lib@v1.1.0").exists());
+    assert!(!cache.path().join("mod/download/lib.test/lib/@v/v1.1.0.zip").exists());
+}
