@@ -7,6 +7,7 @@ use crate::deps;
 use crate::error::{fail, Exit, Failure};
 use crate::module;
 use crate::registry::{self, Registry, MANIFEST_MEDIA_TYPE};
+use crate::resolve;
 use crate::ui;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,8 @@ Examples:
   opm mod publish v1.2.0 --json              Report ref and digest as JSON
   opm mod publish v1.2.0 --out ./image       Write an OCI image layout instead
 
-The module is vetted first: if CUE finds an error nothing is pushed. The
+The module is vetted first and must be tidy (as `opm mod tidy` leaves it):
+otherwise nothing is pushed. The
 artifact is CUE's module format, byte for byte what `cue mod publish`
 pushes. An existing version is never overwritten: publishing identical
 content again does nothing, different content is refused. Blobs go first
@@ -102,6 +104,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Err(fail(Exit::Invalid, format!("{n} error{} in the module: nothing was published", if n == 1 { "" } else { "s" })));
     }
 
+    check_tidy(&root, &cache_dir)?;
+
     let work = tempfile::tempdir()?;
     let zip = work.path().join("module.zip");
     let (files, vcs) = match source.as_str() {
@@ -145,6 +149,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "unchanged" => ui::print_status(&format!("{what} is already at {reference} with identical content: nothing to do")),
         "written" => ui::print_status(&format!("wrote {what} as an OCI image layout to {}", args.out.as_ref().unwrap().display())),
         _ => ui::print_status(&format!("dry run: {what} ({} files) would be published to {reference}", packed.files)),
+    }
+    Ok(())
+}
+
+/// As cue does: a module whose module.cue is not what `opm mod tidy` would
+/// write is not published (its consumers would resolve other versions).
+fn check_tidy(root: &Path, cache_dir: &Path) -> anyhow::Result<()> {
+    let cx = resolve::Context::new(cache_dir)?;
+    let (_, parsed) = resolve::main_module_file(root)?;
+    let before = resolve::requirements_of(&parsed);
+    let tidied = resolve::tidy::tidy(&cx, root, &before, true).map_err(|e| {
+        let exit = crate::error::exit_of(&e);
+        let exit = if exit == Exit::Outdated { Exit::General } else { exit };
+        fail(exit, format!("{e:#}; run 'opm mod tidy': nothing was published"))
+    })?;
+    let after: Vec<_> = tidied.roots.into_iter().filter(|m| m.module != resolve::LOCAL).collect();
+    if before.roots() != after.as_slice() {
+        return Err(fail(Exit::General, "module.cue is not tidy: run 'opm mod tidy' first; nothing was published"));
     }
     Ok(())
 }

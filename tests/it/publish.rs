@@ -159,9 +159,20 @@ fn bad_publish_input_is_refused_before_anything_is_pushed() {
     assert!(stderr(&out).contains("nothing was published") && stderr(&out).contains("bad.cue:"), "{}", stderr(&out));
     assert_eq!(reg.skopeo_manifest("example.com/bad", "v0.1.0", None), None);
 
+    // A module whose module.cue names a dependency it does not use: it
+    // vets, but it is not tidy.
+    assert!(publish(m.path(), "v1.0.0").status.success());
+    let untidy = publishable("example.com/untidy@v0", "a: 1");
+    let module_cue = untidy.path().join("cue.mod/module.cue");
+    let text = std::fs::read_to_string(&module_cue).unwrap() + "deps: \"example.com/app@v1\": v: \"v1.0.0\"\n";
+    std::fs::write(&module_cue, text).unwrap();
+    let out = publish(untidy.path(), "v0.1.0");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("opm mod tidy") && stderr(&out).contains("nothing was published"), "{}", stderr(&out));
+
     // A symbolic link in the module.
     std::os::unix::fs::symlink("app.cue", m.path().join("link.cue")).unwrap();
-    let out = publish(m.path(), "v1.0.0");
+    let out = publish(m.path(), "v1.1.0");
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("link.cue is a symbolic link"), "{}", stderr(&out));
     std::fs::remove_file(m.path().join("link.cue")).unwrap();
