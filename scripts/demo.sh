@@ -4,7 +4,10 @@
 #   1. a new OPM module, vetted and rendered with no registry at all;
 #   2. the bundle example rendered;
 #   3. a local registry: publish the core model and the examples, then the
-#      real cue CLI consumes one of them.
+#      real cue CLI consumes one of them;
+#   4. dependencies: publish a provider in two versions, get it into a
+#      consumer, build, see `opm mod update --check` report the newer one,
+#      update, tidy.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 opm="$repo/target/release/opm"
@@ -82,4 +85,35 @@ step "$cue" mod tidy
 step cat cue.mod/module.cue
 bold "\$ cue export -e 'release.objects' | kinds"
 "$cue" export -e 'release.objects' --out json | python3 -c 'import json,sys; print(*(o["kind"] + "/" + o["metadata"]["name"] for o in json.load(sys.stdin)), sep="\n")'
+
+bold "== 4. Dependencies: get, build, update --check, update, tidy"
+unset CUE_REGISTRY   # back to ~/.opm/config.yaml routing
+mkdir "$work/greeting" && cd "$work/greeting"
+"$opm" mod init example.com/greeting@v1 --template cue >/dev/null 2>&1
+echo 'message: "hello"' > greeting.cue && sed -i '1i package greeting\n' greeting.cue
+step "$opm" mod publish v1.0.0
+sed -i 's/"hello"/"hello, world"/' greeting.cue
+step "$opm" mod publish v1.1.0
+
+mkdir "$work/site" && cd "$work/site"
+"$opm" mod init example.com/site@v0 >/dev/null 2>&1
+cat > banner.cue <<'CUE'
+package site
+
+import "example.com/greeting@v1"
+
+module: #config: banner: string | *greeting.message
+CUE
+step "$opm" mod get example.com/greeting@v1.0.0
+step cat cue.mod/module.cue
+step "$opm" mod vet --offline
+bold "\$ opm mod build -o json | kinds"
+"$opm" mod build -o json | python3 -c 'import json,sys; print(*(o["kind"] for o in json.load(sys.stdin)))'
+bold "\$ opm mod update --check   # exit code 6: an update is available"
+set +e; "$opm" mod update --check; code=$?; set -e
+echo "exit code: $code"; [ "$code" = 6 ]
+step "$opm" mod update --yes
+step "$opm" mod tidy
+step "$opm" mod tidy --check
+step cat cue.mod/module.cue
 bold "demo complete"
