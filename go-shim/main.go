@@ -28,7 +28,6 @@ var handlers = map[string]handler{
 	"vet":              opVet,
 	"modfile.init":     opModfileInit,
 	"modfile.load":     opModfileLoad,
-	"zip.create":       opZipCreate,
 	"zip.unzip":        opZipUnzip,
 	"render":           opRender,
 	"registry.resolve": opRegistryResolve,

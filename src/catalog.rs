@@ -29,7 +29,9 @@ pub fn ensure_in_cache(cache_dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(file.parent().expect("a file has a parent"))?;
         std::fs::write(file, data)?;
     }
+    // Packed as `opm mod publish` packs it, so the entry is what a
+    // download of the published catalog would give.
     let zip = work.path().join("catalog.zip");
-    cue::create_zip(MODULE, VERSION, &src, &zip)?;
-    entry.install(&std::fs::read(&zip)?, &std::fs::read(src.join("cue.mod/module.cue"))?)
+    let packed = cue::pack(&cue::PackRequest { root: &src, module: MODULE, version: VERSION, zip: &zip, files: None, vcs: None })?;
+    entry.install(&std::fs::read(&zip)?, packed.module_file_data.as_bytes())
 }

@@ -68,21 +68,19 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A progress bar on stderr, drawn only when stderr is a terminal.
+/// A progress bar of bytes on stderr, drawn only when stderr is a terminal.
 pub fn progress_bytes(total: u64, message: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-    let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes}")
-        .expect("a valid progress template")
-        .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_message(message.to_string());
-    bar
+    progress(total, message, "{msg} [{bar:30}] {bytes}/{total_bytes}")
 }
 
-/// A counting progress bar on stderr, drawn only on a terminal.
+/// A progress bar counting items on stderr, drawn only on a terminal.
 pub fn progress_count(total: u64, message: &str) -> indicatif::ProgressBar {
+    progress(total, message, "{msg} [{bar:30}] {pos}/{len}")
+}
+
+fn progress(total: u64, message: &str, template: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-    let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}")
+    let style = indicatif::ProgressStyle::with_template(template)
         .expect("a valid progress template")
         .progress_chars("=> ");
     bar.set_style(style);

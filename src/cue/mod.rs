@@ -178,11 +178,6 @@ struct ZipRequest<'a> {
     zip: &'a Path,
 }
 
-/// Writes the zip of the module at `dir` as `cue mod publish` builds it.
-pub fn create_zip(module: &str, version: &str, dir: &Path, zip: &Path) -> Result<(), Error> {
-    call::<_, serde_json::Value>("zip.create", &ZipRequest { module, version, dir, zip }).map(|_| ())
-}
-
 /// Checks a module zip with CUE's rules and extracts it into `dir`, which
 /// must be absent or empty.
 pub fn unzip(module: &str, version: &str, zip: &Path, dir: &Path) -> Result<(), Error> {

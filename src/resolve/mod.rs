@@ -110,47 +110,30 @@ impl Context {
     /// The versions a registry holds of a module: `path@vN` lists that major
     /// only, a path without major every major. Sorted as cue sorts them.
     pub fn versions(&self, path: &str) -> anyhow::Result<Rc<Vec<String>>> {
-        if let Some(v) = self.versions.borrow().get(path) {
-            return Ok(v.clone());
-        }
-        let (base, major) = split_major(path);
-        let loc = self.routing.resolve(base, "")?;
-        let tags = self.rt.block_on(self.registry.tags(&loc))?;
-        let mut versions: Vec<String> = tags
-            .into_iter()
-            .filter_map(|t| t.strip_prefix(loc.tag.as_str()).map(str::to_string))
-            .filter(|v| semver::is_valid(v) && (major.is_empty() || semver::major(v) == major))
-            .collect();
-        semver::sort(&mut versions);
-        let versions = Rc::new(versions);
-        self.versions.borrow_mut().insert(path.to_string(), versions.clone());
-        Ok(versions)
+        self.prefetch_versions(&[path.to_string()])?;
+        Ok(self.versions.borrow()[path].clone())
     }
 
-    /// The versions of many module paths, listed in parallel.
+    /// Lists the versions of many module paths, in parallel.
     pub fn prefetch_versions(&self, paths: &[String]) -> anyhow::Result<()> {
         let wanted: Vec<&String> = paths.iter().filter(|p| !self.versions.borrow().contains_key(*p)).collect();
-        if wanted.len() < 2 {
-            return Ok(());
-        }
         let listed: Vec<(String, Vec<String>)> = self.rt.block_on(
             stream::iter(wanted)
                 .map(|path| async move {
-                    let (base, _) = split_major(path);
+                    let (base, major) = split_major(path);
                     let loc = self.routing.resolve(base, "")?;
-                    anyhow::Ok((path.clone(), self.registry.tags(&loc).await?, loc.tag))
-                })
-                .buffer_unordered(PARALLEL)
-                .map_ok(|(path, tags, prefix)| {
-                    let (_, major) = split_major(&path);
+                    let tags = self.registry.tags(&loc).await?;
+                    // Tags carry the routing's tag prefix; only SemVer tags
+                    // of the asked major are versions.
                     let mut versions: Vec<String> = tags
                         .into_iter()
-                        .filter_map(|t| t.strip_prefix(prefix.as_str()).map(str::to_string))
+                        .filter_map(|t| t.strip_prefix(loc.tag.as_str()).map(str::to_string))
                         .filter(|v| semver::is_valid(v) && (major.is_empty() || semver::major(v) == major))
                         .collect();
                     semver::sort(&mut versions);
-                    (path, versions)
+                    anyhow::Ok((path.clone(), versions))
                 })
+                .buffer_unordered(PARALLEL)
                 .try_collect(),
         )?;
         for (path, versions) in listed {

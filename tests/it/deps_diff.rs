@@ -52,15 +52,15 @@ impl World {
     }
 
     fn publish_module(&self, version: &str, files: &[(&str, &str)]) {
-        let module = files[0].1.lines().next().unwrap().to_string();
-        let dir = module_files(files);
+        let what = files[0].1.lines().next().unwrap().to_string();
+        let dir = module(files);
+        // The real cue makes module.cue tidy (keeping the versions given),
+        // so that what is published is what cue would publish.
+        let out = run(cue(self.cache.path()).env("CUE_REGISTRY", &self.registry).current_dir(dir.path()).args(["mod", "tidy"]));
+        assert!(out.status.success(), "cue mod tidy for {what} {version}: {}", stderr(&out));
         let out = run(opm(self.cache.path()).env("CUE_REGISTRY", &self.registry).current_dir(dir.path()).args(["mod", "publish", version]));
-        assert!(out.status.success(), "publishing {module} {version}: {}", stderr(&out));
+        assert!(out.status.success(), "publishing {what} {version}: {}", stderr(&out));
     }
-}
-
-fn module_files(files: &[(&str, &str)]) -> tempfile::TempDir {
-    module(files)
 }
 
 /// Two copies of a consumer module, one for each tool.
