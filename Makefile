@@ -27,8 +27,11 @@ demo: build test-deps $(CUE)
 test: build-deps test-deps $(CUE)
 	OPM_TEST_CUE=$(CUE) cargo test --release --locked
 
+# Figures (opm against cue), then the soak: 200 random dependency graphs
+# through both tools.
 bench: build test-deps $(CUE)
 	OPM_TEST_CUE=$(CUE) scripts/bench.sh
+	OPM_TEST_CUE=$(CUE) OPM_GRAPHS=200 cargo test --release --locked -- --nocapture deps_diff::random
 
 # Installs Debian packages only when one is missing, so a ready machine
 # never touches apt.

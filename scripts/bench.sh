@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Benchmarks (`make bench`): prints wall times of opm next to the cue CLI.
-# Figures only: nothing here asserts anything about speed. Offline: no
-# registry, a temporary CUE cache removed on exit.
+# Figures only: nothing here asserts anything about speed (the get section
+# does check that both tools write the same module.cue). No network: mod build
+# runs with no registry, get against a local docker-registry (Debian's
+# docker-registry package) on 127.0.0.1; everything lives in a temporary
+# directory removed on exit.
 #
 #   BENCH_RUNS    timed runs per tool, after one warm-up (default 5)
 #   OPM_TEST_CUE  the cue CLI to compare with (default tools/bin/cue)
 set -euo pipefail
+# A failing command inside $(...) fails the substitution too: time_runs runs
+# in one, and a run that fails must stop the script, not be timed.
+shopt -s inherit_errexit
 repo=$(cd "$(dirname "$0")/.." && pwd)
 opm="$repo/target/release/opm"
 cue="${OPM_TEST_CUE:-$repo/tools/bin/cue}"
@@ -16,7 +22,19 @@ runs="${BENCH_RUNS:-5}"
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_RUNS must be a positive integer" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/opm-bench-XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# Background processes (the get section's registry and proxy), stopped on
+# exit. A killed process's wait fails (143): cleanup must still return 0.
+bg_pids=()
+cleanup() {
+	local pid
+	for pid in "${bg_pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	chmod -R u+w "$work" 2>/dev/null || true # caches may be read-only
+	rm -rf "$work"
+}
+trap cleanup EXIT
 export CUE_CACHE_DIR="$work/cache" CUE_REGISTRY=none
 
 # --- helpers -----------------------------------------------------------------
@@ -224,17 +242,248 @@ bench_mod_build() {
 }
 
 # --- section: get ------------------------------------------------------------
-# Reserved: a `get` benchmark is to be added here as bench_get, and called
-# from main below.
+# A local registry (Debian's docker-registry) holding a graph of 31 modules:
+# `opm mod get` against `cue mod get`, with warm caches, then with empty
+# caches through scripts/latency-proxy.py.
+
+# free_port: a TCP port free on 127.0.0.1 just now.
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_port PORT: wait until something accepts connections on 127.0.0.1:PORT.
+wait_port() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "bench: nothing listens on 127.0.0.1:$1" >&2
+	return 1
+}
+
+# start_registry DIR PORT: a docker-registry on 127.0.0.1:PORT storing into DIR.
+start_registry() {
+	local dir=$1 port=$2
+	mkdir -p "$dir/storage"
+	cat >"$dir/config.yml" <<-EOF
+	version: 0.1
+	log: {level: error, accesslog: {disabled: true}}
+	storage: {filesystem: {rootdirectory: $dir/storage}}
+	http: {addr: 127.0.0.1:$port}
+	EOF
+	docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+	bg_pids+=($!)
+	wait_port "$port"
+}
+
+# start_proxy PORT TARGET_PORT DELAY_MS COUNT_FILE: scripts/latency-proxy.py on
+# 127.0.0.1:PORT in front of 127.0.0.1:TARGET_PORT; sets proxy_pid.
+start_proxy() {
+	python3 "$repo/scripts/latency-proxy.py" "$1" "127.0.0.1:$2" "$3" "$4" &
+	proxy_pid=$!
+	bg_pids+=("$proxy_pid")
+	wait_port "$1"
+}
+
+# stop_proxy: SIGTERM the proxy and wait for it (it writes its counts then).
+stop_proxy() {
+	kill "$proxy_pid"
+	wait "$proxy_pid" || true
+}
+
+# write_module_cue FILE PATH DEP...: a module.cue for module PATH@v0 with
+# DEP@v0 at v0.1.0 for each DEP (already in cue's order), formatted as cue
+# writes it.
+write_module_cue() {
+	local file=$1 path=$2 dep
+	shift 2
+	{
+		echo "module: \"$path@v0\""
+		echo 'language: {'
+		echo '	version: "v0.17.0"'
+		echo '}'
+		echo 'source: {'
+		echo '	kind: "self"'
+		echo '}'
+		if [ $# -gt 0 ]; then
+			echo 'deps: {'
+			for dep; do
+				printf '\t"%s@v0": {\n\t\tv: "v0.1.0"\n\t}\n' "$dep"
+			done
+			echo '}'
+		fi
+	} >"$file"
+}
+
+# write_package FILE NAME DEP...: package NAME importing each DEP, with
+# name: "NAME" and x$k: d$k.name per import.
+write_package() {
+	local file=$1 name=$2 dep k=0
+	shift 2
+	{
+		echo "package $name"
+		echo
+		for dep; do echo "import d$((k++)) \"$dep\""; done
+		[ $# -eq 0 ] || echo
+		echo "name: \"$name\""
+		for ((k = 0; k < $#; k++)); do echo "x$k: d$k.name"; done
+	} >"$file"
+}
+
+# mod_paths I...: the module paths bench.test/mI, once each, sorted as cue
+# sorts module.cue's deps.
+mod_paths() {
+	local i
+	for i; do echo "bench.test/m$i"; done | LC_ALL=C sort -u
+}
+
+# gen_graph DIR N: modules bench.test/m0..m(N-1)@v0 in DIR/m$i, where m$i
+# imports m(i-1), m(i-2) and m(i/2) (those that exist, once each), and
+# bench.test/top@v0 in DIR/top, importing m(N-1). Each module.cue lists the
+# whole transitive closure of its imports, as tidy wants, sorted as cue
+# sorts (by module path). Prints the publish order, one directory a line.
+gen_graph() {
+	local dir=$1 n=$2 i d c imports closure=()
+	for ((i = 0; i < n; i++)); do
+		imports=($(for d in $((i - 1)) $((i - 2)) $((i / 2)); do ((d < 0 || d == i)) || echo "$d"; done | awk '!seen[$1]++'))
+		c=""
+		for d in "${imports[@]}"; do c+=" $d ${closure[d]}"; done
+		closure[i]=$(printf '%s\n' $c | sort -nu | tr '\n' ' ') # once each
+		mkdir -p "$dir/m$i/cue.mod"
+		write_module_cue "$dir/m$i/cue.mod/module.cue" "bench.test/m$i" $(mod_paths $c)
+		write_package "$dir/m$i/m$i.cue" "m$i" $(for d in "${imports[@]}"; do echo "bench.test/m$d"; done)
+		echo "$dir/m$i"
+	done
+	mkdir -p "$dir/top/cue.mod"
+	write_module_cue "$dir/top/cue.mod/module.cue" bench.test/top $(mod_paths $((n - 1)) ${closure[n - 1]})
+	write_package "$dir/top/top.cue" top "bench.test/m$((n - 1))"
+	echo "$dir/top"
+}
+
+# get_from DIR START CACHE CMD...: in module DIR, put START back as
+# cue.mod/module.cue, then run `CMD mod get bench.test/top@v0.1.0` with
+# CUE_CACHE_DIR=CACHE ("new": a new empty directory under $work/cold). Its
+# output (opm reports each module added on stderr) shows only on failure.
+get_from() {
+	local dir=$1 start=$2 cache=$3 out
+	shift 3
+	cp "$start" "$dir/cue.mod/module.cue"
+	[ "$cache" != new ] || cache=$(mktemp -d "$work/cold/XXXXXX")
+	out=$(cd "$dir" && CUE_CACHE_DIR="$cache" "$@" mod get bench.test/top@v0.1.0 2>&1) || {
+		echo "bench: $* mod get failed:" >&2
+		echo "$out" >&2
+		return 1
+	}
+}
+
+# get_vet_from DIR START TOOL: get_from with a new empty cache, then the
+# first vet of the consumer in that cache: what a user waits for before the
+# module evaluates (cue fetches the zips here, opm already has them).
+get_vet_from() {
+	local dir=$1 start=$2 tool=$3 cache out
+	cache=$(mktemp -d "$work/cold/XXXXXX")
+	get_from "$dir" "$start" "$cache" "$tool"
+	if [ "$tool" = "$cue" ]; then set -- "$cue" vet -c=false ./...; else set -- "$opm" mod vet; fi
+	out=$(cd "$dir" && CUE_CACHE_DIR="$cache" "$@" 2>&1) || {
+		echo "bench: $* failed:" >&2
+		echo "$out" >&2
+		return 1
+	}
+}
+
+bench_get() {
+	local n=30 reg="$work/registry" port proxy_port
+	command -v docker-registry >/dev/null || { echo "bench: docker-registry missing, run make test-deps" >&2; return 1; }
+	port=$(free_port)
+	start_registry "$reg" "$port"
+	export CUE_REGISTRY="127.0.0.1:$port+insecure"
+
+	# Publish the graph, lowest first: each publish vets against the ones
+	# before it, fetched into its own cache.
+	local mod out
+	for mod in $(gen_graph "$work/graph" "$n"); do
+		out=$(cd "$mod" && CUE_CACHE_DIR="$work/publish-cache" "$opm" mod publish v0.1.0 2>&1) || {
+			echo "bench: opm mod publish failed in $mod:" >&2
+			echo "$out" >&2
+			return 1
+		}
+	done
+
+	# The consumer: imports bench.test/top, no deps yet.
+	local consumer="$work/consumer" start="$work/consumer-start.cue"
+	mkdir -p "$consumer/cue.mod" "$work/cold"
+	printf '%s\n' 'module: "bench.test/consumer@v0"' 'language: version: "v0.17.0"' >"$start"
+	cp "$start" "$consumer/cue.mod/module.cue"
+	printf '%s\n' 'package consumer' '' 'import "bench.test/top"' '' 'x: top.name' >"$consumer/consumer.cue"
+
+	# Same start, same result: module.cue byte for byte. These runs also
+	# warm each tool's own cache.
+	get_from "$consumer" "$start" "$work/opm-cache" "$opm"
+	cp "$consumer/cue.mod/module.cue" "$work/opm-result.cue"
+	get_from "$consumer" "$start" "$work/cue-cache" "$cue"
+	if ! cmp -s "$work/opm-result.cue" "$consumer/cue.mod/module.cue"; then
+		echo "bench: opm mod get and cue mod get wrote different module.cue files:" >&2
+		diff -u "$consumer/cue.mod/module.cue" "$work/opm-result.cue" >&2 || true
+		return 1
+	fi
+	local ndeps
+	ndeps=$(grep -c '^\s*v: ' "$work/opm-result.cue" || true)
+
+	# Cached: both tools' caches hold the graph. Each run restores module.cue
+	# first (same cp for both).
+	local o c
+	o=$(time_runs get_from "$consumer" "$start" "$work/opm-cache" "$opm")
+	c=$(time_runs get_from "$consumer" "$start" "$work/cue-cache" "$cue")
+	set -- $o $c # opm_mean opm_min cue_mean cue_min
+	printf 'get cached, %d+1 modules (%d deps written): opm %s s (min %s)  cue %s s (min %s)  opm/cue %s (min %s)\n' \
+		"$n" "$ndeps" "$1" "$2" "$3" "$4" "$(ratio "$1" "$3")" "$(ratio "$2" "$4")"
+
+	# Cold: a new empty cache per run, through a proxy that delays each
+	# request by 20 ms. Not the same work: cue mod get fetches .mod files
+	# only (here just top's, whose tidy module.cue lists the whole graph);
+	# opm downloads every module of the graph, .mod and zip, so that vet and
+	# build then work offline.
+	local delay=20
+	proxy_port=$(free_port)
+	export CUE_REGISTRY="127.0.0.1:$proxy_port+insecure"
+	start_proxy "$proxy_port" "$port" "$delay" "$work/proxy-counts"
+	o=$(time_runs get_from "$consumer" "$start" new "$opm")
+	c=$(time_runs get_from "$consumer" "$start" new "$cue")
+	set -- $o $c
+	printf 'get cold, %d+1 modules, %d ms per request: opm %s s (min %s)  cue %s s (min %s)  opm/cue %s (min %s)  (not the same work: opm downloads every module, .mod and zip; cue only the .mod files it needs)\n' \
+		"$n" "$delay" "$1" "$2" "$3" "$4" "$(ratio "$1" "$3")" "$(ratio "$2" "$4")"
+
+	o=$(time_runs get_vet_from "$consumer" "$start" "$opm")
+	c=$(time_runs get_vet_from "$consumer" "$start" "$cue")
+	set -- $o $c
+	printf 'get + first vet, cold, %d ms per request: opm %s s (min %s)  cue %s s (min %s)  opm/cue %s (min %s)  (the same work: every module fetched and evaluated)\n' \
+		"$delay" "$1" "$2" "$3" "$4" "$(ratio "$1" "$3")" "$(ratio "$2" "$4")"
+	stop_proxy
+
+	# Requests of one cold run each, counted by the proxy ("pings": GET /v2/,
+	# the OCI API version check).
+	local tool counts=()
+	for tool in "$opm" "$cue"; do
+		start_proxy "$proxy_port" "$port" "$delay" "$work/proxy-counts"
+		get_from "$consumer" "$start" new "$tool"
+		stop_proxy
+		counts+=("$(awk '{ v[$1] = $2 }
+			END { printf "%d requests (%d pings) on %d connections", v["requests"], v["pings"], v["connections"] }' \
+			"$work/proxy-counts")")
+	done
+	printf 'get cold, %d+1 modules, requests of one run: opm %s  cue %s\n' "$n" "${counts[0]}" "${counts[1]}"
+}
 
 # --- main ----------------------------------------------------------------------
 
 main() {
 	echo "opm benchmarks: $("$opm" --version), $("$cue" version | head -1)"
-	echo "$runs timed runs per tool after one warm-up; wall time mean (min); CUE_REGISTRY=none"
+	echo "$runs timed runs per tool after one warm-up; wall time mean (min); mod build with CUE_REGISTRY=none, get with a registry on 127.0.0.1"
 	echo
 	bench_mod_build
-	# bench_get
+	echo
+	bench_get
 }
 
 main "$@"

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use std::path::Path;
 
 /// Registry requests in flight at once.
-const PARALLEL: usize = 8;
+const PARALLEL: usize = 32;
 
 /// How dependencies may be fetched.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]

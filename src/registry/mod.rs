@@ -12,7 +12,7 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client as OciClient, Reference, RegistryOperation};
 use sha2::{Digest as _, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -23,21 +23,33 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 const ATTEMPTS: u32 = 4;
 
 /// A manifest as the registry stores it.
+#[derive(Clone)]
 pub struct Manifest {
     pub data: Vec<u8>,
     pub digest: String,
 }
 
-/// A connection pool per registry host, with that host's credentials.
+/// A connection pool per registry host, with that host's credentials,
+/// and what this run has already learnt from each registry.
 #[derive(Default)]
 pub struct Registry {
     hosts: Mutex<HashMap<String, Host>>,
+    /// (host, repository, push) authorized in this run.
+    authorized: Mutex<HashSet<(String, String, bool)>>,
+    /// Manifests by (host, repository, tag), each fetched once per run.
+    manifests: Mutex<HashMap<(String, String, String), Option<Manifest>>>,
 }
 
 #[derive(Clone)]
 struct Host {
     client: OciClient,
+    /// The user's credentials (what error messages speak of).
     auth: RegistryAuth,
+    /// What oci-client is given. oci-client checks `/v2/` again before
+    /// every request when a registry asks for no credentials at all; such
+    /// hosts get an empty bearer token, which oci-client sends without
+    /// asking and which a registry without authentication ignores.
+    wire: RegistryAuth,
 }
 
 impl Registry {
@@ -45,33 +57,44 @@ impl Registry {
         Registry::default()
     }
 
-    fn host(&self, loc: &Location) -> anyhow::Result<Host> {
-        let mut hosts = self.hosts.lock().expect("registry host table");
-        if let Some(h) = hosts.get(&loc.host) {
+    async fn host(&self, loc: &Location) -> anyhow::Result<Host> {
+        if let Some(h) = self.hosts.lock().expect("registry host table").get(&loc.host) {
             return Ok(h.clone());
         }
-        let config = ClientConfig {
+        let config = || ClientConfig {
             protocol: if loc.insecure { ClientProtocol::Http } else { ClientProtocol::Https },
             connect_timeout: Some(CONNECT_TIMEOUT),
             read_timeout: Some(READ_TIMEOUT),
             ..ClientConfig::default()
         };
-        let host = Host {
-            client: OciClient::new(config),
-            auth: auth::for_host(&loc.host)?,
-        };
-        hosts.insert(loc.host.clone(), host.clone());
+        let auth = auth::for_host(&loc.host)?;
+        let mut wire = auth.clone();
+        if matches!(auth, RegistryAuth::Anonymous) {
+            let probe = OciClient::new(config());
+            let latest = reference(loc, "latest");
+            let challenge = retry(loc, &auth, || probe.auth(&latest, &auth, RegistryOperation::Pull)).await?;
+            if challenge.is_none() {
+                wire = RegistryAuth::Bearer(String::new());
+            }
+        }
+        let host = Host { client: OciClient::new(config()), auth, wire };
+        self.hosts.lock().expect("registry host table").insert(loc.host.clone(), host.clone());
         Ok(host)
     }
 
-    /// Authenticates for `op` on the repository of `loc` (a token exchange
-    /// when the registry asks for one). oci-client drops token-exchange
-    /// failures on its own request paths, so this is done first and its
-    /// failure reported as rejected credentials.
+    /// Authenticates for `op` on the repository of `loc`, once per run (a
+    /// token exchange when the registry asks for one). oci-client drops
+    /// token-exchange failures on its own request paths, so this is done
+    /// first and its failure reported as rejected credentials.
     async fn authorized(&self, loc: &Location, op: RegistryOperation) -> anyhow::Result<Host> {
-        let host = self.host(loc)?;
+        let host = self.host(loc).await?;
+        let key = (loc.host.clone(), loc.repository.clone(), matches!(op, RegistryOperation::Push));
+        if self.authorized.lock().expect("authorized set").contains(&key) {
+            return Ok(host);
+        }
         let reference = reference(loc, "latest");
-        retry(loc, &host.auth, || host.client.auth(&reference, &host.auth, op)).await?;
+        retry(loc, &host.auth, || host.client.auth(&reference, &host.wire, op)).await?;
+        self.authorized.lock().expect("authorized set").insert(key);
         Ok(host)
     }
 
@@ -85,7 +108,7 @@ impl Registry {
         let mut last: Option<String> = None;
         loop {
             let page = retry(loc, &host.auth, || {
-                host.client.list_tags(&reference, &host.auth, Some(1000), last.as_deref())
+                host.client.list_tags(&reference, &host.wire, Some(1000), last.as_deref())
             })
             .await;
             let page = match page {
@@ -108,18 +131,25 @@ impl Registry {
     }
 
     /// The manifest tagged `loc.tag`, or None when there is no such tag.
+    /// Fetched once per run.
     pub async fn manifest(&self, loc: &Location) -> anyhow::Result<Option<Manifest>> {
+        let key = (loc.host.clone(), loc.repository.clone(), loc.tag.clone());
+        if let Some(m) = self.manifests.lock().expect("manifest memo").get(&key) {
+            return Ok(m.clone());
+        }
         let host = self.authorized(loc, RegistryOperation::Pull).await?;
         let reference = reference(loc, &loc.tag);
         let got = retry(loc, &host.auth, || {
-            host.client.pull_manifest_raw(&reference, &host.auth, &[MANIFEST_MEDIA_TYPE])
+            host.client.pull_manifest_raw(&reference, &host.wire, &[MANIFEST_MEDIA_TYPE])
         })
         .await;
-        match got {
-            Ok((data, digest)) => Ok(Some(Manifest { data: data.to_vec(), digest })),
-            Err(e) if crate::error::exit_of(&e) == Exit::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        let manifest = match got {
+            Ok((data, digest)) => Some(Manifest { data: data.to_vec(), digest }),
+            Err(e) if crate::error::exit_of(&e) == Exit::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        self.manifests.lock().expect("manifest memo").insert(key, manifest.clone());
+        Ok(manifest)
     }
 
     /// A blob, checked against its digest.

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 /// Registry requests in flight at once.
-const PARALLEL: usize = 8;
+const PARALLEL: usize = 32;
 
 /// The version cue gives the main module: above every other.
 pub const MAIN_VERSION: &str = "";
