@@ -20,6 +20,9 @@ Examples:
   opm mod vet                         Validate every package of the module
   opm mod build -f prod.yaml          Render the module's Kubernetes manifests
   opm bundle build ./stack            Render every module of a bundle
+  opm mod publish v0.1.0              Vet and push the module to its registry
+  opm mod get example.com/lib@v1.2.3  Add a dependency at an exact version
+  opm mod update --check              In CI: exit 6 when updates exist
   opm version --json                  Versions of opm, CUE and Go
 
 Exit codes: 0 ok, 1 usage or other error, 2 CUE validation failed,
@@ -37,13 +40,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Work with CUE modules: init, vet, build, publish, get, tidy, update
-    #[command(subcommand)]
+    #[command(subcommand, after_help = MOD_EXAMPLES)]
     Mod(ModCommand),
     /// Work with bundles, releases of several modules: vet, build
-    #[command(subcommand)]
+    #[command(subcommand, after_help = BUNDLE_BUILD_EXAMPLES)]
     Bundle(BundleCommand),
     /// Show the registry configuration in effect
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  opm config show\n  opm config show --json")]
     Config(ConfigCommand),
     /// Print the versions of opm, the linked CUE and Go
     Version(version::Args),
@@ -85,6 +88,15 @@ enum BundleCommand {
     #[command(after_help = BUNDLE_BUILD_EXAMPLES)]
     Build(render::Args),
 }
+
+const MOD_EXAMPLES: &str = "\
+Examples:
+  opm mod init example.com/app@v0         A new OPM module
+  opm mod vet --concrete                  Validate, as `cue vet -c ./...`
+  opm mod build -f prod.yaml              Kubernetes manifests
+  opm mod publish v0.1.0                  Vet and push to the registry
+  opm mod get example.com/lib@v1.2.3      Add a dependency
+  opm mod update --check && opm mod tidy --check   CI checks (exit 6)";
 
 const BUILD_EXAMPLES: &str = "\
 Examples:

@@ -167,8 +167,27 @@ fn vet_reports_an_unreadable_file() {
 #[test]
 fn every_command_has_examples_in_its_help() {
     let cache = tempdir();
-    for cmd in [&["--help"][..], &["mod", "init", "--help"], &["mod", "vet", "--help"], &["version", "--help"], &["completion", "--help"]] {
-        let out = run(opm(cache.path()).args(cmd));
+    let commands: &[&[&str]] = &[
+        &[],
+        &["mod"],
+        &["mod", "init"],
+        &["mod", "vet"],
+        &["mod", "build"],
+        &["mod", "publish"],
+        &["mod", "get"],
+        &["mod", "tidy"],
+        &["mod", "update"],
+        &["bundle"],
+        &["bundle", "vet"],
+        &["bundle", "build"],
+        &["config"],
+        &["config", "show"],
+        &["version"],
+        &["completion"],
+    ];
+    for cmd in commands {
+        let cmd: Vec<&str> = cmd.iter().copied().chain(["--help"]).collect();
+        let out = run(opm(cache.path()).args(&cmd));
         assert!(out.status.success(), "{cmd:?}");
         assert!(stdout(&out).contains("Examples:"), "no examples in `opm {}`", cmd.join(" "));
     }
