@@ -11,9 +11,10 @@ SHELL := bash
 CUE_VERSION := $(shell awk '$$1 == "require" && $$2 == "cuelang.org/go" {print $$3} $$1 == "cuelang.org/go" {print $$2}' go-shim/go.mod)
 TOOLS := $(CURDIR)/tools/bin
 CUE := $(TOOLS)/cue
-# libclang-dev: bindgen (build). The rest: tests (real registry, skopeo, htpasswd).
+# libclang-dev: bindgen (build). The rest: tests (real registry, skopeo,
+# htpasswd, openssl for a TLS registry).
 BUILD_PACKAGES := libclang-dev
-TEST_PACKAGES := docker-registry skopeo apache2-utils
+TEST_PACKAGES := docker-registry skopeo apache2-utils openssl
 
 
 .PHONY: build demo test bench build-deps test-deps clean

@@ -34,8 +34,10 @@ struct File {
 #[serde(deny_unknown_fields)]
 pub struct Registry {
     pub url: String,
+    /// Plain HTTP (true) or HTTPS (false); unset: cue's default, which is
+    /// plain HTTP for localhost, 127.0.0.1 and [::1] only.
     #[serde(default)]
-    pub insecure: bool,
+    pub insecure: Option<bool>,
 }
 
 /// Where the routing comes from.
@@ -122,7 +124,7 @@ pub fn translate(text: &str, path: &std::path::Path) -> anyhow::Result<String> {
     let mut entries = Vec::new();
     for (prefix, entry) in file.registries {
         let registry = match entry {
-            serde_yaml::Value::String(url) => Registry { url, insecure: false },
+            serde_yaml::Value::String(url) => Registry { url, insecure: None },
             other => serde_yaml::from_value::<Registry>(other).map_err(|e| {
                 invalid(line_of(&prefix), format!("registries.{prefix}: {e} (write `url: HOST[/PREFIX]` and optionally `insecure: true`)"))
             })?,
@@ -142,17 +144,24 @@ pub fn translate(text: &str, path: &std::path::Path) -> anyhow::Result<String> {
     Ok(parts.join(","))
 }
 
-/// One CUE_REGISTRY entry. `http://` means insecure; `https://` is dropped.
+/// One CUE_REGISTRY entry. `http://` or `insecure: true` means plain HTTP
+/// (`+insecure`), `https://` or `insecure: false` HTTPS (`+secure`).
 fn cue_entry(prefix: &str, registry: &Registry) -> String {
     let mut url = registry.url.trim().trim_end_matches('/');
     let mut insecure = registry.insecure;
     if let Some(rest) = url.strip_prefix("http://") {
         url = rest;
-        insecure = true;
+        insecure = Some(true);
     } else if let Some(rest) = url.strip_prefix("https://") {
         url = rest;
+        insecure = insecure.or(Some(false));
     }
-    let suffix = if insecure && !url.ends_with("+insecure") { "+insecure" } else { "" };
+    let suffix = match insecure {
+        _ if url.ends_with("+insecure") || url.ends_with("+secure") => "",
+        Some(true) => "+insecure",
+        Some(false) => "+secure",
+        None => "",
+    };
     if prefix == CATCH_ALL {
         format!("{url}{suffix}")
     } else {
@@ -183,7 +192,7 @@ registries:
         assert_eq!(
             got,
             "opmodel.dev/examples=ghcr.io/opm/examples,company.internal=harbor.internal/modules+insecure,\
-             opmodel.dev=registry.opm.dev,dev.local=127.0.0.1:5001+insecure,localhost:5000"
+             opmodel.dev=registry.opm.dev+secure,dev.local=127.0.0.1:5001+insecure,localhost:5000"
         );
     }
 

@@ -17,7 +17,9 @@ Routing comes from CUE_REGISTRY when it is set, else from ~/.opm/config.yaml
       insecure: true
     \"*\": localhost:5000            # every other module
 
-The longest matching prefix wins. opm hands the result to CUE's own
+The longest matching prefix wins. `insecure: true` (or an http:// URL)
+means plain HTTP, `insecure: false` (or https://) HTTPS; unset, cue's
+default applies: plain HTTP for localhost and 127.0.0.1 only. opm hands the result to CUE's own
 resolver, so modules resolve exactly as they do for `cue`.";
 
 #[derive(Debug, clap::Args)]

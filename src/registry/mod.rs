@@ -273,6 +273,18 @@ fn explain(loc: &Location, auth: &RegistryAuth, e: &OciDistributionError) -> any
     let host = &loc.host;
     let repo = format!("{host}/{}", loc.repository);
     if let OciDistributionError::RequestError(r) = e {
+        let mut causes = String::new();
+        let mut source: Option<&dyn std::error::Error> = Some(r);
+        while let Some(err) = source {
+            causes.push_str(&err.to_string());
+            source = err.source();
+        }
+        if causes.contains("certificate") {
+            return fail(
+                Exit::Unreachable,
+                format!("the TLS certificate of registry {host} is not trusted: add its CA to the system's trust store (or point SSL_CERT_FILE at it)"),
+            );
+        }
         if r.is_connect() || r.is_timeout() {
             let scheme = if loc.insecure { "http" } else { "https" };
             let why = if r.is_timeout() { "timed out" } else { "connection failed" };

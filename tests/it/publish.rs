@@ -348,3 +348,48 @@ fn a_git_sourced_module_carries_the_same_vcs_annotations_as_cues() {
     let manifest: serde_json::Value = serde_json::from_str(&ours).unwrap();
     assert_eq!(manifest["annotations"]["org.cuelang.vcs-type"], "git");
 }
+
+#[test]
+fn a_tls_registry_and_a_plain_http_one_at_once() {
+    let secure = TestRegistry::start_with_tls();
+    let plain = TestRegistry::start();
+    let ca = secure.ca_file.clone().unwrap();
+    let cache = tempdir();
+    let config = cache.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!("registries:\n  secure.test:\n    url: https://{}\n  plain.test:\n    url: {}\n    insecure: true\n", secure.host, plain.host),
+    )
+    .unwrap();
+    let with = |dir: &Path, ca: Option<&Path>| {
+        let mut cmd = opm(cache.path());
+        cmd.env_remove("CUE_REGISTRY").env("OPM_CONFIG", &config).current_dir(dir);
+        if let Some(ca) = ca {
+            cmd.env("SSL_CERT_FILE", ca);
+        }
+        cmd
+    };
+    let lib = publishable("secure.test/lib@v0", "x: 1");
+    // Without trusting the CA, the certificate is refused: unreachable.
+    let out = run(with(lib.path(), None).args(["mod", "publish", "v0.1.0"]));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("certificate") && stderr(&out).contains("SSL_CERT_FILE"), "{}", stderr(&out));
+    let out = run(with(lib.path(), Some(&ca)).args(["mod", "publish", "v0.1.0"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let other = publishable("plain.test/other@v0", "y: 2");
+    let out = run(with(other.path(), Some(&ca)).args(["mod", "publish", "v0.1.0"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A consumer of both, through the same routing.
+    let c = module(&[
+        (
+            "cue.mod/module.cue",
+            "module: \"example.com/both@v0\"\nlanguage: version: \"v0.17.0\"\ndeps: {\n\t\"secure.test/lib@v0\": v: \"v0.1.0\"\n\t\"plain.test/other@v0\": v: \"v0.1.0\"\n}\n",
+        ),
+        ("c.cue", "package both\n\nimport (\n\t\"secure.test/lib\"\n\t\"plain.test/other\"\n)\n\nsum: lib.x + other.y\n"),
+    ]);
+    let out = run(with(c.path(), Some(&ca)).args(["mod", "vet", "--concrete"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(cache.path().join("mod/extract/secure.test/lib@v0.1.0").is_dir());
+    assert!(cache.path().join("mod/extract/plain.test/other@v0.1.0").is_dir());
+}

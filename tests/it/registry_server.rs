@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct TestRegistry {
     child: Child,
     pub host: String,
+    /// With TLS: the CA certificate that signed the server's.
+    pub ca_file: Option<std::path::PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -18,15 +20,20 @@ pub const PASSWORD: &str = "s3cret-Pa55word";
 
 impl TestRegistry {
     pub fn start() -> TestRegistry {
-        Self::launch(false)
+        Self::launch(false, false)
     }
 
     /// With Basic auth: USER / PASSWORD.
     pub fn start_with_auth() -> TestRegistry {
-        Self::launch(true)
+        Self::launch(true, false)
     }
 
-    fn launch(auth: bool) -> TestRegistry {
+    /// Over HTTPS, with a certificate from a throwaway CA (`ca_file`).
+    pub fn start_with_tls() -> TestRegistry {
+        Self::launch(false, true)
+    }
+
+    fn launch(auth: bool, tls: bool) -> TestRegistry {
         let dir = crate::support::tempdir();
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
@@ -44,6 +51,12 @@ impl TestRegistry {
             std::fs::write(&htpasswd, out.stdout).unwrap();
             config += &format!("auth:\n  htpasswd:\n    realm: opm-test\n    path: {}\n", htpasswd.display());
         }
+        let mut ca_file = None;
+        if tls {
+            let (cert, key, ca) = make_certificates(dir.path());
+            config += &format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display());
+            ca_file = Some(ca);
+        }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
         let child = Command::new("docker-registry")
@@ -54,7 +67,7 @@ impl TestRegistry {
             .stderr(Stdio::null())
             .spawn()
             .expect("docker-registry is installed by `make test`");
-        let registry = TestRegistry { child, host, _dir: dir };
+        let registry = TestRegistry { child, host, ca_file, _dir: dir };
         registry.wait_ready();
         registry
     }
@@ -90,6 +103,19 @@ impl Drop for TestRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, with openssl.
+fn make_certificates(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=opm test CA"]);
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    openssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"]);
+    (dir.join("server.pem"), dir.join("server.key"), dir.join("ca.pem"))
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
