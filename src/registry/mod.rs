@@ -214,8 +214,9 @@ pub fn sha256(data: &[u8]) -> String {
 }
 
 /// Runs an idempotent request, retrying on 429, 502, 503, 504 and broken
-/// connections with a bounded exponential backoff (0.5 s, 1 s, 2 s), and
-/// turns the final error into one a person can act on.
+/// connections with a bounded exponential backoff (0.5 s, 1 s, 2 s; a 429's
+/// Retry-After instead, up to a minute), and turns the final error into
+/// one a person can act on.
 async fn retry<T, F, Fut>(loc: &Location, auth: &RegistryAuth, mut request: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
@@ -227,13 +228,34 @@ where
         match request().await {
             Ok(value) => return Ok(value),
             Err(e) if attempt < ATTEMPTS && is_transient(&e) => {
-                tokio::time::sleep(delay).await;
+                let wait = match (status_of(&e), url_of(&e)) {
+                    (Some(429), Some(url)) => retry_after(url).await.unwrap_or(delay),
+                    _ => delay,
+                };
+                tokio::time::sleep(wait).await;
                 delay *= 2;
                 attempt += 1;
             }
             Err(e) => return Err(explain(loc, auth, &e)),
         }
     }
+}
+
+fn url_of(e: &OciDistributionError) -> Option<&str> {
+    match e {
+        OciDistributionError::ServerError { url, .. } | OciDistributionError::RegistryError { url, .. } => Some(url),
+        _ => None,
+    }
+}
+
+/// How long a rate-limiting registry asks clients to wait. oci-client keeps
+/// response headers to itself, so the same URL is asked again (HEAD) and
+/// its Retry-After (in seconds) read; at most a minute.
+async fn retry_after(url: &str) -> Option<Duration> {
+    let client = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).build().ok()?;
+    let response = client.head(url).send().await.ok()?;
+    let seconds: u64 = response.headers().get(http::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds.min(60)))
 }
 
 fn status_of(e: &OciDistributionError) -> Option<u16> {

@@ -393,3 +393,21 @@ fn a_tls_registry_and_a_plain_http_one_at_once() {
     assert!(cache.path().join("mod/extract/secure.test/lib@v0.1.0").is_dir());
     assert!(cache.path().join("mod/extract/plain.test/other@v0.1.0").is_dir());
 }
+
+#[test]
+fn a_rate_limited_registry_is_waited_for_as_it_asks() {
+    let reg = TestRegistry::start();
+    let cache = tempdir();
+    let m = publishable("example.com/limited@v0", "x: 1");
+    assert!(run(opm_at(cache.path(), &format!("{}+insecure", reg.host), m.path()).args(["mod", "publish", "v0.1.0"])).status.success());
+
+    // Two refusals (the request, and opm's look at Retry-After), then through.
+    let proxy = crate::registry_server::rate_limiting_proxy(&reg.host, 2, 2);
+    let c = consumer("example.com/limited@v0", "v0.1.0", "example.com/limited", "limited.x");
+    let fresh = tempdir();
+    let started = std::time::Instant::now();
+    let out = run(opm_at(fresh.path(), &format!("{proxy}+insecure"), c.path()).args(["mod", "vet", "--concrete"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The backoff alone would have waited 0.5 s; Retry-After asked for 2 s.
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2), "waited only {:?}", started.elapsed());
+}

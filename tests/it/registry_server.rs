@@ -150,3 +150,49 @@ fn base64(s: &str) -> String {
     }
     out
 }
+
+/// A proxy in front of a registry that answers the first `limited`
+/// manifest requests with 429 Too Many Requests and `Retry-After`, then
+/// forwards everything: a registry that rate-limits. Runs until the test
+/// process ends (its listener thread is detached).
+pub fn rate_limiting_proxy(upstream: &str, limited: usize, retry_after_secs: u64) -> String {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let upstream = upstream.to_string();
+    let refused = Arc::new(AtomicUsize::new(0));
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let (upstream, refused) = (upstream.clone(), refused.clone());
+            std::thread::spawn(move || {
+                let mut client = client;
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && client.read(&mut byte).map(|n| n == 1).unwrap_or(false) {
+                    head.push(byte[0]);
+                }
+                let first_line = String::from_utf8_lossy(&head).lines().next().unwrap_or("").to_string();
+                if first_line.contains("/manifests/") && refused.fetch_add(1, Ordering::SeqCst) < limited {
+                    let _ = write!(
+                        client,
+                        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {retry_after_secs}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    return;
+                }
+                let Ok(mut server) = std::net::TcpStream::connect(&upstream) else { return };
+                if server.write_all(&head).is_err() {
+                    return;
+                }
+                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c2, &mut s2);
+                    let _ = s2.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut server, &mut client);
+            });
+        }
+    });
+    addr
+}
