@@ -106,6 +106,14 @@ pub fn get(args: GetArgs) -> anyhow::Result<()> {
 
 pub fn tidy(args: TidyArgs) -> anyhow::Result<()> {
     let ws = Workspace::open()?;
+    // cue tidies a second, main-module view with the replacements of
+    // local-module.cue and merges both; opm tidies the published view only.
+    if ws.root.join("cue.mod/local-module.cue").exists() {
+        return Err(fail(
+            Exit::General,
+            "cue.mod/local-module.cue holds module replacements, which opm mod tidy does not apply yet: use 'cue mod tidy' here",
+        ));
+    }
     let before = resolve::requirements_of(&ws.parsed);
     let tidied = tidy::tidy(&ws.cx, &ws.root, &before, args.check)?;
     let after: Vec<ModuleVersion> = tidied.roots.iter().filter(|m| m.module != resolve::LOCAL).cloned().collect();
