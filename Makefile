@@ -12,9 +12,9 @@ CUE_VERSION := $(shell awk '$$1 == "require" && $$2 == "cuelang.org/go" {print $
 TOOLS := $(CURDIR)/tools/bin
 CUE := $(TOOLS)/cue
 # libclang-dev: bindgen (build). The rest: tests (real registry, skopeo,
-# htpasswd, openssl for a TLS registry).
+# htpasswd, openssl for a TLS registry; python3 for the demo and bench).
 BUILD_PACKAGES := libclang-dev
-TEST_PACKAGES := docker-registry skopeo apache2-utils openssl
+TEST_PACKAGES := docker-registry skopeo apache2-utils openssl python3
 
 
 .PHONY: build demo test bench build-deps test-deps clean
