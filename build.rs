@@ -38,19 +38,6 @@ fn main() {
     println!("cargo:rustc-link-lib=dylib=pthread");
     println!("cargo:rustc-link-lib=dylib=m");
 
-    // `opm version` reports the pinned cuelang.org/go; read it from go.mod too,
-    // so a test can check that the archive embeds exactly the pinned version.
-    let go_mod = std::fs::read_to_string(shim.join("go.mod")).expect("reading go-shim/go.mod");
-    let pinned = go_mod
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("require cuelang.org/go ")
-                .or_else(|| l.trim().strip_prefix("cuelang.org/go "))
-        })
-        .map(|v| v.split_whitespace().next().unwrap_or(v).to_string())
-        .expect("go-shim/go.mod must require cuelang.org/go");
-    println!("cargo:rustc-env=OPM_PINNED_CUE_VERSION={pinned}");
     println!(
         "cargo:rustc-env=OPM_TARGET={}",
         env::var("TARGET").unwrap_or_default()

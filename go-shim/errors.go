@@ -2,7 +2,6 @@ package main
 
 import (
 	goerrors "errors"
-	"io/fs"
 	"path/filepath"
 
 	"cuelang.org/go/cue/errors"
@@ -41,11 +40,13 @@ func toCallError(err error) *callError {
 	if goerrors.As(err, &ce) {
 		return ce
 	}
-	if goerrors.Is(err, fs.ErrNotExist) || goerrors.Is(err, fs.ErrPermission) {
+	// Only CUE's own errors mean the input is invalid; anything else is
+	// the file system or a bug.
+	var cueErr errors.Error
+	if !goerrors.As(err, &cueErr) {
 		return &callError{Kind: kindIO, Message: err.Error()}
 	}
-	diags := diagnostics(err, "", "")
-	return &callError{Kind: kindInvalid, Message: err.Error(), Errors: diags}
+	return &callError{Kind: kindInvalid, Message: err.Error(), Errors: diagnostics(err, "", "")}
 }
 
 // diagnostics flattens a CUE error into messages with positions: the same

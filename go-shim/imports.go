@@ -222,13 +222,15 @@ func opImportsPackage(body []byte) (any, error) {
 	dir := filepath.Clean(req.Dir)
 	inCUEMod := slices.Contains(strings.Split(filepath.ToSlash(dir), "/"), "cue.mod")
 	selected := func(pkg string) bool { return pkg == req.Qualifier }
+	// Package names found so far; parents are searched for them, up to the
+	// module root, even past a directory without any.
+	matched := map[string]bool{}
 	for {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			return nil, err
 		}
 		atRoot := false
-		matched := map[string]bool{}
 		for _, e := range entries {
 			if e.Name() == "cue.mod" {
 				atRoot = true
@@ -262,4 +264,37 @@ func opImportsPackage(body []byte) (any, error) {
 		return nil, &callError{Kind: kindInvalid, Message: err.Error()}
 	}
 	return packageImports{Included: len(included), Excluded: excluded, Imports: imports}, nil
+}
+
+type importSpecsRequest struct {
+	File string `json:"file"`
+}
+
+type importSpec struct {
+	Path  string `json:"path"`  // as written, unquoted
+	Start int    `json:"start"` // byte offsets of the quoted literal
+	End   int    `json:"end"`
+}
+
+// opImportSpecs lists a file's import declarations with the byte range of
+// each path literal, so that a caller can rewrite exactly those.
+func opImportSpecs(body []byte) (any, error) {
+	var req importSpecsRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	f, err := readImportsOnly(req.File)
+	if err != nil {
+		return nil, &callError{Kind: kindInvalid, Message: err.Error(), Errors: diagnostics(err, "", "")}
+	}
+	specs := []importSpec{}
+	for spec := range f.ImportSpecs() {
+		p, err := strconv.Unquote(spec.Path.Value)
+		if err != nil {
+			continue
+		}
+		start := spec.Path.Pos().Offset()
+		specs = append(specs, importSpec{Path: p, Start: start, End: start + len(spec.Path.Value)})
+	}
+	return specs, nil
 }

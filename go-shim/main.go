@@ -15,6 +15,7 @@ import "C"
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"runtime/debug"
 	"unsafe"
@@ -36,6 +37,7 @@ var handlers = map[string]handler{
 	"modfile.update":   opModfileUpdate,
 	"imports.main":     opImportsMain,
 	"imports.package":  opImportsPackage,
+	"imports.specs":    opImportSpecs,
 	"selftest.panic":   func([]byte) (any, error) { panic("selftest: deliberate panic") },
 }
 
@@ -47,6 +49,9 @@ type response struct {
 //export opm_call
 func opm_call(op *C.char, req *C.char, reqLen C.size_t) *C.char {
 	name := C.GoString(op)
+	if reqLen > math.MaxInt32 {
+		return C.CString(string(encode(response{Error: &callError{Kind: kindInternal, Message: "shim request too large"}})))
+	}
 	body := C.GoBytes(unsafe.Pointer(req), C.int(reqLen))
 	return C.CString(string(dispatch(name, body)))
 }

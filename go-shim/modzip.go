@@ -33,7 +33,7 @@ func opZipUnzip(body []byte) (any, error) {
 		return nil, err
 	}
 	if err := modzip.Unzip(filepath.Clean(req.Dir), mv, req.Zip); err != nil {
-		return nil, &callError{Kind: kindInvalid, Message: err.Error()}
+		return nil, &callError{Kind: kindUsage, Message: err.Error()}
 	}
 	return struct{}{}, nil
 }

@@ -84,7 +84,7 @@ func opModulePack(body []byte) (any, error) {
 		err = modzip.Create(f, mv, req.Files, packFileIO{})
 	}
 	if err != nil {
-		return nil, &callError{Kind: kindInvalid, Message: err.Error()}
+		return nil, &callError{Kind: kindUsage, Message: err.Error()}
 	}
 	info, err := f.Stat()
 	if err != nil {
@@ -92,11 +92,10 @@ func opModulePack(body []byte) (any, error) {
 	}
 
 	// The checks modregistry makes before it uploads.
-	zr, modf, files, err := modzip.CheckZip(mv, f, info.Size())
+	_, modf, files, err := modzip.CheckZip(mv, f, info.Size())
 	if err != nil {
-		return nil, &callError{Kind: kindInvalid, Message: "module zip check failed: " + err.Error()}
+		return nil, &callError{Kind: kindUsage, Message: "module zip check failed: " + err.Error()}
 	}
-	_ = zr
 	modData, err := readZipFile(modf)
 	if err != nil {
 		return nil, err

@@ -33,8 +33,7 @@ var releaseKinds = map[string]releaseKind{
 }
 
 type renderRequest struct {
-	Dir         string   `json:"dir"`  // the package directory, absolute
-	Root        string   `json:"root"` // the module root, absolute
+	Dir         string   `json:"dir"` // the package directory, absolute
 	Cwd         string   `json:"cwd"`
 	CacheDir    string   `json:"cache_dir"`
 	Tags        []string `json:"tags"`

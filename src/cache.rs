@@ -96,18 +96,28 @@ impl Entry {
         Ok(())
     }
 
-    /// Removes the entry, so that it is downloaded again.
+    /// Removes the entry. The module file goes first, so the entry stops
+    /// counting as complete at once; the extracted tree is then renamed to
+    /// a `.tmp-` name (which cue also cleans up) and deleted.
     pub fn remove(&self) -> anyhow::Result<()> {
         let _lock = self.lock()?;
-        if self.extract.exists() {
-            make_writable(&self.extract);
-            fs::remove_dir_all(&self.extract)?;
-        }
-        for suffix in ["zip", "mod", "ziphash"] {
+        for suffix in ["mod", "ziphash", "zip"] {
             match fs::remove_file(self.file(suffix)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
             }
+        }
+        if self.extract.exists() {
+            let parent = self.extract.parent().expect("extract dir has a parent");
+            let name = format!("{}.tmp-removed-{}", self.extract.file_name().unwrap().to_string_lossy(), std::process::id());
+            let doomed = parent.join(name);
+            // Moving a directory rewrites its `..`: it must be writable.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&self.extract)?.permissions().mode() | 0o200;
+            fs::set_permissions(&self.extract, fs::Permissions::from_mode(mode))?;
+            fs::rename(&self.extract, &doomed)?;
+            make_writable(&doomed);
+            fs::remove_dir_all(&doomed)?;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use std::path::Path;
 
 /// Registry requests in flight at once.
-const PARALLEL: usize = 32;
+pub const PARALLEL: usize = 32;
 
 /// How dependencies may be fetched.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
@@ -57,39 +57,50 @@ pub fn ensure_available(root: &Path, cache_dir: &Path, fetch: FetchArgs) -> anyh
 
 /// Makes sure each module version is complete in the cache.
 pub fn ensure_cached(wanted: &[ModuleVersion], cache_dir: &Path, fetch: FetchArgs) -> anyhow::Result<()> {
-    let mut missing = Vec::new();
-    for mv in wanted {
-        let entry = Entry::new(cache_dir, &mv.module, &mv.version);
-        if entry.is_complete() {
-            entry.verify()?;
-        } else if mv.module == catalog::MODULE && mv.version == catalog::VERSION {
-            catalog::ensure_in_cache(cache_dir)?;
-        } else {
-            missing.push(mv.clone());
-        }
-    }
+    let missing = missing_from_cache(wanted, cache_dir)?;
     if missing.is_empty() {
         return Ok(());
     }
-    let names = missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     if fetch.offline {
+        let names = missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         return Err(fail(
             Exit::NotFound,
             format!("--offline, and the CUE cache ({}) lacks {names}: run once without --offline", cache_dir.display()),
         ));
     }
-    download(&missing, cache_dir)
-}
-
-/// Downloads module versions into the cache, in parallel, with progress.
-pub fn download(modules: &[ModuleVersion], cache_dir: &Path) -> anyhow::Result<()> {
     let routing = Routing::load()?;
     let registry = Registry::new();
-    registry::runtime().block_on(download_all(&registry, &routing, modules, cache_dir))
+    registry::runtime().block_on(download_all(&registry, &routing, &missing, cache_dir, false))
 }
 
-/// Downloads module versions into the cache, at most PARALLEL at once.
-pub async fn download_all(registry: &Registry, routing: &Routing, modules: &[ModuleVersion], cache_dir: &Path) -> anyhow::Result<()> {
+/// The module versions that must be downloaded: every one not complete in
+/// the cache. Complete entries are checked against their recorded digest;
+/// the core model opm carries is installed rather than downloaded.
+pub fn missing_from_cache(wanted: &[ModuleVersion], cache_dir: &Path) -> anyhow::Result<Vec<ModuleVersion>> {
+    let mut missing = Vec::new();
+    for mv in wanted {
+        let entry = Entry::new(cache_dir, &mv.module, &mv.version);
+        if entry.is_complete() {
+            entry.verify()?;
+        } else if catalog::is_embedded(&mv.module, &mv.version) {
+            catalog::ensure_in_cache(cache_dir)?;
+        } else if !missing.contains(mv) {
+            missing.push(mv.clone());
+        }
+    }
+    Ok(missing)
+}
+
+/// Downloads module versions into the cache, at most PARALLEL at once,
+/// with progress. With `replace`, a version already in the cache is
+/// replaced, but only once its new copy has arrived.
+pub async fn download_all(
+    registry: &Registry,
+    routing: &Routing,
+    modules: &[ModuleVersion],
+    cache_dir: &Path,
+    replace: bool,
+) -> anyhow::Result<()> {
     let bar = ui::progress_count(modules.len() as u64, "downloading");
     stream::iter(modules)
         .map(|mv| {
@@ -97,7 +108,11 @@ pub async fn download_all(registry: &Registry, routing: &Routing, modules: &[Mod
             async move {
                 let loc = routing.resolve(&mv.module, &mv.version)?;
                 let (zip, module_file) = fetch_module(registry, &loc, mv).await?;
-                Entry::new(cache_dir, &mv.module, &mv.version).install(&zip, &module_file)?;
+                let entry = Entry::new(cache_dir, &mv.module, &mv.version);
+                if replace {
+                    entry.remove()?;
+                }
+                entry.install(&zip, &module_file)?;
                 bar.inc(1);
                 anyhow::Ok(())
             }

@@ -24,11 +24,6 @@ pub fn print_error(message: &str) {
     eprintln!("{} {message}", paint("1;31", "error:"));
 }
 
-/// `warning: MESSAGE`.
-pub fn print_warning(message: &str) {
-    eprintln!("{} {message}", paint("1;33", "warning:"));
-}
-
 /// A success or status line on stderr, so stdout stays for data.
 pub fn print_status(message: &str) {
     eprintln!("{message}");
@@ -64,8 +59,19 @@ pub fn print_diagnostics(diagnostics: &[Diagnostic], root: &Path, cwd: &Path) {
 
 /// Writes `value` as pretty JSON on stdout, for scripts.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    write_stdout(&format!("{}\n", serde_json::to_string_pretty(value)?))
+}
+
+/// Writes to stdout. A reader that went away (`opm mod build | head`) ends
+/// the command quietly; any other failure is an error, never a panic.
+pub fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(crate::error::fail(crate::error::Exit::General, format!("cannot write the output: {e}"))),
+    }
 }
 
 /// A progress bar of bytes on stderr, drawn only when stderr is a terminal.

@@ -16,6 +16,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut cmd = super::Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "opm", &mut std::io::stdout());
-    Ok(())
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "opm", &mut script);
+    crate::ui::write_stdout(&String::from_utf8_lossy(&script))
 }

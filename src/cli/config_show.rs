@@ -40,14 +40,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Source::File { path } => path.display().to_string(),
         Source::Default => "cue's default (no CUE_REGISTRY, no config file)".to_string(),
     };
-    println!("source:       {from}");
     let value = if routing.cue_registry.is_empty() { "(default) registry.cue.works" } else { &routing.cue_registry };
-    println!("CUE_REGISTRY: {value}");
+    let mut out = format!("source:       {from}\nCUE_REGISTRY: {value}\n");
     for entry in routing.cue_registry.split(',').filter(|e| !e.is_empty()) {
         match entry.split_once('=') {
-            Some((prefix, registry)) => println!("  {prefix:<30} -> {registry}"),
-            None => println!("  {:<30} -> {entry}", "(every other module)"),
+            Some((prefix, registry)) => out += &format!("  {prefix:<30} -> {registry}\n"),
+            None => out += &format!("  {:<30} -> {entry}\n", "(every other module)"),
         }
     }
-    Ok(())
+    ui::write_stdout(&out)
 }

@@ -127,7 +127,19 @@ core.#BundleRelease and prints the objects of all its modules.";
 
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // clap exits 2 on a bad command line; 2 means "CUE validation failed"
+    // here, so usage errors exit 1 as the README says.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            e.print()?;
+            return Ok(());
+        }
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(crate::error::Exit::General.code());
+        }
+    };
     match cli.command {
         Command::Mod(ModCommand::Init(args)) => mod_init::run(args),
         Command::Mod(ModCommand::Vet(args)) => mod_vet::run(args),

@@ -72,16 +72,21 @@ impl Workspace {
         resolve::requirements_of(&self.parsed).roots().to_vec()
     }
 
-    /// Downloads every module of `roots`, then writes module.cue: a failed
-    /// download leaves module.cue as it was.
-    pub fn commit(&self, roots: &[ModuleVersion], defaults: &std::collections::BTreeMap<String, String>) -> anyhow::Result<bool> {
-        self.cx.fetch_all(roots)?;
+    /// Downloads every module of `roots` (`refresh` again, even if cached),
+    /// then writes module.cue: a failed download leaves it as it was.
+    pub fn commit(
+        &self,
+        roots: &[ModuleVersion],
+        defaults: &std::collections::BTreeMap<String, String>,
+        refresh: &[ModuleVersion],
+    ) -> anyhow::Result<()> {
+        self.cx.fetch_all(refresh, true)?;
+        self.cx.fetch_all(roots, false)?;
         let text = resolve::write_deps(&self.text, &self.file.to_string_lossy(), roots, defaults)?;
-        if text == self.text {
-            return Ok(false);
+        if text != self.text {
+            module::write_atomic(&self.file, text.as_bytes())?;
         }
-        module::write_atomic(&self.file, text.as_bytes())?;
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -92,14 +97,12 @@ pub fn get(args: GetArgs) -> anyhow::Result<()> {
         .iter()
         .map(|arg| get::parse_request(&ws.cx, arg))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if args.force {
-        for mv in &wanted {
-            Entry::new(&ws.cx.cache_dir, &mv.module, &mv.version).remove()?;
-        }
-    }
     let before = ws.roots();
     let after = get::update_versions(&ws.cx, &ws.parsed, &wanted)?;
-    ws.commit(&after, &ws.parsed.defaults)?;
+    // --force: the requested versions are downloaded again; the old copies
+    // are replaced only once the new ones have arrived.
+    let refresh = if args.force { wanted.as_slice() } else { &[] };
+    ws.commit(&after, &ws.parsed.defaults, refresh)?;
     report_changes(&before, &after, &ws.root);
     Ok(())
 }
@@ -125,7 +128,7 @@ pub fn tidy(args: TidyArgs) -> anyhow::Result<()> {
         ui::print_status(&format!("ok: {} is tidy", module::display_path(&std::env::current_dir()?, &ws.file)));
         return Ok(());
     }
-    ws.commit(&after, &tidied.defaults)?;
+    ws.commit(&after, &tidied.defaults, &[])?;
     // Versions tidy dropped leave the cache too (FR-006).
     for old in before.roots() {
         if !after.contains(old) && old.module != resolve::LOCAL {

@@ -72,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else if updates.is_empty() {
         ui::print_status("all dependencies are up to date");
     } else {
-        print_table(&updates);
+        print_table(&updates)?;
     }
     if updates.is_empty() {
         return Ok(());
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let majors: Vec<&Update> = updates.iter().filter(|u| u.kind == "major").collect();
     let rewrites = import_rewrites(&ws.root, &majors)?;
     for (file, changes) in &rewrites {
-        for (from, to) in changes {
+        for (_, from, to) in changes {
             ui::print_status(&format!("{} imports {from}: will import {to}", module::display_path(&std::env::current_dir()?, file)));
         }
     }
@@ -158,17 +158,19 @@ fn kind(from: &str, to: &str) -> &'static str {
     }
 }
 
-fn print_table(updates: &[Update]) {
+fn print_table(updates: &[Update]) -> anyhow::Result<()> {
     let w = updates.iter().map(|u| u.module.len()).max().unwrap_or(0).max("MODULE".len());
     let c = updates.iter().map(|u| u.current.len()).max().unwrap_or(0).max("CURRENT".len());
     let a = updates.iter().map(|u| u.available.len()).max().unwrap_or(0).max("AVAILABLE".len());
-    println!("{:<w$}  {:<c$}    {:<a$}  KIND", "MODULE", "CURRENT", "AVAILABLE");
+    let mut out = format!("{:<w$}  {:<c$}    {:<a$}  KIND\n", "MODULE", "CURRENT", "AVAILABLE");
     for u in updates {
-        println!("{:<w$}  {:<c$} -> {:<a$}  {}", u.module, u.current, u.available, u.kind);
+        out += &format!("{:<w$}  {:<c$} -> {:<a$}  {}\n", u.module, u.current, u.available, u.kind);
     }
+    ui::write_stdout(&out)
 }
 
-type Rewrites = Vec<(PathBuf, Vec<(String, String)>)>;
+/// Per file: (byte range of an import path literal, old path, new path).
+type Rewrites = Vec<(PathBuf, Vec<(std::ops::Range<usize>, String, String)>)>;
 
 /// The import paths in the main module's files that name an old major
 /// being updated, and what they become.
@@ -178,16 +180,15 @@ fn import_rewrites(root: &Path, majors: &[&Update]) -> anyhow::Result<Rewrites> 
         return Ok(out);
     }
     for file in module_files(root)? {
-        let text = std::fs::read_to_string(&file)?;
         let mut changes = Vec::new();
-        for spec in import_specs(&text) {
-            let mut ip = resolve::ImportPath::parse(&spec);
+        for spec in cue::import_specs(&file).map_err(Failure::from)? {
+            let mut ip = resolve::ImportPath::parse(&spec.path);
             for u in majors {
                 let (base, old) = split_major(&u.module);
                 let in_module = ip.path == base || ip.path.starts_with(&format!("{base}/"));
                 if in_module && ip.version == old {
                     ip.version = semver::major(&u.available).to_string();
-                    changes.push((spec.clone(), ip.canonical()));
+                    changes.push((spec.start..spec.end, spec.path.clone(), ip.canonical()));
                 }
             }
         }
@@ -196,37 +197,6 @@ fn import_rewrites(root: &Path, majors: &[&Update]) -> anyhow::Result<Rewrites> 
         }
     }
     Ok(out)
-}
-
-/// The quoted strings of a file's import declarations.
-fn import_specs(text: &str) -> Vec<String> {
-    let mut specs = Vec::new();
-    let mut in_block = false;
-    for line in text.lines() {
-        let t = line.trim();
-        let candidate = if in_block {
-            if t.starts_with(')') {
-                in_block = false;
-                continue;
-            }
-            t
-        } else if let Some(rest) = t.strip_prefix("import") {
-            let rest = rest.trim();
-            if rest.starts_with('(') {
-                in_block = true;
-                continue;
-            }
-            rest
-        } else {
-            continue;
-        };
-        if let Some(start) = candidate.find('"') {
-            if let Some(len) = candidate[start + 1..].find('"') {
-                specs.push(candidate[start + 1..start + 1 + len].to_string());
-            }
-        }
-    }
-    specs
 }
 
 /// The .cue files of the main module (not hidden, not in cue.mod or
@@ -284,24 +254,32 @@ fn apply(ws: &Workspace, updates: &[Update], rewrites: &Rewrites) -> anyhow::Res
         }
         Ok(())
     };
-    ws.commit(&roots, &parsed.defaults)?;
-    for ((file, changes), (_, text)) in rewrites.iter().zip(&originals) {
-        let mut new = text.clone();
-        for (from, to) in changes {
-            new = new.replace(&format!("\"{from}\""), &format!("\"{to}\""));
+    ws.commit(&roots, &parsed.defaults, &[])?;
+    // From here on, any failure puts module.cue and the sources back.
+    let rewrite_and_vet = || -> anyhow::Result<()> {
+        for ((file, changes), (_, text)) in rewrites.iter().zip(&originals) {
+            // Exactly the import literals CUE's parser found, last first so
+            // that earlier offsets stay valid.
+            let mut new = text.clone();
+            for (range, _, to) in changes.iter().rev() {
+                new.replace_range(range.clone(), &format!("{to:?}"));
+            }
+            module::write_atomic(file, new.as_bytes())?;
         }
-        if let Err(e) = module::write_atomic(file, new.as_bytes()) {
-            restore()?;
-            return Err(e.into());
+        let cwd = std::env::current_dir()?;
+        let report = cue::vet(&cue::VetRequest { dir: &ws.root, cwd: &cwd, cache_dir: &ws.cx.cache_dir, concrete: false, tags: &[] })
+            .map_err(Failure::from)?;
+        if !report.errors.is_empty() {
+            ui::print_diagnostics(&report.errors, &ws.root, &cwd);
+            return Err(fail(Exit::Invalid, "the module does not vet with these updates: nothing was changed"));
         }
-    }
-    let cwd = std::env::current_dir()?;
-    let report = cue::vet(&cue::VetRequest { dir: &ws.root, cwd: &cwd, cache_dir: &ws.cx.cache_dir, concrete: false, tags: &[] })
-        .map_err(Failure::from)?;
-    if !report.errors.is_empty() {
-        ui::print_diagnostics(&report.errors, &ws.root, &cwd);
-        restore()?;
-        return Err(fail(Exit::Invalid, "the module does not vet with these updates: nothing was changed"));
+        Ok(())
+    };
+    if let Err(e) = rewrite_and_vet() {
+        if let Err(r) = restore() {
+            return Err(e.context(format!("and restoring the previous files failed: {r:#}")));
+        }
+        return Err(e);
     }
     for u in updates {
         ui::print_status(&format!("updated {} {} -> {}", u.module, u.current, u.available));
@@ -318,11 +296,5 @@ mod tests {
         assert_eq!(kind("v1.0.0", "v1.0.1"), "patch");
         assert_eq!(kind("v1.0.0", "v1.1.0"), "minor");
         assert_eq!(kind("v1.2.0", "v2.0.0"), "major");
-    }
-
-    #[test]
-    fn import_specs_are_read_from_both_forms() {
-        let text = "package m\n\nimport \"a.test/a@v1\"\nimport (\n\tb \"b.test/b@v1:q\"\n\t\"strings\"\n)\n\nx: \"c.test/c@v1\"\n";
-        assert_eq!(import_specs(text), ["a.test/a@v1", "b.test/b@v1:q", "strings"]);
     }
 }

@@ -53,7 +53,6 @@ pub fn run(kind: ReleaseKind, args: Args, write: bool) -> anyhow::Result<()> {
     let values: Vec<PathBuf> = args.values.iter().map(std::path::absolute).collect::<Result<_, _>>()?;
     let rendered = cue::render(&cue::RenderRequest {
         dir: &dir,
-        root: &root,
         cwd: &cwd,
         cache_dir: &cache_dir,
         tags: &args.tags,
@@ -80,7 +79,7 @@ pub fn run(kind: ReleaseKind, args: Args, write: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     match &args.out_dir {
-        None => print!("{}", encode(&rendered.objects, args.output)),
+        None => ui::write_stdout(&encode(&rendered.objects, args.output))?,
         Some(out) => {
             write_files(out, &rendered.objects, args.output)?;
             ui::print_status(&format!(

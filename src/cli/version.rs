@@ -37,12 +37,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         return ui::print_json(&v);
     }
-    println!("opm {}", v.opm);
-    println!(
-        "cuelang.org/go {} (CUE language {})",
-        v.cue_version, v.language_version
-    );
-    println!("go {}", v.go_version.trim_start_matches("go"));
-    println!("target {}", v.target);
-    Ok(())
+    ui::write_stdout(&format!(
+        "opm {}\ncuelang.org/go {} (CUE language {})\ngo {}\ntarget {}\n",
+        v.opm,
+        v.cue_version,
+        v.language_version,
+        v.go_version.trim_start_matches("go"),
+        v.target
+    ))
 }

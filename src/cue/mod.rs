@@ -189,8 +189,6 @@ pub fn unzip(module: &str, version: &str, zip: &Path, dir: &Path) -> Result<(), 
 pub struct RenderRequest<'a> {
     /// The package directory (absolute).
     pub dir: &'a Path,
-    /// The module root (absolute); error positions are relative to it.
-    pub root: &'a Path,
     pub cwd: &'a Path,
     pub cache_dir: &'a Path,
     pub tags: &'a [String],
@@ -385,4 +383,18 @@ pub struct PackageImports {
 /// Reads the package `qualifier` in `dir` as cue's module loader does.
 pub fn package_imports(dir: &Path, qualifier: &str, main: bool) -> Result<PackageImports, Error> {
     call("imports.package", &serde_json::json!({ "dir": dir, "qualifier": qualifier, "main": main }))
+}
+
+/// One import declaration of a file: its path and the byte range of the
+/// quoted literal.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImportSpec {
+    pub path: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The import declarations of a CUE file, found by CUE's parser.
+pub fn import_specs(file: &Path) -> Result<Vec<ImportSpec>, Error> {
+    call("imports.specs", &serde_json::json!({ "file": file }))
 }

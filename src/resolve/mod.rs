@@ -27,8 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-/// Registry requests in flight at once.
-const PARALLEL: usize = 32;
+use crate::deps::PARALLEL;
 
 /// The version cue gives the main module: above every other.
 pub const MAIN_VERSION: &str = "";
@@ -70,6 +69,9 @@ impl Context {
         for mv in mvs {
             if self.module_files.borrow().contains_key(mv) || missing.contains(mv) {
                 continue;
+            }
+            if crate::catalog::is_embedded(&mv.module, &mv.version) {
+                crate::catalog::ensure_in_cache(&self.cache_dir)?;
             }
             let path = Entry::new(&self.cache_dir, &mv.module, &mv.version).mod_file();
             match std::fs::read_to_string(&path) {
@@ -144,25 +146,20 @@ impl Context {
 
     /// The extracted module in the cache, downloading it when missing.
     pub fn fetch(&self, mv: &ModuleVersion) -> anyhow::Result<PathBuf> {
-        let entry = Entry::new(&self.cache_dir, &mv.module, &mv.version);
-        if !entry.is_complete() {
-            self.rt
-                .block_on(deps::download_all(&self.registry, &self.routing, std::slice::from_ref(mv), &self.cache_dir))?;
-        }
-        Ok(entry.dir().to_path_buf())
+        self.fetch_all(std::slice::from_ref(mv), false)?;
+        Ok(Entry::new(&self.cache_dir, &mv.module, &mv.version).dir().to_path_buf())
     }
 
-    /// Downloads every missing module of a list, in parallel.
-    pub fn fetch_all(&self, mvs: &[ModuleVersion]) -> anyhow::Result<()> {
-        let missing: Vec<ModuleVersion> = mvs
-            .iter()
-            .filter(|mv| mv.module != LOCAL && !Entry::new(&self.cache_dir, &mv.module, &mv.version).is_complete())
-            .cloned()
-            .collect();
-        if missing.is_empty() {
+    /// Makes every module of a list complete in the cache, downloading the
+    /// missing ones in parallel; with `replace`, downloading all of them
+    /// again (`--force`).
+    pub fn fetch_all(&self, mvs: &[ModuleVersion], replace: bool) -> anyhow::Result<()> {
+        let mvs: Vec<ModuleVersion> = mvs.iter().filter(|mv| mv.module != LOCAL).cloned().collect();
+        let wanted = if replace { mvs } else { deps::missing_from_cache(&mvs, &self.cache_dir)? };
+        if wanted.is_empty() {
             return Ok(());
         }
-        self.rt.block_on(deps::download_all(&self.registry, &self.routing, &missing, &self.cache_dir))
+        self.rt.block_on(deps::download_all(&self.registry, &self.routing, &wanted, &self.cache_dir, replace))
     }
 }
 
@@ -290,7 +287,7 @@ impl Requirements {
         }
         let readable: Vec<ModuleVersion> =
             self.roots.iter().filter(|r| r.module != LOCAL && r.version != "none").cloned().collect();
-        cx.prefetch_module_files(&readable).map_err(|e| graph_error(e, &readable))?;
+        cx.prefetch_module_files(&readable).map_err(|e| graph_error("cannot read the module graph", e))?;
         for r in &readable {
             for d in &cx.module_file(r)?.deps {
                 g.require(&ModuleVersion { module: d.path.clone(), version: d.version.clone() });
@@ -301,10 +298,10 @@ impl Requirements {
 }
 
 /// A failure to read the graph keeps its exit code (unreachable, denied,
-/// not found) and says which part of the graph it was reading.
-fn graph_error(e: anyhow::Error, _roots: &[ModuleVersion]) -> anyhow::Error {
+/// not found) under a message saying what was being done.
+pub fn graph_error(doing: &str, e: anyhow::Error) -> anyhow::Error {
     let exit = crate::error::exit_of(&e);
-    fail(exit, format!("cannot read the module graph: {e:#}"))
+    fail(exit, format!("{doing}: {e:#}"))
 }
 
 /// Selected versions: the highest version of each module path required
@@ -348,8 +345,6 @@ pub struct ImportPath {
     pub path: String,
     pub version: String,
     pub qualifier: String,
-    /// Whether the qualifier was written (`:q`).
-    pub explicit_qualifier: bool,
 }
 
 impl ImportPath {
@@ -372,7 +367,7 @@ impl ImportPath {
                 qualifier = last.to_string();
             }
         }
-        ImportPath { path, version, qualifier, explicit_qualifier: explicit }
+        ImportPath { path, version, qualifier }
     }
 
     /// The canonical form: the qualifier only when it differs from the

@@ -54,7 +54,9 @@ pub struct Tidied {
 }
 
 /// Computes the tidy requirements of the module at `root`. With `check`,
-/// nothing is looked up in the registry: a missing module is reported.
+/// no tag list is read to find a missing module: it is reported. (Module
+/// files and zips of the dependencies may still be fetched into the
+/// cache, as `cue mod tidy --check` does.)
 pub fn tidy(cx: &Context, root: &Path, old: &Requirements, check: bool) -> anyhow::Result<Tidied> {
     let loader = Loader { cx, root, main: &old.main };
     let root_pkgs = cue::main_imports(root).map_err(Failure::from)?;
@@ -259,10 +261,7 @@ impl Loader<'_> {
             if graph.is_some() {
                 return Ok(Err(PkgError::Missing));
             }
-            graph = Some(rs.graph(self.cx).map_err(|e| {
-                let exit = crate::error::exit_of(&e);
-                fail(exit, format!("cannot expand module graph: {e:#}"))
-            })?);
+            graph = Some(rs.graph(self.cx).map_err(|e| super::graph_error("cannot expand module graph", e))?);
         }
     }
 

@@ -202,3 +202,28 @@ fn completion_scripts_are_generated() {
         assert!(stdout(&out).contains("opm"), "{shell}");
     }
 }
+
+#[test]
+fn usage_errors_exit_1_not_the_validation_code() {
+    let cache = tempdir();
+    for args in [&["mod", "frob"][..], &["mod", "vet", "--bogus"], &["mod", "get"], &[]] {
+        let out = run(opm(cache.path()).args(args));
+        assert_eq!(out.status.code(), Some(1), "opm {}: {}", args.join(" "), stderr(&out));
+    }
+    let out = run(opm(cache.path()).arg("--version"));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn output_to_a_closed_pipe_or_a_full_disk_is_not_a_crash() {
+    let cache = tempdir();
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let out = run(opm(cache.path()).arg("version").stdout(full));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot write the output") && !stderr(&out).contains("panicked"), "{}", stderr(&out));
+
+    let mut child = opm(cache.path()).args(["completion", "bash"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take()); // the reader goes away at once
+    let status = child.wait().unwrap();
+    assert!(matches!(status.code(), Some(0) | Some(1)), "{status}");
+}
