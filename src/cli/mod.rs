@@ -62,7 +62,7 @@ enum ModCommand {
     Vet(mod_vet::Args),
     /// Render the module's release to Kubernetes manifests
     #[command(after_help = BUILD_EXAMPLES)]
-    Build(render::Args),
+    Build(render::BuildArgs),
     /// Vet the module and push it to an OCI registry in CUE's module format
     Publish(mod_publish::Args),
     /// Add or change dependencies at exact versions, as `cue mod get` does
@@ -86,7 +86,7 @@ enum BundleCommand {
     Vet(render::Args),
     /// Render every module of a bundle release to Kubernetes manifests
     #[command(after_help = BUNDLE_BUILD_EXAMPLES)]
-    Build(render::Args),
+    Build(render::BuildArgs),
 }
 
 const MOD_EXAMPLES: &str = "\
@@ -143,13 +143,13 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Mod(ModCommand::Init(args)) => mod_init::run(args),
         Command::Mod(ModCommand::Vet(args)) => mod_vet::run(args),
-        Command::Mod(ModCommand::Build(args)) => render::run(ReleaseKind::Module, args, true),
+        Command::Mod(ModCommand::Build(args)) => render::build(ReleaseKind::Module, args),
         Command::Mod(ModCommand::Publish(args)) => mod_publish::run(args),
         Command::Mod(ModCommand::Get(args)) => mod_deps::get(args),
         Command::Mod(ModCommand::Tidy(args)) => mod_deps::tidy(args),
         Command::Mod(ModCommand::Update(args)) => mod_update::run(args),
-        Command::Bundle(BundleCommand::Vet(args)) => render::run(ReleaseKind::Bundle, args, false),
-        Command::Bundle(BundleCommand::Build(args)) => render::run(ReleaseKind::Bundle, args, true),
+        Command::Bundle(BundleCommand::Vet(args)) => render::vet(ReleaseKind::Bundle, args),
+        Command::Bundle(BundleCommand::Build(args)) => render::build(ReleaseKind::Bundle, args),
         Command::Config(ConfigCommand::Show(args)) => config_show::run(args),
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),

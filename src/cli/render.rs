@@ -10,6 +10,20 @@ use crate::ui;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+/// `build`: the release and where its objects go.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    release: Args,
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Yaml)]
+    output: Format,
+    /// Write one file per object into DIR (named in apply order) instead of stdout
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+}
+
+/// `vet`: the release only.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The package directory (default: the current directory)
@@ -18,12 +32,6 @@ pub struct Args {
     /// A values file (.cue, .yaml, .yml, .json); repeat to unify several, in order
     #[arg(short = 'f', long = "values", value_name = "FILE")]
     values: Vec<PathBuf>,
-    /// Output format
-    #[arg(short = 'o', long, value_enum, default_value_t = Format::Yaml)]
-    output: Format,
-    /// Write one file per object into DIR (named in apply order) instead of stdout
-    #[arg(long, value_name = "DIR")]
-    out_dir: Option<PathBuf>,
     /// The release name (default: the module's or bundle's metadata.name)
     #[arg(long)]
     name: Option<String>,
@@ -37,9 +45,41 @@ pub struct Args {
     fetch: deps::FetchArgs,
 }
 
-/// Evaluates the release; `write` says whether to print the objects
-/// (build) or only to report that the release is valid (vet).
-pub fn run(kind: ReleaseKind, args: Args, write: bool) -> anyhow::Result<()> {
+/// Checks a release: evaluates it and says whether it is valid.
+pub fn vet(kind: ReleaseKind, args: Args) -> anyhow::Result<()> {
+    let rendered = render(kind, &args, Format::Yaml)?;
+    ui::print_status(&format!("ok: {} {} is valid: {} objects", what(kind), rendered.name, rendered.objects.len()));
+    Ok(())
+}
+
+/// Renders a release and writes its objects, in apply order.
+pub fn build(kind: ReleaseKind, args: BuildArgs) -> anyhow::Result<()> {
+    let rendered = render(kind, &args.release, args.output)?;
+    match &args.out_dir {
+        None => ui::write_stdout(&encode(&rendered.objects, args.output))?,
+        Some(out) => {
+            write_files(out, &rendered.objects, args.output)?;
+            ui::print_status(&format!(
+                "wrote {} objects of {} {} to {}",
+                rendered.objects.len(),
+                what(kind),
+                rendered.name,
+                out.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn what(kind: ReleaseKind) -> &'static str {
+    match kind {
+        ReleaseKind::Module => "release",
+        ReleaseKind::Bundle => "bundle release",
+    }
+}
+
+/// Evaluates the release and sorts its objects into apply order.
+fn render(kind: ReleaseKind, args: &Args, encoding: Format) -> anyhow::Result<cue::Rendered> {
     let root = module::find_root(&args.dir)?;
     let dir = std::path::absolute(&args.dir)?;
     let cwd = std::env::current_dir()?;
@@ -60,37 +100,12 @@ pub fn run(kind: ReleaseKind, args: Args, write: bool) -> anyhow::Result<()> {
         name: args.name.as_deref().unwrap_or(""),
         namespace: &args.namespace,
         values_files: &values,
-        encoding: args.output,
+        encoding,
     });
     let mut rendered =
         rendered.map_err(|e| Failure::from(e).summarize(&module::display_path(&cwd, &dir)))?;
     rendered.objects.sort_by(|a, b| apply_order(a).cmp(&apply_order(b)));
-
-    let what = match kind {
-        ReleaseKind::Module => "release",
-        ReleaseKind::Bundle => "bundle release",
-    };
-    if !write {
-        ui::print_status(&format!(
-            "ok: {what} {} is valid: {} objects",
-            rendered.name,
-            rendered.objects.len()
-        ));
-        return Ok(());
-    }
-    match &args.out_dir {
-        None => ui::write_stdout(&encode(&rendered.objects, args.output))?,
-        Some(out) => {
-            write_files(out, &rendered.objects, args.output)?;
-            ui::print_status(&format!(
-                "wrote {} objects of {what} {} to {}",
-                rendered.objects.len(),
-                rendered.name,
-                out.display()
-            ));
-        }
-    }
-    Ok(())
+    Ok(rendered)
 }
 
 /// Namespaces first, then configuration and secrets, storage, services,

@@ -33,7 +33,9 @@ pub struct Manifest {
 /// and what this run has already learnt from each registry.
 #[derive(Default)]
 pub struct Registry {
-    hosts: Mutex<HashMap<String, Host>>,
+    /// Held while a host is first set up, so that parallel requests to a
+    /// new host run its credential helper and its probe once.
+    hosts: tokio::sync::Mutex<HashMap<String, Host>>,
     /// (host, repository, push) authorized in this run.
     authorized: Mutex<HashSet<(String, String, bool)>>,
     /// Manifests by (host, repository, tag), each fetched once per run.
@@ -58,7 +60,8 @@ impl Registry {
     }
 
     async fn host(&self, loc: &Location) -> anyhow::Result<Host> {
-        if let Some(h) = self.hosts.lock().expect("registry host table").get(&loc.host) {
+        let mut hosts = self.hosts.lock().await;
+        if let Some(h) = hosts.get(&loc.host) {
             return Ok(h.clone());
         }
         let config = || ClientConfig {
@@ -78,7 +81,7 @@ impl Registry {
             }
         }
         let host = Host { client: OciClient::new(config()), auth, wire };
-        self.hosts.lock().expect("registry host table").insert(loc.host.clone(), host.clone());
+        hosts.insert(loc.host.clone(), host.clone());
         Ok(host)
     }
 
