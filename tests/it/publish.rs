@@ -108,6 +108,11 @@ fn a_module_published_by_cue_is_downloaded_by_opm_into_a_cache_cue_shares() {
     let out = run(opm_at(cache.path(), "none", c.path()).args(["mod", "vet"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("corrupt") && stderr(&out).contains("--force"), "{}", stderr(&out));
+    // The fix the message names repairs it.
+    let out = run(opm_at(cache.path(), &registry, c.path()).args(["mod", "get", "--force", "example.com/lib@v1.2.3"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(opm_at(cache.path(), "none", c.path()).args(["mod", "vet", "--offline"]));
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]
