@@ -141,9 +141,9 @@ impl Entry {
     /// partial entry and an interrupted install leaves nothing CUE would use.
     pub fn install(&self, zip: &[u8], module_file: &[u8]) -> anyhow::Result<()> {
         let _lock = self.lock()?;
-        module::write_atomic(&self.mod_file(), module_file)?;
-        module::write_atomic(&self.zip(), zip)?;
-        module::write_atomic(&self.digest_file(), crate::registry::sha256(zip).as_bytes())?;
+        module::write_cached(&self.mod_file(), module_file)?;
+        module::write_cached(&self.zip(), zip)?;
+        module::write_cached(&self.digest_file(), crate::registry::sha256(zip).as_bytes())?;
         if self.extract.is_dir() {
             return Ok(());
         }

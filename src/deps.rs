@@ -109,10 +109,15 @@ pub async fn download_all(
                 let loc = routing.resolve(&mv.module, &mv.version)?;
                 let (zip, module_file) = fetch_module(registry, &loc, mv).await?;
                 let entry = Entry::new(cache_dir, &mv.module, &mv.version);
-                if replace {
-                    entry.remove()?;
-                }
-                entry.install(&zip, &module_file)?;
+                // Unzipping and writing block: off the thread that drives
+                // the other downloads.
+                tokio::task::spawn_blocking(move || {
+                    if replace {
+                        entry.remove()?;
+                    }
+                    entry.install(&zip, &module_file)
+                })
+                .await??;
                 bar.inc(1);
                 anyhow::Ok(())
             }

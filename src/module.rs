@@ -34,7 +34,19 @@ pub fn find_root(dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// Writes `data` to `path` through a temporary file in the same directory
 /// and a rename, so readers see the old or the new content, never a part.
+/// The data reach the disk before the rename: this is for the user's files.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_replacing(path, data, true)
+}
+
+/// `write_atomic` for files that can be fetched again (cache entries,
+/// checked against their digests): renamed into place without waiting for
+/// the disk, as cue writes its cache.
+pub fn write_cached(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_replacing(path, data, false)
+}
+
+fn write_replacing(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -47,7 +59,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .unwrap_or_else(|_| default_permissions());
     tmp.as_file().set_permissions(mode)?;
     tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
+    if durable {
+        tmp.as_file().sync_all()?;
+    }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

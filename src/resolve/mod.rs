@@ -96,7 +96,7 @@ impl Context {
             let text = String::from_utf8(data).map_err(|_| fail(Exit::General, format!("{mv}: module.cue is not UTF-8")))?;
             let entry = Entry::new(&self.cache_dir, &mv.module, &mv.version);
             std::fs::create_dir_all(entry.mod_file().parent().expect("a .mod file has a parent"))?;
-            crate::module::write_atomic(&entry.mod_file(), text.as_bytes())?;
+            crate::module::write_cached(&entry.mod_file(), text.as_bytes())?;
             self.remember(&mv, &text)?;
         }
         Ok(())
