@@ -39,7 +39,7 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(cache_dir: &Path, module: &str, version: &str) -> Entry {
-        let base = module.split_once('@').map_or(module, |(base, _)| base);
+        let (base, _) = crate::resolve::split_major(module);
         let (base, ver) = (escape(base), escape(version));
         let root = cache_dir.join("mod");
         Entry {
@@ -84,7 +84,7 @@ impl Entry {
         let Ok(recorded) = fs::read_to_string(self.digest_file()) else { return Ok(()) };
         let actual = fs::read(self.zip()).map(|zip| crate::registry::sha256(&zip)).unwrap_or_default();
         if actual != recorded.trim() {
-            let base = self.module.split_once('@').map_or(self.module.as_str(), |(b, _)| b);
+            let (base, _) = crate::resolve::split_major(&self.module);
             return Err(crate::error::fail(
                 crate::error::Exit::General,
                 format!(

@@ -33,7 +33,7 @@ pub struct ModuleVersion {
 
 impl std::fmt::Display for ModuleVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let base = self.module.split_once('@').map_or(self.module.as_str(), |(b, _)| b);
+        let (base, _) = crate::resolve::split_major(&self.module);
         write!(f, "{base}@{}", self.version)
     }
 }

@@ -76,7 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     check_version(&mf.module, version)?;
     let mut routing = Routing::load()?;
     if let Some(reference) = reference {
-        let base = mf.module.split_once('@').map_or(mf.module.as_str(), |(b, _)| b);
+        let base = resolve::split_major(&mf.module).0;
         if reference != mf.module && reference != base {
             if !looks_like_registry(reference) {
                 return Err(fail(
@@ -96,13 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
     refuse_symlinks(&root)?;
 
-    let report = cue::vet(&cue::VetRequest { dir: &root, cwd: &cwd, cache_dir: &cache_dir, concrete: false, tags: &[] })
-        .map_err(Failure::from)?;
-    if !report.errors.is_empty() {
-        ui::print_diagnostics(&report.errors, &root, &cwd);
-        let n = report.errors.len();
-        return Err(fail(Exit::Invalid, format!("{n} error{} in the module: nothing was published", if n == 1 { "" } else { "s" })));
-    }
+    super::mod_vet::require_valid(&root, &cache_dir, "nothing was published")?;
 
     check_tidy(&root, &cache_dir)?;
 
@@ -142,7 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             outcome,
         });
     }
-    let base = mf.module.split_once('@').map_or(mf.module.as_str(), |(b, _)| b);
+    let base = resolve::split_major(&mf.module).0;
     let what = format!("{base}@{version}");
     match outcome {
         "published" => ui::print_status(&format!("published {what} to {reference}")),
@@ -184,7 +178,10 @@ fn check_version(module: &str, version: &str) -> anyhow::Result<()> {
     if !parsed.build.is_empty() {
         return Err(fail(Exit::General, format!("version {version:?} is not canonical: drop the build metadata (+...)")));
     }
-    let major = module.rsplit_once('@').map_or("v0", |(_, m)| m);
+    let major = match resolve::split_major(module).1 {
+        "" => "v0",
+        m => m,
+    };
     if format!("v{}", parsed.major) != major {
         return Err(fail(
             Exit::General,

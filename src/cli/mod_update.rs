@@ -266,14 +266,7 @@ fn apply(ws: &Workspace, updates: &[Update], rewrites: &Rewrites) -> anyhow::Res
             }
             module::write_atomic(file, new.as_bytes())?;
         }
-        let cwd = std::env::current_dir()?;
-        let report = cue::vet(&cue::VetRequest { dir: &ws.root, cwd: &cwd, cache_dir: &ws.cx.cache_dir, concrete: false, tags: &[] })
-            .map_err(Failure::from)?;
-        if !report.errors.is_empty() {
-            ui::print_diagnostics(&report.errors, &ws.root, &cwd);
-            return Err(fail(Exit::Invalid, "the module does not vet with these updates: nothing was changed"));
-        }
-        Ok(())
+        super::mod_vet::require_valid(&ws.root, &ws.cx.cache_dir, "it does not vet with these updates, so nothing was changed")
     };
     if let Err(e) = rewrite_and_vet() {
         if let Err(r) = restore() {

@@ -44,6 +44,20 @@ struct Report<'a> {
     errors: &'a [Diagnostic],
 }
 
+/// Vets the module at `root` as `cue vet -c=false` does; on errors prints
+/// them and fails (exit 2) saying `consequence` ("nothing was published").
+pub(super) fn require_valid(root: &std::path::Path, cache_dir: &std::path::Path, consequence: &str) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir()?;
+    let report = cue::vet(&cue::VetRequest { dir: root, cwd: &cwd, cache_dir, concrete: false, tags: &[] })
+        .map_err(Failure::from)?;
+    if report.errors.is_empty() {
+        return Ok(());
+    }
+    ui::print_diagnostics(&report.errors, root, &cwd);
+    let n = report.errors.len();
+    Err(fail(Exit::Invalid, format!("{n} error{} in the module: {consequence}", if n == 1 { "" } else { "s" })))
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let root = module::find_root(&args.dir)?;
     let cwd = std::env::current_dir()?;
