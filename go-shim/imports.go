@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -119,51 +118,28 @@ func evalBuildExpr(expr ast.Expr) (bool, error) {
 }
 
 type mainImportsRequest struct {
-	Root string `json:"root"`
+	// The main module's CUE sources, as opm walks them (cue's
+	// modimports.AllModuleFiles rules).
+	Files []string `json:"files"`
 }
 
-// opImportsMain lists the imports of every file of the main module that
-// tidy starts from: all .cue files but hidden ones, nested modules and
-// files marked @ignore(). Build tags are not evaluated.
+// opImportsMain lists the imports of the main module's files that tidy
+// starts from, leaving out files marked @ignore(). Build tags are not
+// evaluated.
 func opImportsMain(body []byte) (any, error) {
 	var req mainImportsRequest
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
 	var files []sourceFile
-	var walk func(dir string, top bool) error
-	walk = func(dir string, top bool) error {
-		entries, err := os.ReadDir(dir)
+	for _, p := range req.Files {
+		f, err := readImportsOnly(p)
 		if err != nil {
-			return err
+			return nil, &callError{Kind: kindInvalid, Message: fmt.Sprintf("cannot read %q: %v", p, err)}
 		}
-		if !top && slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return e.Name() == "cue.mod" }) {
-			return nil // a nested module
+		if ignore, _, _ := buildAttr(f); !ignore {
+			files = append(files, sourceFile{p, f})
 		}
-		for _, e := range entries {
-			if e.IsDir() || isHidden(e.Name()) || !strings.HasSuffix(e.Name(), ".cue") {
-				continue
-			}
-			p := filepath.Join(dir, e.Name())
-			f, err := readImportsOnly(p)
-			if err != nil {
-				return &callError{Kind: kindInvalid, Message: fmt.Sprintf("cannot read %q: %v", p, err)}
-			}
-			if ignore, _, _ := buildAttr(f); !ignore {
-				files = append(files, sourceFile{p, f})
-			}
-		}
-		for _, e := range entries {
-			if e.IsDir() && e.Name() != "cue.mod" && !isHidden(e.Name()) {
-				if err := walk(filepath.Join(dir, e.Name()), false); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	if err := walk(req.Root, true); err != nil {
-		return nil, err
 	}
 	imports, err := canonicalImports(files)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/mod/modfile"
@@ -62,17 +63,44 @@ type modfileLoadRequest struct {
 	Root string `json:"root"` // module root, absolute
 }
 
-type depInfo struct {
-	Version     string `json:"v,omitempty"`
-	Default     bool   `json:"default,omitempty"`
-	ReplaceWith string `json:"replace_with,omitempty"`
+// moduleFile is the one model of a module file that crosses to Rust.
+type moduleFile struct {
+	Module     string `json:"module"` // with its major version, e.g. example.com/x@v0
+	Language   string `json:"language"`
+	SourceKind string `json:"source_kind,omitempty"`
+	Deps       []dep  `json:"deps"` // sorted as cue sorts them (modfile DepVersions)
+	// Explicit default major versions by base path (default: true, and
+	// the module's own path).
+	Defaults map[string]string `json:"defaults"`
 }
 
-type modfileInfo struct {
-	Module     string             `json:"module"` // with its major version, e.g. example.com/x@v0
-	Language   string             `json:"language"`
-	SourceKind string             `json:"source_kind,omitempty"`
-	Deps       map[string]depInfo `json:"deps"` // the main-module view (local-module.cue applied)
+type dep struct {
+	Path        string `json:"path"` // with its major version
+	Version     string `json:"v"`
+	Default     bool   `json:"default,omitempty"`
+	ReplaceWith string `json:"replace_with,omitempty"` // cue.mod/local-module.cue
+}
+
+func describe(mf *modfile.File) moduleFile {
+	info := moduleFile{Module: mf.QualifiedModule(), Deps: []dep{}, Defaults: mf.DefaultMajorVersions()}
+	if mf.Language != nil {
+		info.Language = mf.Language.Version
+	}
+	if mf.Source != nil {
+		info.SourceKind = mf.Source.Kind
+	}
+	versions := map[string]module.Version{}
+	for m, d := range mf.Deps {
+		path := m
+		v, err := module.NewVersion(m, d.Version)
+		if err == nil {
+			path = v.Path()
+		}
+		versions[path] = v
+		info.Deps = append(info.Deps, dep{Path: path, Version: d.Version, Default: d.Default, ReplaceWith: d.ReplaceWith})
+	}
+	slices.SortFunc(info.Deps, func(a, b dep) int { return module.Version.Compare(versions[a.Path], versions[b.Path]) })
+	return info
 }
 
 // opModfileLoad parses cue.mod/module.cue strictly, as cue does, and
@@ -99,17 +127,7 @@ func opModfileLoad(body []byte) (any, error) {
 	} else if !goerrors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	info := modfileInfo{Module: mf.QualifiedModule(), Deps: map[string]depInfo{}}
-	if mf.Language != nil {
-		info.Language = mf.Language.Version
-	}
-	if mf.Source != nil {
-		info.SourceKind = mf.Source.Kind
-	}
-	for p, d := range mf.Deps {
-		info.Deps[p] = depInfo{Version: d.Version, Default: d.Default, ReplaceWith: d.ReplaceWith}
-	}
-	return info, nil
+	return describe(mf), nil
 }
 
 type modfileParseRequest struct {
@@ -118,19 +136,6 @@ type modfileParseRequest struct {
 	// Strict is how cue reads a dependency's module.cue; the main module's
 	// is read leniently (deps keys may lack their major version).
 	Strict bool `json:"strict"`
-}
-
-type depVersion struct {
-	Path    string `json:"path"` // with its major version
-	Version string `json:"v"`
-}
-
-type parsedModfile struct {
-	Module string       `json:"module"` // qualified with its major version
-	Deps   []depVersion `json:"deps"`   // sorted as cue sorts them
-	// Explicit default major versions by base path (default: true, and
-	// the module's own path).
-	Defaults map[string]string `json:"defaults"`
 }
 
 // opModfileParse parses a module file as cue's module loader does.
@@ -147,11 +152,7 @@ func opModfileParse(body []byte) (any, error) {
 	if err != nil {
 		return nil, &callError{Kind: kindInvalid, Message: fmt.Sprintf("cannot parse module file %s: %v", req.Filename, err)}
 	}
-	out := parsedModfile{Module: mf.QualifiedModule(), Deps: []depVersion{}, Defaults: mf.DefaultMajorVersions()}
-	for _, v := range mf.DepVersions() {
-		out.Deps = append(out.Deps, depVersion{Path: v.Path(), Version: v.Version()})
-	}
-	return out, nil
+	return describe(mf), nil
 }
 
 type modfileUpdateRequest struct {

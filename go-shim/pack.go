@@ -26,13 +26,13 @@ const (
 )
 
 type packRequest struct {
-	Root    string `json:"root"`
 	Module  string `json:"module"` // with major version
 	Version string `json:"version"`
 	Zip     string `json:"zip"` // where to write the zip
-	// For a VCS source: the files to publish (relative to Root, sorted)
-	// and the commit, as `cue mod publish` takes them from git.
-	Files []packFile `json:"files,omitempty"`
+	// The files to publish, in order: the module's files as opm walks
+	// them (modzip.CreateFromDir's rules), or a VCS source's tracked
+	// files and its commit, as `cue mod publish` takes them from git.
+	Files []packFile `json:"files"`
 	VCS   *struct {
 		Type       string `json:"type"`
 		Commit     string `json:"commit"`
@@ -78,12 +78,7 @@ func opModulePack(body []byte) (any, error) {
 		return nil, err
 	}
 	defer f.Close()
-	if req.Files == nil {
-		err = modzip.CreateFromDir(f, mv, req.Root)
-	} else {
-		err = modzip.Create(f, mv, req.Files, packFileIO{})
-	}
-	if err != nil {
+	if err := modzip.Create(f, mv, req.Files, packFileIO{}); err != nil {
 		return nil, &callError{Kind: kindUsage, Message: err.Error()}
 	}
 	info, err := f.Stat()

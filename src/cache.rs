@@ -1,27 +1,185 @@
-//! The CUE cache: the directory the `cue` CLI uses, shared with it.
+//! The CUE cache, shared with the `cue` CLI, and the only fetcher: every
+//! module byte opm reads from a registry arrives through [`Cache`], and
+//! every write into the cache happens here, under cue's per-version lock.
 
-use crate::{cue, module};
+use crate::catalog;
+use crate::config::Routing;
+use crate::cue;
+use crate::error::{fail, Exit};
+use crate::files::write_cached;
+use crate::module::ModuleVersion;
+use crate::registry::{self, Client, PARALLEL};
+use crate::ui;
+use fs_err as fs;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use std::cell::OnceCell;
 use std::env;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 /// `$CUE_CACHE_DIR`, else the user cache directory + `/cue`, as cue computes
 /// it (Go's `os.UserCacheDir`).
-pub fn dir() -> PathBuf {
+pub fn default_dir() -> PathBuf {
     if let Some(dir) = env::var_os("CUE_CACHE_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    user_cache_dir().join("cue")
-}
-
-fn user_cache_dir() -> PathBuf {
     let home = || PathBuf::from(env::var_os("HOME").unwrap_or_default());
-    if cfg!(target_os = "macos") {
-        return home().join("Library/Caches");
-    }
-    match env::var_os("XDG_CACHE_HOME").map(PathBuf::from) {
+    let user_cache = match env::var_os("XDG_CACHE_HOME").map(PathBuf::from) {
+        _ if cfg!(target_os = "macos") => home().join("Library/Caches"),
         Some(dir) if dir.is_absolute() => dir,
         _ => home().join(".cache"),
+    };
+    user_cache.join("cue")
+}
+
+/// The cache of one command, with the registry client it fetches through
+/// (built on first need: a command whose modules are all cached never
+/// reads the routing or the credentials).
+pub struct Cache {
+    dir: PathBuf,
+    offline: bool,
+    client: OnceCell<Client>,
+}
+
+impl Cache {
+    /// The cache at `dir`; `offline` never touches the network.
+    pub fn new(dir: PathBuf, offline: bool) -> Cache {
+        Cache { dir, offline, client: OnceCell::new() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn entry(&self, mv: &ModuleVersion) -> Entry {
+        Entry::new(&self.dir, mv)
+    }
+
+    /// The registry client, with the routing in effect.
+    pub fn client(&self) -> anyhow::Result<&Client> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let client = Client::new(Routing::load()?)?;
+        Ok(self.client.get_or_init(|| client))
+    }
+
+    /// Makes every version complete in the cache: complete entries are
+    /// checked against their recorded digest, the core model opm carries is
+    /// installed, the others are downloaded (at most PARALLEL at once, with
+    /// progress). With `refresh`, every version is downloaded again; an old
+    /// copy is replaced only once its new one has arrived.
+    pub fn ensure(&self, mvs: &[ModuleVersion], refresh: bool) -> anyhow::Result<()> {
+        let mut missing: Vec<&ModuleVersion> = Vec::new();
+        for mv in mvs {
+            let entry = self.entry(mv);
+            if refresh {
+                missing.push(mv);
+            } else if entry.is_complete() {
+                entry.verify()?;
+            } else if catalog::is_embedded(mv) {
+                self.install_embedded()?;
+            } else if !missing.contains(&mv) {
+                missing.push(mv);
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if self.offline {
+            let names = missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            return Err(fail(
+                Exit::NotFound,
+                format!("--offline, and the CUE cache ({}) lacks {names}: run once without --offline", self.dir.display()),
+            ));
+        }
+        let client = self.client()?;
+        let bar = ui::progress_count(missing.len() as u64, "downloading");
+        client.block_on(
+            stream::iter(missing)
+                .map(|mv| {
+                    let bar = &bar;
+                    async move {
+                        let download = client.module(mv).await?;
+                        let entry = self.entry(mv);
+                        // Unzipping and writing block: off the thread that
+                        // drives the other downloads.
+                        tokio::task::spawn_blocking(move || {
+                            if refresh {
+                                entry.remove()?;
+                            }
+                            entry.install(&download.zip, &download.module_file)
+                        })
+                        .await??;
+                        bar.inc(1);
+                        anyhow::Ok(())
+                    }
+                })
+                .buffer_unordered(PARALLEL)
+                .try_collect::<()>(),
+        )?;
+        bar.finish_and_clear();
+        Ok(())
+    }
+
+    /// The module files of many versions, in order: from the cache's `.mod`
+    /// files, the missing ones fetched in parallel and cached.
+    pub fn module_files(&self, mvs: &[ModuleVersion]) -> anyhow::Result<Vec<Vec<u8>>> {
+        let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(mvs.len());
+        let mut missing = Vec::new();
+        for (i, mv) in mvs.iter().enumerate() {
+            if catalog::is_embedded(mv) {
+                self.install_embedded()?;
+            }
+            match std::fs::read(self.entry(mv).mod_file()) {
+                Ok(data) => out.push(Some(data)),
+                Err(_) => {
+                    out.push(None);
+                    missing.push(i);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            if self.offline {
+                let names: Vec<String> = missing.iter().map(|&i| mvs[i].to_string()).collect();
+                return Err(fail(Exit::NotFound, format!("--offline, and the CUE cache lacks the module files of {}", names.join(", "))));
+            }
+            let client = self.client()?;
+            let fetched: Vec<(usize, Vec<u8>)> = client.block_on(
+                stream::iter(missing)
+                    .map(|i| async move { anyhow::Ok((i, client.module_file(&mvs[i]).await?)) })
+                    .buffer_unordered(PARALLEL)
+                    .try_collect(),
+            )?;
+            for (i, data) in fetched {
+                self.entry(&mvs[i]).write_module_file(&data)?;
+                out[i] = Some(data);
+            }
+        }
+        Ok(out.into_iter().map(|d| d.expect("every module file read or fetched")).collect())
+    }
+
+    /// The versions registries hold of each module path (see
+    /// [`Client::versions`]), listed in parallel.
+    pub fn versions(&self, paths: &[String]) -> anyhow::Result<Vec<Vec<String>>> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.offline {
+            return Err(fail(Exit::NotFound, format!("--offline: cannot list the versions of {}", paths.join(", "))));
+        }
+        let client = self.client()?;
+        client.block_on(stream::iter(paths).map(|p| client.versions(p)).buffered(PARALLEL).try_collect())
+    }
+
+    /// Installs the core model opm carries unless the cache has it, exactly
+    /// as a download of the published catalog would.
+    pub fn install_embedded(&self) -> anyhow::Result<()> {
+        let entry = self.entry(&catalog::module_version());
+        if entry.is_complete() {
+            return Ok(());
+        }
+        let (zip, module_file) = catalog::pack()?;
+        entry.install(&zip, &module_file)
     }
 }
 
@@ -30,28 +188,24 @@ fn user_cache_dir() -> PathBuf {
 /// `mod/extract/<path>@<version>/`, paths case-escaped as Go does.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// The module path with its major version, e.g. `example.com/x@v0`.
-    pub module: String,
-    pub version: String,
+    mv: ModuleVersion,
     download: PathBuf,
     extract: PathBuf,
 }
 
 impl Entry {
-    pub fn new(cache_dir: &Path, module: &str, version: &str) -> Entry {
-        let (base, _) = crate::resolve::split_major(module);
-        let (base, ver) = (escape(base), escape(version));
+    fn new(cache_dir: &Path, mv: &ModuleVersion) -> Entry {
+        let (base, ver) = (escape(mv.base()), escape(&mv.version));
         let root = cache_dir.join("mod");
         Entry {
-            module: module.to_string(),
-            version: version.to_string(),
+            mv: mv.clone(),
             download: root.join("download").join(&base).join("@v"),
             extract: root.join("extract").join(format!("{base}@{ver}")),
         }
     }
 
     fn file(&self, suffix: &str) -> PathBuf {
-        self.download.join(format!("{}.{suffix}", escape(&self.version)))
+        self.download.join(format!("{}.{suffix}", escape(&self.mv.version)))
     }
 
     pub fn zip(&self) -> PathBuf {
@@ -81,15 +235,14 @@ impl Entry {
     /// Checks the zip against the digest recorded at install time (entries
     /// that cue downloaded have none and are trusted as cue trusts them).
     pub fn verify(&self) -> anyhow::Result<()> {
-        let Ok(recorded) = fs::read_to_string(self.digest_file()) else { return Ok(()) };
-        let actual = fs::read(self.zip()).map(|zip| crate::registry::sha256(&zip)).unwrap_or_default();
+        let Ok(recorded) = std::fs::read_to_string(self.digest_file()) else { return Ok(()) };
+        let actual = std::fs::read(self.zip()).map(|zip| registry::sha256(&zip)).unwrap_or_default();
         if actual != recorded.trim() {
-            let (base, _) = crate::resolve::split_major(&self.module);
-            return Err(crate::error::fail(
-                crate::error::Exit::General,
+            let mv = &self.mv;
+            return Err(fail(
+                Exit::General,
                 format!(
-                    "the CUE cache entry of {base}@{} is corrupt (its zip does not match the recorded digest): run 'opm mod get --force {base}@{}' to download it again",
-                    self.version, self.version
+                    "the CUE cache entry of {mv} is corrupt (its zip does not match the recorded digest): run 'opm mod get --force {mv}' to download it again"
                 ),
             ));
         }
@@ -109,30 +262,31 @@ impl Entry {
         }
         if self.extract.exists() {
             let parent = self.extract.parent().expect("extract dir has a parent");
-            let name = format!("{}.tmp-removed-{}", self.extract.file_name().unwrap().to_string_lossy(), std::process::id());
+            let name = format!("{}.tmp-removed-{}", file_name(&self.extract), std::process::id());
             let doomed = parent.join(name);
             // Moving a directory rewrites its `..`: it must be writable.
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&self.extract)?.permissions().mode() | 0o200;
-            fs::set_permissions(&self.extract, fs::Permissions::from_mode(mode))?;
+            set_write(&self.extract, true, false);
             fs::rename(&self.extract, &doomed)?;
-            make_writable(&doomed);
+            set_write(&doomed, true, true);
             fs::remove_dir_all(&doomed)?;
         }
         Ok(())
     }
 
     /// cue's per-version lock file (an exclusive flock), so that opm and
-    /// cue never extract the same version at once.
-    fn lock(&self) -> anyhow::Result<Lock> {
-        use std::os::fd::AsRawFd;
+    /// cue never write the same version at once.
+    fn lock(&self) -> anyhow::Result<fs::File> {
         fs::create_dir_all(&self.download)?;
         let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(self.file("lock"))?;
-        // SAFETY: flock on a descriptor we own; it is released on close.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-        Ok(Lock(file))
+        file.file().lock().map_err(|e| fail(Exit::General, format!("cannot lock {}: {e}", self.file("lock").display())))?;
+        // Closing the file releases the lock.
+        Ok(file)
+    }
+
+    /// Records a module file fetched for resolution, under the lock.
+    fn write_module_file(&self, data: &[u8]) -> anyhow::Result<()> {
+        let _lock = self.lock()?;
+        write_cached(&self.mod_file(), data)
     }
 
     /// Installs a module version from its zip and module file. Each file is
@@ -141,32 +295,36 @@ impl Entry {
     /// partial entry and an interrupted install leaves nothing CUE would use.
     pub fn install(&self, zip: &[u8], module_file: &[u8]) -> anyhow::Result<()> {
         let _lock = self.lock()?;
-        module::write_cached(&self.mod_file(), module_file)?;
-        module::write_cached(&self.zip(), zip)?;
-        module::write_cached(&self.digest_file(), crate::registry::sha256(zip).as_bytes())?;
+        write_cached(&self.mod_file(), module_file)?;
+        write_cached(&self.zip(), zip)?;
+        write_cached(&self.digest_file(), registry::sha256(zip).as_bytes())?;
         if self.extract.is_dir() {
             return Ok(());
         }
         let parent = self.extract.parent().expect("extract dir has a parent");
         fs::create_dir_all(parent)?;
         // cue removes leftovers named `<dir>.tmp-*` when it next extracts.
-        let prefix = format!("{}.tmp-", self.extract.file_name().unwrap().to_string_lossy());
-        let tmp = tempfile::Builder::new().prefix(&prefix).tempdir_in(parent)?;
+        let prefix = format!("{}.tmp-", file_name(&self.extract));
+        let tmp = tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempdir_in(parent)
+            .map_err(|e| fail(Exit::General, format!("cannot create a directory in {}: {e}", parent.display())))?;
         let staged = tmp.path().join("m");
-        cue::unzip(&self.module, &self.version, &self.zip(), &staged)?;
+        cue::unzip(&self.mv.module, &self.mv.version, &self.zip(), &staged)?;
         match fs::rename(&staged, &self.extract) {
             Ok(()) => {}
             // Another process installed it first: theirs is as good as ours.
             Err(_) if self.extract.is_dir() => return Ok(()),
             Err(e) => return Err(e.into()),
         }
-        make_read_only(&self.extract);
+        set_write(&self.extract, false, true);
         Ok(())
     }
 }
 
-/// Holds a cache lock until dropped (closing the file releases it).
-struct Lock(#[allow(dead_code)] fs::File);
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
 
 /// Go's module path escaping: each upper-case letter becomes `!` and its
 /// lower-case form, so paths differing in case stay apart on any file system.
@@ -183,40 +341,34 @@ fn escape(path: &str) -> String {
     out
 }
 
-/// Extracted modules are read-only, as cue leaves them (best effort).
-fn make_read_only(dir: &Path) {
-    set_write(dir, false)
-}
-
-fn make_writable(dir: &Path) {
-    set_write(dir, true)
-}
-
-fn set_write(dir: &Path, writable: bool) {
+/// Adds or takes away write permission on `path` (and, with `deep`, on
+/// everything below it), best effort: extracted modules are read-only, as
+/// cue leaves them.
+fn set_write(path: &Path, writable: bool, deep: bool) {
     use std::os::unix::fs::PermissionsExt;
     let set = |path: &Path| {
-        if let Ok(meta) = fs::symlink_metadata(path) {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
             let mode = meta.permissions().mode();
             let mode = if writable { mode | 0o200 } else { mode & !0o222 };
-            let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
         }
     };
     // A directory must be writable before its entries can change.
     if writable {
-        set(dir);
+        set(path);
     }
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
+    if deep {
+        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            let child = entry.path();
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                set_write(&path, writable);
+                set_write(&child, writable, true);
             } else {
-                set(&path);
+                set(&child);
             }
         }
     }
     if !writable {
-        set(dir);
+        set(path);
     }
 }
 
@@ -226,7 +378,7 @@ mod tests {
 
     #[test]
     fn paths_follow_cues_layout() {
-        let e = Entry::new(Path::new("/c"), "github.com/Acme/Mod@v1", "v1.2.3");
+        let e = Entry::new(Path::new("/c"), &ModuleVersion::new("github.com/Acme/Mod", "v1.2.3"));
         assert_eq!(e.zip(), Path::new("/c/mod/download/github.com/!acme/!mod/@v/v1.2.3.zip"));
         assert_eq!(e.mod_file(), Path::new("/c/mod/download/github.com/!acme/!mod/@v/v1.2.3.mod"));
         assert_eq!(e.dir(), Path::new("/c/mod/extract/github.com/!acme/!mod@v1.2.3"));

@@ -1,13 +1,16 @@
-//! Exit codes and the error type that carries one.
+//! Exit codes and the error a person reads.
 //!
 //! Any failure that a user can act on is a [`Failure`]: one line with the
-//! cause and, where there is one, the fix. Everything else exits 1.
+//! cause and, where there is one, the fix. Registry and CUE errors carry
+//! kinds of their own; `cli::exit_code` maps every kind to its code in one
+//! place.
 
 use std::fmt;
 
 /// opm's documented exit codes (README, "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
+    Success = 0,
     /// Usage errors and anything not listed below.
     General = 1,
     /// CUE validation failed: the module or values are invalid.
@@ -23,8 +26,8 @@ pub enum Exit {
 }
 
 impl Exit {
-    pub fn code(self) -> i32 {
-        self as i32
+    pub fn code(self) -> u8 {
+        self as u8
     }
 }
 
@@ -48,20 +51,22 @@ impl std::error::Error for Failure {}
 
 /// Builds an `anyhow::Error` that exits with `exit`.
 pub fn fail(exit: Exit, message: impl Into<String>) -> anyhow::Error {
-    Failure {
-        exit,
-        message: message.into(),
-        diagnostics: Vec::new(),
-    }
-    .into()
+    Failure { exit, message: message.into(), diagnostics: Vec::new() }.into()
 }
 
-/// The exit code for any error: a [`Failure`]'s own, else 1.
-pub fn exit_of(err: &anyhow::Error) -> Exit {
-    err.chain()
-        .find_map(|e| e.downcast_ref::<Failure>())
-        .map_or(Exit::General, |f| f.exit)
+/// An outcome that has been reported already (or needs no report): the
+/// process ends with its code and prints nothing more. A closed stdout
+/// (`opm mod build | head`) is one.
+#[derive(Debug)]
+pub struct Reported(pub Exit);
+
+impl fmt::Display for Reported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "reported (exit {})", self.0.code())
+    }
 }
+
+impl std::error::Error for Reported {}
 
 impl From<crate::cue::Error> for Failure {
     fn from(err: crate::cue::Error) -> Self {
@@ -70,11 +75,7 @@ impl From<crate::cue::Error> for Failure {
             ErrorKind::Invalid => Exit::Invalid,
             ErrorKind::Usage | ErrorKind::Io | ErrorKind::Internal => Exit::General,
         };
-        Failure {
-            exit,
-            message: err.message,
-            diagnostics: err.errors,
-        }
+        Failure { exit, message: err.message, diagnostics: err.errors }
     }
 }
 
@@ -83,9 +84,13 @@ impl Failure {
     /// keeping the diagnostics.
     pub fn summarize(mut self, place: &str) -> Self {
         if !self.diagnostics.is_empty() {
-            let n = self.diagnostics.len();
-            self.message = format!("{n} error{} in {place}", if n == 1 { "" } else { "s" });
+            self.message = format!("{} in {place}", count(self.diagnostics.len(), "error"));
         }
         self
     }
+}
+
+/// `1 error`, `3 errors`.
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }

@@ -1,16 +1,22 @@
 //! opm, the command-line tool of the Open Platform Model.
 //!
-//! `cli` parses and runs commands; `cue` is the safe API over the linked
-//! cuelang.org/go; `module` and `cache` own files on disk; `ui` owns output.
+//! Layers, each importing only those below it (README, "How it is built"):
+//! `cli` parses arguments and prints; `ops` does one command over a
+//! workspace; `resolve` is cue's dependency resolution over a `Source`;
+//! `cache` is the CUE cache and the only fetcher; `registry` the only code
+//! that knows CUE's OCI module format; `config`, `catalog`, `files`, `ui`
+//! and `error` serve them; `cue` is the safe API over the linked CUE;
+//! `module` is the vocabulary all of them share.
 
 pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod cue;
-pub mod deps;
 pub mod error;
+pub mod files;
 pub mod module;
+pub mod ops;
 pub mod registry;
 pub mod resolve;
 pub mod ui;

@@ -2,7 +2,7 @@
 //! terminal), error lines and CUE diagnostics, and `--json` output.
 
 use crate::cue::Diagnostic;
-use crate::module::display_path;
+use crate::files::display_path;
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -69,7 +69,7 @@ pub fn write_stdout(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(crate::error::Reported(crate::error::Exit::Success).into()),
         Err(e) => Err(crate::error::fail(crate::error::Exit::General, format!("cannot write the output: {e}"))),
     }
 }

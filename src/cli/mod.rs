@@ -1,17 +1,21 @@
-//! The command tree. Each command lives in its own file with its flags and
-//! its `run`; this file only wires them together.
+//! The command tree. Each command lives in its own file: its flags, an
+//! options struct for ops/, and the printing of the result. This file
+//! wires them together and maps every kind of error to its exit code.
 
 mod completion;
 mod config_show;
+mod mod_build;
 mod mod_deps;
 mod mod_init;
 mod mod_publish;
 mod mod_update;
 mod mod_vet;
-mod render;
 mod version;
 
 use crate::cue::ReleaseKind;
+use crate::error::{Exit, Failure, Reported};
+use crate::registry::{self, ErrorKind};
+use crate::resolve::tidy;
 use clap::{Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
@@ -43,7 +47,7 @@ enum Command {
     #[command(subcommand, after_help = MOD_EXAMPLES)]
     Mod(ModCommand),
     /// Work with bundles, releases of several modules: vet, build
-    #[command(subcommand, after_help = BUNDLE_BUILD_EXAMPLES)]
+    #[command(subcommand, after_help = mod_build::BUNDLE_BUILD_EXAMPLES)]
     Bundle(BundleCommand),
     /// Show the registry configuration in effect
     #[command(subcommand, after_help = "Examples:\n  opm config show\n  opm config show --json")]
@@ -61,8 +65,8 @@ enum ModCommand {
     /// Validate every package of a module, as `cue vet` does
     Vet(mod_vet::Args),
     /// Render the module's release to Kubernetes manifests
-    #[command(after_help = BUILD_EXAMPLES)]
-    Build(render::BuildArgs),
+    #[command(after_help = mod_build::BUILD_EXAMPLES)]
+    Build(mod_build::BuildArgs),
     /// Vet the module and push it to an OCI registry in CUE's module format
     Publish(mod_publish::Args),
     /// Add or change dependencies at exact versions, as `cue mod get` does
@@ -82,11 +86,11 @@ enum ConfigCommand {
 #[derive(Debug, Subcommand)]
 enum BundleCommand {
     /// Check a bundle release: values against #spec, every module compiles
-    #[command(after_help = BUNDLE_VET_EXAMPLES)]
-    Vet(render::Args),
+    #[command(after_help = mod_build::BUNDLE_VET_EXAMPLES)]
+    Vet(mod_build::Args),
     /// Render every module of a bundle release to Kubernetes manifests
-    #[command(after_help = BUNDLE_BUILD_EXAMPLES)]
-    Build(render::BuildArgs),
+    #[command(after_help = mod_build::BUNDLE_BUILD_EXAMPLES)]
+    Build(mod_build::BuildArgs),
 }
 
 const MOD_EXAMPLES: &str = "\
@@ -98,32 +102,8 @@ Examples:
   opm mod get example.com/lib@v1.2.3      Add a dependency
   opm mod update --check && opm mod tidy --check   CI checks (exit 6)";
 
-const BUILD_EXAMPLES: &str = "\
-Examples:
-  opm mod build                          Manifests of the module here, as YAML
-  opm mod build -f prod.yaml -f eu.cue   Unify values files, in order
-  opm mod build --name blog -n web       Release name and namespace
-  opm mod build -o json | jq '.[].kind'  A JSON list, for scripts
-  opm mod build --out-dir manifests/     One file per object, in apply order
 
-The package defines `module: core.#Module & {...}`; opm binds it to a
-core.#ModuleRelease and prints its objects: namespaces, configuration and
-secrets, storage, services, workloads, jobs, ingress. Exit code 2 when the
-values do not fit the module, with every CUE error and its positions.";
 
-const BUNDLE_VET_EXAMPLES: &str = "\
-Examples:
-  opm bundle vet                   Check the bundle release in this directory
-  opm bundle vet -f staging.yaml   With release values (they must match #spec)";
-
-const BUNDLE_BUILD_EXAMPLES: &str = "\
-Examples:
-  opm bundle build                        Manifests of every module, as YAML
-  opm bundle build -f prod.yaml -n shop   Values and namespace of the release
-  opm bundle build --out-dir manifests/   One file per object, in apply order
-
-The package defines `bundle: core.#Bundle & {...}`; opm binds it to a
-core.#BundleRelease and prints the objects of all its modules.";
 
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<()> {
@@ -137,21 +117,55 @@ pub fn run() -> anyhow::Result<()> {
         }
         Err(e) => {
             let _ = e.print();
-            std::process::exit(crate::error::Exit::General.code());
+            return Err(Reported(Exit::General).into());
         }
     };
     match cli.command {
         Command::Mod(ModCommand::Init(args)) => mod_init::run(args),
         Command::Mod(ModCommand::Vet(args)) => mod_vet::run(args),
-        Command::Mod(ModCommand::Build(args)) => render::build(ReleaseKind::Module, args),
+        Command::Mod(ModCommand::Build(args)) => mod_build::build(ReleaseKind::Module, args),
         Command::Mod(ModCommand::Publish(args)) => mod_publish::run(args),
         Command::Mod(ModCommand::Get(args)) => mod_deps::get(args),
         Command::Mod(ModCommand::Tidy(args)) => mod_deps::tidy(args),
         Command::Mod(ModCommand::Update(args)) => mod_update::run(args),
-        Command::Bundle(BundleCommand::Vet(args)) => render::vet(ReleaseKind::Bundle, args),
-        Command::Bundle(BundleCommand::Build(args)) => render::build(ReleaseKind::Bundle, args),
+        Command::Bundle(BundleCommand::Vet(args)) => mod_build::vet(ReleaseKind::Bundle, args),
+        Command::Bundle(BundleCommand::Build(args)) => mod_build::build(ReleaseKind::Bundle, args),
         Command::Config(ConfigCommand::Show(args)) => config_show::run(args),
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),
     }
+}
+
+/// How dependencies may be fetched.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct FetchArgs {
+    /// Never use the network: fail, naming what is missing from the cache
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// The exit code of any error, the one place where kinds become codes:
+/// a [`Failure`]'s own, a registry error's by its kind, a tidy check's 6,
+/// anything else 1.
+pub fn exit_code(err: &anyhow::Error) -> Exit {
+    for cause in err.chain() {
+        if let Some(r) = cause.downcast_ref::<Reported>() {
+            return r.0;
+        }
+        if let Some(f) = cause.downcast_ref::<Failure>() {
+            return f.exit;
+        }
+        if let Some(e) = cause.downcast_ref::<registry::Error>() {
+            return match e.kind {
+                ErrorKind::NotFound => Exit::NotFound,
+                ErrorKind::Unauthorized | ErrorKind::Denied | ErrorKind::Credentials => Exit::Auth,
+                ErrorKind::Unreachable => Exit::Unreachable,
+                ErrorKind::RateLimited | ErrorKind::Corrupt | ErrorKind::Conflict | ErrorKind::Other => Exit::General,
+            };
+        }
+        if cause.is::<tidy::Untidy>() {
+            return Exit::Outdated;
+        }
+    }
+    Exit::General
 }

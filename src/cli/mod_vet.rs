@@ -1,8 +1,9 @@
-use crate::cache;
-use crate::deps;
-use crate::cue::{self, Diagnostic};
-use crate::error::{fail, Exit, Failure};
-use crate::module;
+//! `opm mod vet`.
+
+use super::FetchArgs;
+use crate::cue::Diagnostic;
+use crate::error::{count, Exit, Failure};
+use crate::ops::vet::{self, VetOptions};
 use crate::ui;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -33,7 +34,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    fetch: deps::FetchArgs,
+    fetch: FetchArgs,
 }
 
 #[derive(Serialize)]
@@ -44,63 +45,21 @@ struct Report<'a> {
     errors: &'a [Diagnostic],
 }
 
-/// Vets the module at `root` as `cue vet -c=false` does; on errors prints
-/// them and fails (exit 2) saying `consequence` ("nothing was published").
-pub(super) fn require_valid(root: &std::path::Path, cache_dir: &std::path::Path, consequence: &str) -> anyhow::Result<()> {
-    let cwd = std::env::current_dir()?;
-    let report = cue::vet(&cue::VetRequest { dir: root, cwd: &cwd, cache_dir, concrete: false, tags: &[] })
-        .map_err(Failure::from)?;
-    if report.errors.is_empty() {
-        return Ok(());
-    }
-    ui::print_diagnostics(&report.errors, root, &cwd);
-    let n = report.errors.len();
-    Err(fail(Exit::Invalid, format!("{n} error{} in the module: {consequence}", if n == 1 { "" } else { "s" })))
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let root = module::find_root(&args.dir)?;
-    let cwd = std::env::current_dir()?;
-    let cache_dir = cache::dir();
-    deps::ensure_available(&root, &cache_dir, args.fetch)?;
-    let report = cue::vet(&cue::VetRequest {
-        dir: &root,
-        cwd: &cwd,
-        cache_dir: &cache_dir,
-        concrete: args.concrete,
-        tags: &args.tags,
-    })
-    .map_err(Failure::from)?;
-
-    let valid = report.errors.is_empty();
+    let vetted = vet::vet(&VetOptions { dir: args.dir, concrete: args.concrete, tags: args.tags, offline: args.fetch.offline })?;
+    let valid = vetted.errors.is_empty();
+    let root = &vetted.root;
     if args.json {
-        ui::print_json(&Report {
-            root: &root,
-            valid,
-            packages: &report.packages,
-            errors: &report.errors,
-        })?;
-    } else {
-        ui::print_diagnostics(&report.errors, &root, &cwd);
+        ui::print_json(&Report { root, valid, packages: &vetted.packages, errors: &vetted.errors })?;
     }
     if !valid {
-        let n = report.errors.len();
-        return Err(fail(
-            Exit::Invalid,
-            format!(
-                "{n} error{} in {}",
-                if n == 1 { "" } else { "s" },
-                root.display()
-            ),
-        ));
+        let message = format!("{} in {}", count(vetted.errors.len(), "error"), root.display());
+        // Printed with the failure, unless the JSON said it all already.
+        let diagnostics = if args.json { Vec::new() } else { vet::absolute(vetted.errors, root) };
+        return Err(Failure { exit: Exit::Invalid, message, diagnostics }.into());
     }
     if !args.json {
-        let n = report.packages.len();
-        ui::print_status(&format!(
-            "ok: {n} package{} valid in {}",
-            if n == 1 { "" } else { "s" },
-            root.display()
-        ));
+        ui::print_status(&format!("ok: {} valid in {}", count(vetted.packages.len(), "package"), root.display()));
     }
     Ok(())
 }

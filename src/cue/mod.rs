@@ -141,10 +141,27 @@ pub fn selftest_panic() -> Result<(), Error> {
     call::<_, serde_json::Value>("selftest.panic", &serde_json::json!({})).map(|_| ())
 }
 
-/// One dependency in the main-module view of `cue.mod/module.cue`.
+/// A module file as CUE parses it: the one model opm has of module.cue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModuleFile {
+    /// The module path with its major version, e.g. `example.com/app@v0`.
+    pub module: String,
+    pub language: String,
+    #[serde(default)]
+    pub source_kind: Option<String>,
+    /// Sorted as cue sorts them (path, then version).
+    pub deps: Vec<Dep>,
+    /// Explicit default major versions by base path, the module's own included.
+    #[serde(default)]
+    pub defaults: std::collections::BTreeMap<String, String>,
+}
+
+/// One dependency of a module file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dep {
-    #[serde(default, rename = "v")]
+    /// The module path with its major version.
+    pub path: String,
+    #[serde(rename = "v")]
     pub version: String,
     #[serde(default)]
     pub default: bool,
@@ -153,21 +170,16 @@ pub struct Dep {
     pub replace_with: String,
 }
 
-/// `cue.mod/module.cue` as CUE parses it, with local-module.cue applied.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModuleFile {
-    /// The module path with its major version, e.g. `example.com/app@v0`.
-    pub module: String,
-    pub language: String,
-    #[serde(default)]
-    pub source_kind: Option<String>,
-    /// Keyed by module path with major version.
-    pub deps: std::collections::BTreeMap<String, Dep>,
-}
-
-/// Parses the module file of the module at `root`, strictly, as cue does.
+/// Parses the module file of the module at `root` strictly, as cue does,
+/// with cue.mod/local-module.cue applied.
 pub fn load_module_file(root: &Path) -> Result<ModuleFile, Error> {
     call("modfile.load", &serde_json::json!({ "root": root }))
+}
+
+/// Parses a module file: `strict` as cue reads a dependency's, else as it
+/// reads the main module's.
+pub fn parse_module_file(data: &str, filename: &str, strict: bool) -> Result<ModuleFile, Error> {
+    call("modfile.parse", &serde_json::json!({ "data": data, "filename": filename, "strict": strict }))
 }
 
 #[derive(Serialize)]
@@ -202,7 +214,7 @@ pub struct RenderRequest<'a> {
 }
 
 /// How rendered objects are encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     /// Multi-document YAML, as `cue export --out yaml` writes each object
@@ -266,7 +278,7 @@ pub fn resolve(registry: &str, modules: &[(&str, &str)]) -> Result<Vec<Location>
     call("registry.resolve", &serde_json::json!({ "registry": registry, "modules": modules }))
 }
 
-/// One file of a VCS-sourced module: its path in the zip and on disk.
+/// One file to pack: its path in the zip and on disk.
 #[derive(Debug, Clone, Serialize)]
 pub struct PackFile {
     pub path: String,
@@ -283,16 +295,15 @@ pub struct Vcs {
     pub commit_time: i64,
 }
 
-/// What to pack: the module at `root`, as `module@version`, into `zip`.
+/// What to pack: `files`, as `module@version`, into `zip`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PackRequest<'a> {
-    pub root: &'a Path,
     pub module: &'a str,
     pub version: &'a str,
     pub zip: &'a Path,
-    /// For a VCS source: the tracked files. None: the directory (`self`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub files: Option<Vec<PackFile>>,
+    /// In zip order: the module's files as `files::module_files` walks
+    /// them, or a VCS source's tracked files.
+    pub files: &'a [PackFile],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vcs: Option<Vcs>,
 }
@@ -323,30 +334,6 @@ pub fn pack(request: &PackRequest<'_>) -> Result<Packed, Error> {
     call("module.pack", request)
 }
 
-/// A module file as cue's module loader reads it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ParsedModuleFile {
-    /// The module path with its major version.
-    pub module: String,
-    /// (path with major version, version), sorted as cue sorts them.
-    pub deps: Vec<DepVersion>,
-    /// Explicit default major versions by base path, the module's own included.
-    pub defaults: std::collections::BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DepVersion {
-    pub path: String,
-    #[serde(rename = "v")]
-    pub version: String,
-}
-
-/// Parses a module file: `strict` as cue reads a dependency's, else as it
-/// reads the main module's.
-pub fn parse_module_file(data: &str, filename: &str, strict: bool) -> Result<ParsedModuleFile, Error> {
-    call("modfile.parse", &serde_json::json!({ "data": data, "filename": filename, "strict": strict }))
-}
-
 /// One dependency as module.cue records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DepEntry {
@@ -366,10 +353,11 @@ pub fn update_module_file(data: &str, filename: &str, deps: &[DepEntry]) -> Resu
         .map(|u| u.content)
 }
 
-/// The canonical imports of the main module's files, as `cue mod tidy`
-/// collects them (sorted, deduplicated).
-pub fn main_imports(root: &Path) -> Result<Vec<String>, Error> {
-    call("imports.main", &serde_json::json!({ "root": root }))
+/// The canonical imports of the main module's CUE sources (see
+/// `files::cue_sources`), as `cue mod tidy` collects them (sorted,
+/// deduplicated; files marked @ignore() left out).
+pub fn main_imports(files: &[std::path::PathBuf]) -> Result<Vec<String>, Error> {
+    call("imports.main", &serde_json::json!({ "files": files }))
 }
 
 /// What the files of one package import.

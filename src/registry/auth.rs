@@ -5,7 +5,7 @@
 //!
 //! Secrets never reach a message: errors name the host and the helper only.
 
-use crate::error::{fail, Exit};
+use super::error::{Error, ErrorKind};
 use docker_credential::{CredentialRetrievalError, DockerCredential};
 use oci_client::secrets::RegistryAuth;
 use std::path::PathBuf;
@@ -19,18 +19,17 @@ fn config_file() -> PathBuf {
 
 /// The credentials for `host` (`host` or `host:port`), anonymous when the
 /// Docker config has none for it.
-pub fn for_host(host: &str) -> anyhow::Result<RegistryAuth> {
+pub fn for_host(host: &str) -> Result<RegistryAuth, Error> {
+    let fail = |message: String| Error::new(ErrorKind::Credentials, message);
     let path = config_file();
     let text = match std::fs::read(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RegistryAuth::Anonymous),
-        Err(e) => return Err(fail(Exit::Auth, format!("cannot read {}: {e}", path.display()))),
+        Err(e) => return Err(fail(format!("cannot read {}: {e}", path.display()))),
     };
     // The crate says only "Unable to read config" for a malformed file.
     if let Err(e) = serde_json::from_slice::<serde_json::Value>(&text) {
-        return Err(fail(
-            Exit::Auth,
-            format!("malformed Docker config {}: {e}; fix it or run 'docker login {host}'", path.display()),
+        return Err(fail(format!("malformed Docker config {}: {e}; fix it or run 'docker login {host}'", path.display()),
         ));
     }
     match docker_credential::get_credential_from_reader(text.as_slice(), host) {
@@ -39,24 +38,16 @@ pub fn for_host(host: &str) -> anyhow::Result<RegistryAuth> {
         // credential helpers hand it over (user "<token>").
         Ok(DockerCredential::IdentityToken(token)) => Ok(RegistryAuth::Basic("<token>".into(), token)),
         Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(RegistryAuth::Anonymous),
-        Err(CredentialRetrievalError::HelperFailure { helper, .. }) => Err(fail(
-            Exit::Auth,
-            format!("the credential helper {helper} failed for {host}: run 'docker login {host}' or check the helper"),
+        Err(CredentialRetrievalError::HelperFailure { helper, .. }) => Err(fail(format!("the credential helper {helper} failed for {host}: run 'docker login {host}' or check the helper"),
         )),
-        Err(CredentialRetrievalError::HelperCommunicationError) => Err(fail(
-            Exit::Auth,
-            format!("cannot run the credential helper named in {} for {host}: is it installed and on PATH?", path.display()),
+        Err(CredentialRetrievalError::HelperCommunicationError) => Err(fail(format!("cannot run the credential helper named in {} for {host}: is it installed and on PATH?", path.display()),
         )),
-        Err(CredentialRetrievalError::MalformedHelperResponse) => Err(fail(
-            Exit::Auth,
-            format!("the credential helper for {host} gave a malformed answer"),
+        Err(CredentialRetrievalError::MalformedHelperResponse) => Err(fail(format!("the credential helper for {host} gave a malformed answer"),
         )),
         Err(CredentialRetrievalError::CredentialDecodingError) | Err(CredentialRetrievalError::CredentialMismatchError) => {
-            Err(fail(
-                Exit::Auth,
-                format!("malformed credentials for {host} in {}: run 'docker login {host}'", path.display()),
+            Err(fail(format!("malformed credentials for {host} in {}: run 'docker login {host}'", path.display()),
             ))
         }
-        Err(e) => Err(fail(Exit::Auth, format!("cannot read credentials for {host} from {}: {e}", path.display()))),
+        Err(e) => Err(fail(format!("cannot read credentials for {host} from {}: {e}", path.display()))),
     }
 }

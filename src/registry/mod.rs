@@ -1,344 +1,198 @@
-//! OCI registry transport: every byte opm sends to or reads from a registry
-//! goes through here (oci-client over reqwest). CUE's module artifact
-//! layout comes from the shim; this module moves it, with credentials,
-//! timeouts, retries and errors a person can act on.
+//! The registry client for CUE's module format, the only code that knows
+//! it: a module version is an OCI manifest (artifact type
+//! `application/vnd.cue.module.v1+json`) with two layers, the zip and the
+//! module file, tagged with the version under the routing's tag prefix.
+//! A push sends the blobs first and the tag last. (The shim builds the
+//! manifest bytes, so that they are exactly cue's.)
+//!
+//! Routing picks the registry of each module version; `transport` moves
+//! the bytes; every failure is an [`Error`] of a kind.
 
 pub mod auth;
+mod error;
+mod transport;
 
-use crate::cue::Location;
-use crate::error::{fail, Exit};
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client as OciClient, Reference, RegistryOperation};
-use sha2::{Digest as _, Sha256};
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
-use std::time::Duration;
+pub use error::{kind_of, Error, ErrorKind};
+pub use transport::sha256;
 
-pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// Tries of an idempotent request: the first and three retries.
-const ATTEMPTS: u32 = 4;
+use crate::config::Routing;
+use crate::cue::{Location, Packed};
+use crate::module::{semver, split_major, ModuleVersion};
+use serde::Deserialize;
+use std::future::Future;
+use std::path::Path;
+use transport::{Transport, MANIFEST_MEDIA_TYPE};
 
-/// A manifest as the registry stores it.
-#[derive(Clone)]
-pub struct Manifest {
-    pub data: Vec<u8>,
-    pub digest: String,
+/// Registry requests in flight at once.
+pub const PARALLEL: usize = 32;
+
+const MODULE_ARTIFACT_TYPE: &str = "application/vnd.cue.module.v1+json";
+const MODULE_FILE_MEDIA_TYPE: &str = "application/vnd.cue.modulefile.v1";
+
+/// A module version as the registry holds it.
+pub struct Download {
+    pub zip: Vec<u8>,
+    pub module_file: Vec<u8>,
 }
 
-/// A connection pool per registry host, with that host's credentials,
-/// and what this run has already learnt from each registry.
-#[derive(Default)]
-pub struct Registry {
-    /// Held while a host is first set up, so that parallel requests to a
-    /// new host run its credential helper and its probe once.
-    hosts: tokio::sync::Mutex<HashMap<String, Host>>,
-    /// (host, repository, push) authorized in this run.
-    authorized: Mutex<HashSet<(String, String, bool)>>,
-    /// Manifests by (host, repository, tag), each fetched once per run.
-    manifests: Mutex<HashMap<(String, String, String), Option<Manifest>>>,
+/// What a publish did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Published,
+    /// The version was there already with identical content.
+    Unchanged,
 }
 
-#[derive(Clone)]
-struct Host {
-    client: OciClient,
-    /// The user's credentials (what error messages speak of).
-    auth: RegistryAuth,
-    /// What oci-client is given. oci-client checks `/v2/` again before
-    /// every request when a registry asks for no credentials at all; such
-    /// hosts get an empty bearer token, which oci-client sends without
-    /// asking and which a registry without authentication ignores.
-    wire: RegistryAuth,
+/// One client per command: its routing, a connection pool per host, and
+/// the runtime its requests run on.
+pub struct Client {
+    routing: Routing,
+    transport: Transport,
+    rt: tokio::runtime::Runtime,
 }
 
-impl Registry {
-    pub fn new() -> Registry {
-        Registry::default()
+impl Client {
+    pub fn new(routing: Routing) -> anyhow::Result<Client> {
+        // One thread: requests still run concurrently (they wait on the
+        // network, not on a core).
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(Client { routing, transport: Transport::default(), rt })
     }
 
-    async fn host(&self, loc: &Location) -> anyhow::Result<Host> {
-        let mut hosts = self.hosts.lock().await;
-        if let Some(h) = hosts.get(&loc.host) {
-            return Ok(h.clone());
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+
+    /// Runs registry work to completion on this client's runtime.
+    pub fn block_on<F: Future>(&self, work: F) -> F::Output {
+        self.rt.block_on(work)
+    }
+
+    /// The location of a module version, as cue routes it.
+    pub fn locate(&self, mv: &ModuleVersion) -> anyhow::Result<Location> {
+        self.routing.resolve(&mv.module, &mv.version)
+    }
+
+    /// The digests of a version's zip and module file, from its manifest.
+    async fn layers(&self, loc: &Location, mv: &ModuleVersion) -> anyhow::Result<(String, String)> {
+        #[derive(Deserialize)]
+        struct Manifest {
+            config: Descriptor,
+            layers: Vec<Descriptor>,
         }
-        let config = || ClientConfig {
-            protocol: if loc.insecure { ClientProtocol::Http } else { ClientProtocol::Https },
-            connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(READ_TIMEOUT),
-            ..ClientConfig::default()
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Descriptor {
+            media_type: String,
+            digest: String,
+        }
+        let corrupt = |why: String| Error::new(ErrorKind::Corrupt, format!("{mv}: {why}"));
+        let manifest = self.transport.manifest(loc).await?.ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, format!("{mv} not found: no tag {} in {}/{}", loc.tag, loc.host, loc.repository))
+        })?;
+        let parsed: Manifest = serde_json::from_slice(&manifest.data)
+            .map_err(|e| corrupt(format!("the registry's manifest is not a CUE module ({e})")))?;
+        let [zip, module_file] = parsed.layers.as_slice() else {
+            return Err(corrupt("the manifest does not have the two layers of a CUE module".into()).into());
         };
-        let auth = auth::for_host(&loc.host)?;
-        let mut wire = auth.clone();
-        if matches!(auth, RegistryAuth::Anonymous) {
-            let probe = OciClient::new(config());
-            let latest = reference(loc, "latest");
-            let challenge = retry(loc, &auth, || probe.auth(&latest, &auth, RegistryOperation::Pull)).await?;
-            if challenge.is_none() {
-                wire = RegistryAuth::Bearer(String::new());
+        if parsed.config.media_type != MODULE_ARTIFACT_TYPE || module_file.media_type != MODULE_FILE_MEDIA_TYPE {
+            return Err(corrupt(format!("{}/{} holds an artifact that is not a CUE module", loc.host, loc.repository)).into());
+        }
+        Ok((zip.digest.clone(), module_file.digest.clone()))
+    }
+
+    /// A version's module file: what dependency resolution reads of it.
+    pub async fn module_file(&self, mv: &ModuleVersion) -> anyhow::Result<Vec<u8>> {
+        let loc = self.locate(mv)?;
+        let (_, module_file) = self.layers(&loc, mv).await?;
+        Ok(self.transport.blob(&loc, &module_file).await?)
+    }
+
+    /// A version's zip and module file, each checked against its digest.
+    pub async fn module(&self, mv: &ModuleVersion) -> anyhow::Result<Download> {
+        let loc = self.locate(mv)?;
+        let (zip, module_file) = self.layers(&loc, mv).await?;
+        let (zip, module_file) = futures_util::try_join!(self.transport.blob(&loc, &zip), self.transport.blob(&loc, &module_file))?;
+        Ok(Download { zip, module_file })
+    }
+
+    /// The versions the registry holds of a module: `path@vN` lists that
+    /// major only, a path without major every major. Sorted as cue sorts.
+    pub async fn versions(&self, path: &str) -> anyhow::Result<Vec<String>> {
+        let (base, major) = split_major(path);
+        let loc = self.routing.resolve(base, "")?;
+        let tags = self.transport.tags(&loc).await?;
+        // Tags carry the routing's tag prefix; only SemVer tags of the
+        // asked major are versions.
+        let mut versions: Vec<String> = tags
+            .into_iter()
+            .filter_map(|t| t.strip_prefix(loc.tag.as_str()).map(str::to_string))
+            .filter(|v| semver::is_valid(v) && (major.is_empty() || semver::major(v) == major))
+            .collect();
+        semver::sort(&mut versions);
+        Ok(versions)
+    }
+
+    /// Pushes a packed module to `loc`: blobs the registry lacks first,
+    /// then the manifest, so a failed publish leaves no tag. An existing
+    /// tag is kept: identical content is a no-op, other content an error.
+    /// `progress` is told the bytes sent.
+    pub async fn publish(&self, loc: &Location, packed: &Packed, zip: &[u8], progress: &dyn Fn(u64)) -> anyhow::Result<Pushed> {
+        if let Some(existing) = self.transport.manifest(loc).await? {
+            if existing.digest == packed.manifest_digest {
+                return Ok(Pushed::Unchanged);
             }
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{}/{}:{} already exists with different content ({}): versions are immutable, publish a new version",
+                    loc.host, loc.repository, loc.tag, existing.digest
+                ),
+            )
+            .into());
         }
-        let host = Host { client: OciClient::new(config()), auth, wire };
-        hosts.insert(loc.host.clone(), host.clone());
-        Ok(host)
-    }
-
-    /// Authenticates for `op` on the repository of `loc`, once per run (a
-    /// token exchange when the registry asks for one). oci-client drops
-    /// token-exchange failures on its own request paths, so this is done
-    /// first and its failure reported as rejected credentials.
-    async fn authorized(&self, loc: &Location, op: RegistryOperation) -> anyhow::Result<Host> {
-        let host = self.host(loc).await?;
-        let key = (loc.host.clone(), loc.repository.clone(), matches!(op, RegistryOperation::Push));
-        if self.authorized.lock().expect("authorized set").contains(&key) {
-            return Ok(host);
+        for (data, digest) in blobs(packed, zip) {
+            self.transport.push_blob(loc, data, digest).await?;
+            progress(data.len() as u64);
         }
-        let reference = reference(loc, "latest");
-        retry(loc, &host.auth, || host.client.auth(&reference, &host.wire, op)).await?;
-        self.authorized.lock().expect("authorized set").insert(key);
-        Ok(host)
-    }
-
-    /// Every tag of the repository of `loc`. Pages through the list and
-    /// stops when a page brings nothing new, for registries that ignore
-    /// `n` and `last`.
-    pub async fn tags(&self, loc: &Location) -> anyhow::Result<Vec<String>> {
-        let host = self.authorized(loc, RegistryOperation::Pull).await?;
-        let reference = reference(loc, "latest");
-        let mut tags: Vec<String> = Vec::new();
-        let mut last: Option<String> = None;
-        loop {
-            let page = retry(loc, &host.auth, || {
-                host.client.list_tags(&reference, &host.wire, Some(1000), last.as_deref())
-            })
-            .await;
-            let page = match page {
-                Ok(page) => page,
-                // A repository that does not exist has no versions.
-                Err(e) if crate::error::exit_of(&e) == Exit::NotFound => return Ok(tags),
-                Err(e) => return Err(e),
-            };
-            let before = tags.len();
-            for tag in page.tags {
-                if !tags.contains(&tag) {
-                    tags.push(tag);
-                }
-            }
-            if tags.len() == before {
-                return Ok(tags);
-            }
-            last = tags.last().cloned();
-        }
-    }
-
-    /// The manifest tagged `loc.tag`, or None when there is no such tag.
-    /// Fetched once per run.
-    pub async fn manifest(&self, loc: &Location) -> anyhow::Result<Option<Manifest>> {
-        let key = (loc.host.clone(), loc.repository.clone(), loc.tag.clone());
-        if let Some(m) = self.manifests.lock().expect("manifest memo").get(&key) {
-            return Ok(m.clone());
-        }
-        let host = self.authorized(loc, RegistryOperation::Pull).await?;
-        let reference = reference(loc, &loc.tag);
-        let got = retry(loc, &host.auth, || {
-            host.client.pull_manifest_raw(&reference, &host.wire, &[MANIFEST_MEDIA_TYPE])
-        })
-        .await;
-        let manifest = match got {
-            Ok((data, digest)) => Some(Manifest { data: data.to_vec(), digest }),
-            Err(e) if crate::error::exit_of(&e) == Exit::NotFound => None,
-            Err(e) => return Err(e),
-        };
-        self.manifests.lock().expect("manifest memo").insert(key, manifest.clone());
-        Ok(manifest)
-    }
-
-    /// A blob, checked against its digest.
-    pub async fn blob(&self, loc: &Location, digest: &str) -> anyhow::Result<Vec<u8>> {
-        let host = self.authorized(loc, RegistryOperation::Pull).await?;
-        let reference = reference(loc, "latest");
-        let data = retry(loc, &host.auth, || async {
-            let mut out = Vec::new();
-            host.client.pull_blob(&reference, digest, &mut out).await.map(|()| out)
-        })
-        .await?;
-        if sha256(&data) != digest {
-            return Err(fail(
-                Exit::General,
-                format!("blob {digest} from {} does not match its digest", loc.host),
-            ));
-        }
-        Ok(data)
-    }
-
-    /// Uploads a blob unless the repository has it already.
-    pub async fn push_blob(&self, loc: &Location, data: &[u8], digest: &str) -> anyhow::Result<()> {
-        let host = self.authorized(loc, RegistryOperation::Push).await?;
-        let reference = reference(loc, "latest");
-        if retry(loc, &host.auth, || host.client.blob_exists(&reference, digest)).await? {
-            return Ok(());
-        }
-        retry(loc, &host.auth, || host.client.push_blob(&reference, data.to_vec(), digest)).await?;
-        Ok(())
-    }
-
-    /// Uploads a manifest under `loc.tag`, with its media type set.
-    pub async fn push_manifest(&self, loc: &Location, data: &[u8], media_type: &str) -> anyhow::Result<()> {
-        let host = self.authorized(loc, RegistryOperation::Push).await?;
-        let reference = reference(loc, &loc.tag);
-        let content_type: http::HeaderValue = media_type.parse()?;
-        retry(loc, &host.auth, || {
-            host.client.push_manifest_raw(&reference, data.to_vec(), content_type.clone())
-        })
-        .await?;
-        Ok(())
+        self.transport.push_manifest(loc, packed.manifest.as_bytes(), MANIFEST_MEDIA_TYPE).await?;
+        Ok(Pushed::Published)
     }
 }
 
-/// A single-threaded runtime for a command's registry work: requests still
-/// run concurrently (they wait on the network, not on a core).
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
+/// The bytes a push sends: the blobs and the manifest.
+pub fn push_size(packed: &Packed, zip: &[u8]) -> u64 {
+    (blobs(packed, zip).iter().map(|(d, _)| d.len()).sum::<usize>() + packed.manifest.len()) as u64
 }
 
-fn reference(loc: &Location, tag: &str) -> Reference {
-    Reference::with_tag(loc.host.clone(), loc.repository.clone(), tag.to_string())
+/// The blobs of a packed module, in push order: config, zip, module file.
+fn blobs<'a>(packed: &'a Packed, zip: &'a [u8]) -> [(&'a [u8], &'a str); 3] {
+    [
+        (b"{}", packed.config.digest.as_str()),
+        (zip, packed.zip.digest.as_str()),
+        (packed.module_file_data.as_bytes(), packed.module_file.digest.as_str()),
+    ]
 }
 
-pub fn sha256(data: &[u8]) -> String {
-    let hash = Sha256::digest(data);
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
-
-/// Runs an idempotent request, retrying on 429, 502, 503, 504 and broken
-/// connections with a bounded exponential backoff (0.5 s, 1 s, 2 s; a 429's
-/// Retry-After instead, up to a minute), and turns the final error into
-/// one a person can act on.
-async fn retry<T, F, Fut>(loc: &Location, auth: &RegistryAuth, mut request: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, OciDistributionError>>,
-{
-    let mut delay = Duration::from_millis(500);
-    let mut attempt = 1;
-    loop {
-        match request().await {
-            Ok(value) => return Ok(value),
-            Err(e) if attempt < ATTEMPTS && is_transient(&e) => {
-                let wait = match (status_of(&e), url_of(&e)) {
-                    (Some(429), Some(url)) => retry_after(url).await.unwrap_or(delay),
-                    _ => delay,
-                };
-                tokio::time::sleep(wait).await;
-                delay *= 2;
-                attempt += 1;
-            }
-            Err(e) => return Err(explain(loc, auth, &e)),
-        }
+/// Writes a packed module as an OCI image layout, as `cue mod publish
+/// --out` does. `out` must not exist.
+pub fn write_layout(out: &Path, packed: &Packed, zip: &[u8], tag: &str) -> anyhow::Result<()> {
+    use fs_err as fs;
+    fs::create_dir(out)?;
+    fs::write(out.join("oci-layout"), "{\n    \"imageLayoutVersion\": \"1.0.0\"\n}\n")?;
+    let dir = out.join("blobs/sha256");
+    fs::create_dir_all(&dir)?;
+    let manifest = packed.manifest.as_bytes();
+    for (data, digest) in blobs(packed, zip).into_iter().chain([(manifest, packed.manifest_digest.as_str())]) {
+        fs::write(dir.join(digest.trim_start_matches("sha256:")), data)?;
     }
-}
-
-fn url_of(e: &OciDistributionError) -> Option<&str> {
-    match e {
-        OciDistributionError::ServerError { url, .. } | OciDistributionError::RegistryError { url, .. } => Some(url),
-        _ => None,
-    }
-}
-
-/// How long a rate-limiting registry asks clients to wait. oci-client keeps
-/// response headers to itself, so the same URL is asked again (HEAD) and
-/// its Retry-After (in seconds) read; at most a minute.
-async fn retry_after(url: &str) -> Option<Duration> {
-    let client = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).build().ok()?;
-    let response = client.head(url).send().await.ok()?;
-    let seconds: u64 = response.headers().get(http::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds.min(60)))
-}
-
-fn status_of(e: &OciDistributionError) -> Option<u16> {
-    match e {
-        OciDistributionError::ServerError { code, .. } => Some(*code),
-        OciDistributionError::UnauthorizedError { .. } => Some(401),
-        OciDistributionError::RequestError(e) => e.status().map(|s| s.as_u16()),
-        OciDistributionError::RegistryError { envelope, .. } => {
-            envelope.errors.iter().find_map(|err| match err.code {
-                OciErrorCode::Unauthorized => Some(401),
-                OciErrorCode::Denied => Some(403),
-                OciErrorCode::NameUnknown
-                | OciErrorCode::ManifestUnknown
-                | OciErrorCode::BlobUnknown
-                | OciErrorCode::NotFound => Some(404),
-                OciErrorCode::Toomanyrequests => Some(429),
-                _ => None,
-            })
-        }
-        OciDistributionError::ImageManifestNotFoundError(_) => Some(404),
-        OciDistributionError::AuthenticationFailure(_) => Some(401),
-        _ => None,
-    }
-}
-
-fn is_transient(e: &OciDistributionError) -> bool {
-    match status_of(e) {
-        Some(code) => matches!(code, 429 | 502 | 503 | 504),
-        None => matches!(e, OciDistributionError::RequestError(r) if r.is_timeout() || (r.is_request() && !r.is_connect())),
-    }
-}
-
-/// One line with the cause and the fix. The exit code says which of
-/// unreachable (3), rejected (4) or missing (5) it is. No secret is in it:
-/// oci-client's errors carry server bodies, never our credentials.
-fn explain(loc: &Location, auth: &RegistryAuth, e: &OciDistributionError) -> anyhow::Error {
-    let host = &loc.host;
-    let repo = format!("{host}/{}", loc.repository);
-    if let OciDistributionError::RequestError(r) = e {
-        let mut causes = String::new();
-        let mut source: Option<&dyn std::error::Error> = Some(r);
-        while let Some(err) = source {
-            causes.push_str(&err.to_string());
-            source = err.source();
-        }
-        if causes.contains("certificate") {
-            return fail(
-                Exit::Unreachable,
-                format!("the TLS certificate of registry {host} is not trusted: add its CA to the system's trust store (or point SSL_CERT_FILE at it)"),
-            );
-        }
-        if r.is_connect() || r.is_timeout() {
-            let scheme = if loc.insecure { "http" } else { "https" };
-            let why = if r.is_timeout() { "timed out" } else { "connection failed" };
-            return fail(
-                Exit::Unreachable,
-                format!("cannot reach registry {host} over {scheme} ({why}): check that it is running and the routing ('opm config show')"),
-            );
-        }
-    }
-    let anonymous = matches!(auth, RegistryAuth::Anonymous);
-    match status_of(e) {
-        Some(401) if anonymous => fail(
-            Exit::Auth,
-            format!("registry {host} requires authentication: run 'docker login {host}'"),
-        ),
-        Some(401) => fail(
-            Exit::Auth,
-            format!("credentials for {host} were rejected: run 'docker login {host}'"),
-        ),
-        Some(403) => fail(
-            Exit::Auth,
-            format!("access to {repo} was denied: the credentials for {host} lack permission"),
-        ),
-        Some(404) => fail(Exit::NotFound, format!("{repo}: not found")),
-        Some(code) => fail(Exit::General, format!("registry {host} answered HTTP {code} for {repo}")),
-        None => fail(Exit::General, format!("registry {host}: {}", one_line(&e.to_string()))),
-    }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    // Go's json.MarshalIndent with tabs, as cue writes it.
+    let index = format!(
+        "{{\n\t\"schemaVersion\": 2,\n\t\"mediaType\": \"application/vnd.oci.image.index.v1+json\",\n\t\"manifests\": [\n\t\t{{\n\t\t\t\"mediaType\": \"{MANIFEST_MEDIA_TYPE}\",\n\t\t\t\"digest\": \"{}\",\n\t\t\t\"size\": {},\n\t\t\t\"annotations\": {{\n\t\t\t\t\"org.opencontainers.image.ref.name\": {}\n\t\t\t}}\n\t\t}}\n\t]\n}}\n",
+        packed.manifest_digest,
+        manifest.len(),
+        serde_json::to_string(tag)?
+    );
+    fs::write(out.join("index.json"), index)?;
+    Ok(())
 }

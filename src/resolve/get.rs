@@ -1,14 +1,14 @@
 //! `get`: set the versions of some modules and recompute the graph, as
 //! `cue mod get` does with exact versions (modload.UpdateVersions).
 
-use super::{requirements_of, semver, Context, Requirements};
-use crate::cue::ParsedModuleFile;
-use crate::deps::ModuleVersion;
+use super::{Requirements, Selected, Source};
+use crate::cue::ModuleFile;
 use crate::error::{fail, Exit};
+use crate::module::{semver, ModuleVersion};
 
 /// The new roots of the main module after requiring `wanted` (exact
 /// versions): every module of the resulting build list, as cue writes it.
-pub fn update_versions(cx: &Context, main: &ParsedModuleFile, wanted: &[ModuleVersion]) -> anyhow::Result<Vec<ModuleVersion>> {
+pub fn update_versions(src: &dyn Source, main: &ModuleFile, wanted: &[ModuleVersion]) -> anyhow::Result<Vec<ModuleVersion>> {
     let mut want: Vec<ModuleVersion> = Vec::new();
     for w in wanted {
         if w.module == main.module {
@@ -23,11 +23,11 @@ pub fn update_versions(cx: &Context, main: &ParsedModuleFile, wanted: &[ModuleVe
         }
     }
 
-    let rs = requirements_of(main);
-    let g1 = rs.graph(cx)?;
+    let rs = Requirements::of(main);
+    let g1 = rs.graph(src)?;
     let mut remaining = want.clone();
     let mut versions: Vec<ModuleVersion> = g1
-        .build_list(&rs.main)
+        .build_list()
         .into_iter()
         .map(|v| match remaining.iter().position(|w| w.module == v.module) {
             Some(i) => remaining.remove(i),
@@ -37,9 +37,13 @@ pub fn update_versions(cx: &Context, main: &ParsedModuleFile, wanted: &[ModuleVe
     versions.extend(remaining);
 
     let rs2 = Requirements::new(&rs.main, versions, main.defaults.clone());
-    let g2 = rs2.graph(cx)?;
+    let g2 = rs2.graph(src)?;
     for w in &want {
-        let selected = g2.selected(&w.module);
+        let selected = match g2.selected(&w.module) {
+            Some(Selected::Version(v)) => v.as_str(),
+            Some(Selected::Main) => "the main module",
+            None => "none",
+        };
         if selected != w.version {
             return Err(fail(
                 Exit::General,
@@ -51,19 +55,19 @@ pub fn update_versions(cx: &Context, main: &ParsedModuleFile, wanted: &[ModuleVe
             ));
         }
     }
-    Ok(g2.build_list(&rs.main))
+    Ok(g2.build_list())
 }
 
 /// Parses `module@version` as `opm mod get` takes it: an exact, canonical
 /// version. Anything else is refused with the newest matching releases,
 /// so that the user can copy one.
-pub fn parse_request(cx: &Context, arg: &str) -> anyhow::Result<ModuleVersion> {
+pub fn parse_request(src: &dyn Source, arg: &str) -> anyhow::Result<ModuleVersion> {
     let (path, version) = arg.split_once('@').unwrap_or((arg, ""));
     if path.is_empty() || path.contains('@') {
         return Err(fail(Exit::General, format!("{arg:?} is not MODULE@VERSION (for example example.com/app@v1.2.3)")));
     }
     if semver::is_canonical(version) {
-        return Ok(super::module_version(path, version));
+        return Ok(ModuleVersion::new(path, version));
     }
     // A query (latest, a major, a minor, nothing): list what would match.
     let prefix = match version {
@@ -76,7 +80,7 @@ pub fn parse_request(cx: &Context, arg: &str) -> anyhow::Result<ModuleVersion> {
             ))
         }
     };
-    let versions = cx.versions(path)?;
+    let versions = src.versions(&[path.to_string()])?.remove(0);
     let mut matching: Vec<&String> = versions.iter().filter(|v| v.starts_with(&prefix)).collect();
     matching.reverse();
     let newest: Vec<String> = matching.iter().take(5).map(|v| format!("{path}@{v}")).collect();

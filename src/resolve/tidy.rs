@@ -4,14 +4,11 @@
 //! for each import nothing provides, keep only the modules that provide a
 //! package.
 
-use super::{
-    is_stdlib, module_version, semver, split_major, Context, DefaultMajor, ImportPath, Requirements, LOCAL,
-    MAIN_VERSION,
-};
+use super::{module_file, DefaultMajor, Fetched, Requirements, Selected, Source};
 use crate::cue;
-use crate::deps::ModuleVersion;
 use crate::error::{fail, Exit, Failure};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use crate::module::{ancestors, is_stdlib, semver, sort_versions, split_major, ImportPath, ModuleVersion};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
 /// Why a package could not be loaded.
@@ -31,18 +28,43 @@ impl PkgError {
     }
 }
 
+/// `tidy --check` found the module not tidy: what it lacks.
+#[derive(Debug)]
+pub struct Untidy(pub String);
+
+impl std::fmt::Display for Untidy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Untidy {}
+
+pub fn is_untidy(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Untidy>())
+}
+
+/// Where a package comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Provider {
+    /// cue.mod/gen, cue.mod/usr or cue.mod/pkg of the main module.
+    Local,
+    Main,
+    Module(ModuleVersion),
+}
+
 #[derive(Debug, Clone)]
 struct Package {
     path: String,
     /// None for the standard library.
-    module: Option<ModuleVersion>,
+    provider: Option<Provider>,
     err: Option<PkgError>,
     imports: Vec<String>,
 }
 
 /// Loads packages against one set of requirements.
 struct Loader<'a> {
-    cx: &'a Context,
+    src: &'a dyn Source,
     root: &'a Path,
     main: &'a str,
 }
@@ -53,19 +75,20 @@ pub struct Tidied {
     pub defaults: BTreeMap<String, String>,
 }
 
-/// Computes the tidy requirements of the module at `root`. With `check`,
-/// no tag list is read to find a missing module: it is reported. (Module
-/// files and zips of the dependencies may still be fetched into the
-/// cache, as `cue mod tidy --check` does.)
-pub fn tidy(cx: &Context, root: &Path, old: &Requirements, check: bool) -> anyhow::Result<Tidied> {
-    let loader = Loader { cx, root, main: &old.main };
-    let root_pkgs = cue::main_imports(root).map_err(Failure::from)?;
+/// Computes the tidy requirements of the module at `root`, whose CUE
+/// sources are `sources`. With `check`, no tag list is read to find a
+/// missing module: it is reported. (Module files and zips of the
+/// dependencies may still be fetched into the cache, as
+/// `cue mod tidy --check` does.)
+pub fn tidy(src: &dyn Source, root: &Path, sources: &[PathBuf], old: &Requirements, check: bool) -> anyhow::Result<Tidied> {
+    let loader = Loader { src, root, main: &old.main };
+    let root_pkgs = cue::main_imports(sources).map_err(Failure::from)?;
     let start = Requirements::new(&old.main, old.roots().to_vec(), old.defaults.clone());
     let (rs, pkgs) = loader.resolve_dependencies(&root_pkgs, start, check)?;
     if let Some(p) = pkgs.iter().find(|p| p.err.is_some()) {
         let err = p.err.as_ref().unwrap();
         if check && *err == PkgError::Missing {
-            return Err(fail(Exit::Outdated, format!("module is not tidy: missing dependency providing package {}", p.path)));
+            return Err(Untidy(format!("module is not tidy: missing dependency providing package {}", p.path)).into());
         }
         return Err(fail(Exit::General, format!("failed to resolve {:?}: {}", p.path, err.describe(&p.path))));
     }
@@ -87,7 +110,7 @@ impl Loader<'_> {
             }
             let (added, defaults) = self.resolve_missing_imports(&rs, &pkgs)?;
             if defaults != rs.defaults {
-                rs = Requirements::new(&rs.main, rs.roots().to_vec(), defaults);
+                rs = Requirements::new(&rs.main, rs.roots().to_vec(), defaults).with_local(rs.local);
             }
             if added.is_empty() {
                 return Ok((rs, pkgs));
@@ -115,19 +138,19 @@ impl Loader<'_> {
     }
 
     fn load(&self, rs: &Requirements, path: &str) -> anyhow::Result<Package> {
-        let mut pkg = Package { path: path.to_string(), module: None, err: None, imports: vec![] };
+        let mut pkg = Package { path: path.to_string(), provider: None, err: None, imports: vec![] };
         if is_stdlib(path) {
             return Ok(pkg);
         }
         let found = self.import_from_modules(rs, path, &|prefix| rs.default_major(prefix))?;
-        let (module, dirs) = match found {
+        let (provider, dirs) = match found {
             Ok(found) => found,
             Err(e) => {
                 pkg.err = Some(e);
                 return Ok(pkg);
             }
         };
-        pkg.module = Some(module.clone());
+        pkg.provider = Some(provider.clone());
         let ip = ImportPath::parse(path);
         match ip.qualifier.as_str() {
             "" => return Ok(pkg),
@@ -137,7 +160,7 @@ impl Loader<'_> {
             }
             _ => {}
         }
-        let is_main = module.module == self.main;
+        let is_main = provider == Provider::Main;
         let (mut included, mut excluded, mut imports) = (0, 0, Vec::new());
         for dir in &dirs {
             let read = cue::package_imports(dir, &ip.qualifier, is_main)
@@ -164,8 +187,8 @@ impl Loader<'_> {
                 if !ip.version.is_empty() {
                     continue;
                 }
-                match self.import_from_modules(rs, imp, &|prefix| self.dependency_default_major(&module, prefix))? {
-                    Ok((m, _)) if m.module != LOCAL => {
+                match self.import_from_modules(rs, imp, &|prefix| self.dependency_default_major(&provider, prefix))? {
+                    Ok((Provider::Module(m), _)) => {
                         ip.version = semver::major(&m.version).to_string();
                         *imp = ip.canonical();
                     }
@@ -187,16 +210,16 @@ impl Loader<'_> {
         rs: &Requirements,
         path: &str,
         default_major: &dyn Fn(&str) -> DefaultMajor,
-    ) -> anyhow::Result<Result<(ModuleVersion, Vec<PathBuf>), PkgError>> {
+    ) -> anyhow::Result<Result<(Provider, Vec<PathBuf>), PkgError>> {
         let ip = ImportPath::parse(path);
-        let mut found: Vec<(ModuleVersion, Vec<PathBuf>)> = Vec::new();
+        let mut found: Vec<(Provider, Vec<PathBuf>)> = Vec::new();
         let local: Vec<PathBuf> = ["cue.mod/gen", "cue.mod/usr", "cue.mod/pkg"]
             .iter()
             .map(|d| self.root.join(d).join(&ip.path))
             .filter(|d| has_cue_files(d))
             .collect();
         if !local.is_empty() {
-            found.push((ModuleVersion { module: LOCAL.into(), version: MAIN_VERSION.into() }, local));
+            found.push((Provider::Local, local));
         }
         let mut graph = None;
         loop {
@@ -210,31 +233,25 @@ impl Loader<'_> {
                     ip.version.clone()
                 };
                 let mpath = format!("{prefix}@{major}");
-                let version = match graph {
-                    None => match rs.root_selected(&mpath) {
-                        Some(v) => v,
-                        None => continue,
-                    },
+                let selected = match graph {
+                    None => rs.root_selected(&mpath),
                     Some(g) => {
                         let g: &super::Graph = g;
-                        g.selected(&mpath)
+                        g.selected(&mpath).cloned()
                     }
                 };
-                if version == "none" {
-                    continue;
-                }
-                let mv = ModuleVersion { module: mpath, version };
-                let (module_root, is_main) = if mv.module == self.main {
-                    (self.root.to_path_buf(), true)
-                } else {
-                    match self.cx.fetch(&mv) {
-                        Ok(dir) => (dir, false),
-                        Err(e) if crate::error::exit_of(&e) == Exit::NotFound => {
-                            return Ok(Err(PkgError::Other(format!("cannot fetch {mv}: {e:#}"))))
+                let (provider, module_root) = match selected {
+                    None => continue,
+                    Some(Selected::Main) => (Provider::Main, self.root.to_path_buf()),
+                    Some(Selected::Version(version)) => {
+                        let mv = ModuleVersion { module: mpath, version };
+                        match self.src.fetch(&mv)? {
+                            Fetched::Dir(dir) => (Provider::Module(mv), dir),
+                            Fetched::Missing(why) => return Ok(Err(PkgError::Other(format!("cannot fetch {mv}: {why}")))),
                         }
-                        Err(e) => return Err(e),
                     }
                 };
+                let is_main = provider == Provider::Main;
                 let dir = match ip.path.strip_prefix(prefix) {
                     Some("") => module_root.clone(),
                     Some(rest) => module_root.join(rest.trim_start_matches('/')),
@@ -244,12 +261,22 @@ impl Loader<'_> {
                     continue;
                 }
                 if has_cue_files(&dir) {
-                    found.push((mv, vec![dir]));
+                    found.push((provider, vec![dir]));
                 }
             }
             if found.len() > 1 {
                 found.reverse();
-                let places: Vec<String> = found.iter().map(|(m, d)| format!("{m} ({})", d[0].display())).collect();
+                let places: Vec<String> = found
+                    .iter()
+                    .map(|(p, d)| {
+                        let name = match p {
+                            Provider::Local => "local@".to_string(),
+                            Provider::Main => format!("{}@", split_major(self.main).0),
+                            Provider::Module(m) => m.to_string(),
+                        };
+                        format!("{name} ({})", d[0].display())
+                    })
+                    .collect();
                 return Ok(Err(PkgError::Other(format!(
                     "ambiguous import: found package {path} in multiple locations: {}",
                     places.join(", ")
@@ -261,16 +288,14 @@ impl Loader<'_> {
             if graph.is_some() {
                 return Ok(Err(PkgError::Missing));
             }
-            graph = Some(rs.graph(self.cx).map_err(|e| super::graph_error("cannot expand module graph", e))?);
+            graph = Some(rs.graph(self.src).map_err(|e| e.context("cannot expand module graph"))?);
         }
     }
 
-    /// The default major of `prefix` as the dependency `m` sees it.
-    fn dependency_default_major(&self, m: &ModuleVersion, prefix: &str) -> DefaultMajor {
-        if m.module == LOCAL {
-            return DefaultMajor::None;
-        }
-        let Ok(mf) = self.cx.module_file(m) else { return DefaultMajor::None };
+    /// The default major of `prefix` as the dependency `p` sees it.
+    fn dependency_default_major(&self, p: &Provider, prefix: &str) -> DefaultMajor {
+        let Provider::Module(m) = p else { return DefaultMajor::None };
+        let Ok(mf) = module_file(self.src, m) else { return DefaultMajor::None };
         if let Some(major) = mf.defaults.get(prefix) {
             return DefaultMajor::Explicit(major.clone());
         }
@@ -306,13 +331,13 @@ impl Loader<'_> {
         }
         queries.sort();
         queries.dedup();
-        self.cx.prefetch_versions(&queries)?;
+        let listed = self.src.versions(&queries)?;
         for pkg in missing {
             let ip = ImportPath::parse(&pkg.path);
             for (prefix, query) in self.queries(rs, &ip) {
-                let versions = self.cx.versions(&query)?;
-                let Some(latest) = semver::latest(&versions) else { continue };
-                let candidate = module_version(prefix, latest);
+                let versions = &listed[queries.binary_search(&query).expect("every query was listed")];
+                let Some(latest) = semver::latest(versions) else { continue };
+                let candidate = ModuleVersion::new(prefix, latest);
                 if ip.version.is_empty() {
                     defaults.insert(prefix.to_string(), semver::major(latest).to_string());
                 }
@@ -321,7 +346,7 @@ impl Loader<'_> {
                 }
             }
         }
-        super::sort_modules(&mut added);
+        sort_versions(&mut added);
         Ok((added, defaults))
     }
 
@@ -355,12 +380,23 @@ impl Loader<'_> {
     fn update_roots(&self, mut rs: Requirements, pkgs: &[Package], added: &[ModuleVersion]) -> anyhow::Result<Requirements> {
         let mut roots = rs.roots().to_vec();
         let mut upgraded = false;
+        let mut local = rs.local;
         let mut spot: Vec<ModuleVersion> = Vec::new();
         for pkg in pkgs {
-            let Some(m) = &pkg.module else { continue };
-            if pkg.err.is_some() || m.module == self.main {
+            if pkg.err.is_some() {
                 continue;
             }
+            let m = match &pkg.provider {
+                None | Some(Provider::Main) => continue,
+                Some(Provider::Local) => {
+                    // cue roots the local pseudo-module once; doing so
+                    // reloads the graph.
+                    upgraded |= !local;
+                    local = true;
+                    continue;
+                }
+                Some(Provider::Module(m)) => m,
+            };
             if rs.root_selected(&m.module).is_some() {
                 if !spot.contains(m) {
                     spot.push(m.clone());
@@ -372,7 +408,7 @@ impl Loader<'_> {
         }
         for m in added {
             match rs.root_selected(&m.module) {
-                Some(v) if semver::compare(&v, &m.version).is_ge() => {}
+                Some(v) if v.compare(&Selected::Version(m.version.clone())).is_ge() => {}
                 _ => {
                     roots.push(m.clone());
                     upgraded = true;
@@ -382,13 +418,13 @@ impl Loader<'_> {
         loop {
             let graph_loaded;
             if upgraded {
-                rs = Requirements::new(&rs.main, roots, rs.defaults.clone());
-                rs.graph(self.cx)?;
+                rs = Requirements::new(&rs.main, roots, rs.defaults.clone()).with_local(local);
+                rs.graph(self.src)?;
                 graph_loaded = true;
             } else if rs.graph_is_loaded() {
                 graph_loaded = true;
             } else if !self.spot_check(&rs, &spot) {
-                rs.graph(self.cx)?;
+                rs.graph(self.src)?;
                 graph_loaded = true;
             } else {
                 graph_loaded = false;
@@ -400,10 +436,14 @@ impl Loader<'_> {
                 if !seen.insert(m.module.as_str()) {
                     continue;
                 }
-                let v = if graph_loaded {
-                    rs.graph(self.cx)?.selected(&m.module)
+                let selected = if graph_loaded {
+                    rs.graph(self.src)?.selected(&m.module).cloned()
                 } else {
-                    rs.root_selected(&m.module).unwrap_or_default()
+                    rs.root_selected(&m.module)
+                };
+                let v = match selected {
+                    Some(Selected::Version(v)) => v,
+                    Some(Selected::Main) | None => String::new(),
                 };
                 if v != m.version {
                     upgraded = true;
@@ -417,22 +457,18 @@ impl Loader<'_> {
         if roots == rs.roots() {
             return Ok(rs);
         }
-        Ok(Requirements::new(&rs.main, roots, rs.defaults.clone()))
+        Ok(Requirements::new(&rs.main, roots, rs.defaults.clone()).with_local(local))
     }
 
     /// Whether the roots are consistent with what the given modules
     /// require (none of them asks for more than a root gives).
     fn spot_check(&self, rs: &Requirements, mods: &[ModuleVersion]) -> bool {
-        let mods: Vec<ModuleVersion> = mods.iter().filter(|m| m.module != LOCAL).cloned().collect();
-        if self.cx.prefetch_module_files(&mods).is_err() {
-            return false;
-        }
-        mods.iter().all(|m| match self.cx.module_file(m) {
-            Ok(mf) => mf.deps.iter().all(|d| match rs.root_selected(&d.path) {
-                Some(v) => semver::compare(&v, &d.version).is_ge(),
+        let Ok(files) = self.src.module_files(mods) else { return false };
+        files.iter().all(|mf| {
+            mf.deps.iter().all(|d| match rs.root_selected(&d.path) {
+                Some(v) => v.compare(&Selected::Version(d.version.clone())).is_ge(),
                 None => true,
-            }),
-            Err(_) => false,
+            })
         })
     }
 
@@ -440,23 +476,18 @@ impl Loader<'_> {
     /// at the version it was loaded from (tidy.go tidyRoots).
     fn tidy_roots(&self, rs: &Requirements, pkgs: &[Package]) -> anyhow::Result<Requirements> {
         let mut roots = Vec::new();
-        let mut is_root: HashMap<String, ()> = [(self.main.to_string(), ())].into();
+        let mut is_root: HashSet<&str> = [self.main].into();
         for pkg in pkgs {
-            if let Some(m) = &pkg.module {
-                if m.module != self.main && is_root.insert(m.module.clone(), ()).is_none() {
+            if let Some(Provider::Module(m)) = &pkg.provider {
+                if is_root.insert(&m.module) {
                     roots.push(m.clone());
                 }
             }
         }
         let tidy = Requirements::new(&rs.main, roots, rs.defaults.clone());
-        tidy.graph(self.cx)?;
+        tidy.graph(self.src)?;
         Ok(tidy)
     }
-}
-
-/// `a.b/c/d`, `a.b/c`, `a.b`.
-fn ancestors(path: &str) -> impl Iterator<Item = &str> {
-    std::iter::successors(Some(path), |p| p.rfind('/').map(|i| &p[..i]))
 }
 
 /// A directory holding at least one regular `.cue` file.
@@ -480,15 +511,4 @@ fn nested_module_between(dir: &Path, root: &Path) -> bool {
         }
     }
     false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ancestors;
-
-    #[test]
-    fn ancestors_run_from_the_path_to_its_first_element() {
-        assert_eq!(ancestors("a.b/c/d").collect::<Vec<_>>(), ["a.b/c/d", "a.b/c", "a.b"]);
-        assert_eq!(ancestors("a.b").collect::<Vec<_>>(), ["a.b"]);
-    }
 }

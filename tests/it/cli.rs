@@ -158,7 +158,7 @@ fn vet_reports_an_unreadable_file() {
     let cache = tempdir();
     let dir = module(&[("cue.mod/module.cue", "module: \"example.com/x@v0\"\nlanguage: version: \"v0.17.0\"\nthis is not cue\n")]);
     let out = run(opm(cache.path()).args(["mod", "vet"]).current_dir(dir.path()));
-    assert!(matches!(out.status.code(), Some(1) | Some(2)));
+    assert_eq!(out.status.code(), Some(2), "an invalid module.cue is a CUE error");
     let err = stderr(&out);
     assert!(err.contains("module.cue"), "{err}");
     assert!(!err.contains("goroutine"), "{err}");
@@ -225,5 +225,5 @@ fn output_to_a_closed_pipe_or_a_full_disk_is_not_a_crash() {
     let mut child = opm(cache.path()).args(["completion", "bash"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     drop(child.stdout.take()); // the reader goes away at once
     let status = child.wait().unwrap();
-    assert!(matches!(status.code(), Some(0) | Some(1)), "{status}");
+    assert_eq!(status.code(), Some(0), "a reader that went away ends opm quietly: {status}");
 }

@@ -230,7 +230,7 @@ fn random_dependency_graphs_match_cue() {
                         for (k, kv) in std::iter::once((j, v)).chain(their_deps) {
                             match deps.iter_mut().find(|(d, _)| *d == k) {
                                 Some((_, dv)) => {
-                                    if opm::resolve::semver::compare(&kv, dv).is_gt() {
+                                    if opm::module::semver::compare(&kv, dv).is_gt() {
                                         *dv = kv;
                                     }
                                 }

@@ -10,5 +10,6 @@ mod cli;
 mod deps;
 mod deps_diff;
 mod ffi;
+mod layers;
 mod publish;
 mod vet_corpus;

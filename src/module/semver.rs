@@ -1,4 +1,5 @@
-//! Semantic versions exactly as cue compares them (golang.org/x/mod/semver):
+//! Semantic versions exactly as cue compares them (golang.org/x/mod/semver),
+//! the one implementation opm uses:
 //! a leading `v`, shorthands `v1` and `v1.2` valid, build metadata ignored.
 
 use std::cmp::Ordering;
@@ -70,6 +71,33 @@ pub fn major(v: &str) -> &str {
     match parse(v) {
         Some(p) => &v[..1 + p.major.len()],
         None => "",
+    }
+}
+
+/// `v1.2` for `v1.2.3`; "" when invalid.
+pub fn major_minor(v: &str) -> &str {
+    match parse(v) {
+        Some(p) if !p.short || v.contains('.') => &v[..1 + p.major.len() + 1 + p.minor.len()],
+        _ => "",
+    }
+}
+
+/// Which part of the version an update from `from` to `to` changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Major,
+    Minor,
+    Patch,
+}
+
+pub fn change(from: &str, to: &str) -> Change {
+    if major(from) != major(to) {
+        Change::Major
+    } else if major_minor(from) != major_minor(to) {
+        Change::Minor
+    } else {
+        Change::Patch
     }
 }
 
@@ -153,6 +181,10 @@ mod tests {
         }
         assert!(is_canonical("v1.2.3-rc.1") && !is_canonical("v1.2") && !is_canonical("v1.2.3+b"));
         assert_eq!(major("v12.3.4"), "v12");
+        assert_eq!(major_minor("v12.3.4-rc.1"), "v12.3");
+        assert_eq!(change("v1.0.0", "v1.0.1"), Change::Patch);
+        assert_eq!(change("v1.0.0", "v1.1.0"), Change::Minor);
+        assert_eq!(change("v1.2.0", "v2.0.0"), Change::Major);
     }
 
     #[test]

@@ -1,0 +1,223 @@
+//! The user's files on disk: finding a module's root, walking its files as
+//! cue does, writing files so that a reader never sees half of one.
+//! Every error names the path and what was being done (fs-err).
+
+use crate::error::{fail, Exit};
+use crate::module::MODULE_FILE;
+use fs_err as fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The root of the module containing `dir`: the nearest directory, `dir`
+/// itself or a parent, with a `cue.mod/module.cue`, as cue finds it.
+pub fn find_root(dir: &Path) -> anyhow::Result<PathBuf> {
+    let abs = std::path::absolute(dir).map_err(|e| fail(Exit::General, format!("cannot use directory {}: {e}", dir.display())))?;
+    if !abs.is_dir() {
+        return Err(fail(Exit::General, format!("{} is not a directory", dir.display())));
+    }
+    abs.ancestors().find(|d| d.join(MODULE_FILE).is_file()).map(Path::to_path_buf).ok_or_else(|| {
+        fail(
+            Exit::General,
+            format!(
+                "no CUE module in {} or any parent (no {MODULE_FILE}): run 'opm mod init MODULE_PATH' to create one",
+                dir.display()
+            ),
+        )
+    })
+}
+
+/// The current directory, or an error that says it is gone.
+pub fn current_dir() -> anyhow::Result<PathBuf> {
+    std::env::current_dir().map_err(|e| fail(Exit::General, format!("cannot read the current directory: {e}")))
+}
+
+/// What a directory entry of a module is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    /// A symbolic link: CUE module zips never hold one.
+    Link,
+    /// A socket, device or pipe.
+    Other,
+}
+
+/// One file of a module, as cue's module zip sees it.
+#[derive(Debug, Clone)]
+pub struct ModuleFile {
+    /// Relative to the module root, slash separated.
+    pub rel: String,
+    pub abs: PathBuf,
+    pub kind: Kind,
+}
+
+impl ModuleFile {
+    /// Whether cue reads this file as a CUE source of the module itself:
+    /// a `.cue` file outside cue.mod with no hidden (`.`, `_`) element in
+    /// its path (cue's modimports.AllModuleFiles).
+    pub fn is_cue_source(&self) -> bool {
+        let mut parts = self.rel.split('/');
+        self.rel.ends_with(".cue")
+            && self.kind != Kind::Other
+            && !self.rel.starts_with("cue.mod/")
+            && parts.all(|p| !p.starts_with('.') && !p.starts_with('_'))
+    }
+}
+
+/// Every file of the module at `root` in the order and with the rules of
+/// cue's module zip (modzip.CreateFromDir): directories depth first in name
+/// order; version-control directories, nested modules (directories with a
+/// `cue.mod`) and `cue.mod/vendor/` left out. Links and special files are
+/// listed with their kind; the zip leaves them out.
+pub fn module_files(root: &Path) -> anyhow::Result<Vec<ModuleFile>> {
+    fn walk(dir: &Path, rel: &str, out: &mut Vec<ModuleFile>) -> anyhow::Result<()> {
+        let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            if rel.starts_with("cue.mod/vendor/") {
+                continue;
+            }
+            let path = entry.path();
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                let vcs = matches!(name.as_str(), ".bzr" | ".git" | ".hg" | ".svn");
+                let nested = fs::symlink_metadata(path.join("cue.mod")).is_ok();
+                if !vcs && !nested {
+                    walk(&path, &rel, out)?;
+                }
+                continue;
+            }
+            let kind = match () {
+                _ if kind.is_file() => Kind::File,
+                _ if kind.is_symlink() => Kind::Link,
+                _ => Kind::Other,
+            };
+            out.push(ModuleFile { rel, abs: path, kind });
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(root, "", &mut out)?;
+    Ok(out)
+}
+
+/// The CUE sources of the module at `root` (see [`ModuleFile::is_cue_source`]).
+pub fn cue_sources(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    Ok(module_files(root)?.into_iter().filter(ModuleFile::is_cue_source).map(|f| f.abs).collect())
+}
+
+/// The files of the module at `root` that its zip holds, in zip order.
+/// A link is refused: cue would leave it out silently, publishing a module
+/// that differs from the one vetted.
+pub fn pack_list(root: &Path) -> anyhow::Result<Vec<crate::cue::PackFile>> {
+    let mut out = Vec::new();
+    for f in module_files(root)? {
+        match f.kind {
+            Kind::File => out.push(crate::cue::PackFile { path: f.rel, abs: f.abs }),
+            Kind::Link => {
+                return Err(fail(
+                    Exit::General,
+                    format!("{} is a symbolic link: CUE modules cannot contain links; replace it with the file it points to", f.rel),
+                ))
+            }
+            Kind::Other => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `data` to `path` through a temporary file in the same directory
+/// and a rename, so readers see the old or the new content, never a part.
+/// The data reach the disk before the rename: this is for the user's files.
+pub fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    write_replacing(path, data, true)
+}
+
+/// `write_atomic` for files that can be fetched again (cache entries,
+/// checked against their digests): renamed into place without waiting for
+/// the disk, as cue writes its cache.
+pub fn write_cached(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    write_replacing(path, data, false)
+}
+
+fn write_replacing(path: &Path, data: &[u8], durable: bool) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let failed = |e: std::io::Error| fail(Exit::General, format!("cannot write {}: {e}", path.display()));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+    // Keep the mode of the file we replace; a new file gets the usual 0644
+    // rather than the temp file's 0600.
+    let mode = std::fs::metadata(path).map(|m| m.permissions()).unwrap_or_else(|_| default_permissions());
+    tmp.as_file().set_permissions(mode).map_err(failed)?;
+    tmp.write_all(data).map_err(failed)?;
+    if durable {
+        tmp.as_file().sync_all().map_err(failed)?;
+    }
+    tmp.persist(path).map_err(|e| failed(e.error))?;
+    Ok(())
+}
+
+/// `path` as `cue` shows it to a user in `cwd`: relative, starting with `.`.
+pub fn display_path(cwd: &Path, path: &Path) -> String {
+    let cwd: Vec<_> = cwd.components().collect();
+    let target: Vec<_> = path.components().collect();
+    let common = cwd.iter().zip(&target).take_while(|(a, b)| a == b).count();
+    if common == 0 {
+        return path.display().to_string();
+    }
+    let mut rel = PathBuf::new();
+    for _ in common..cwd.len() {
+        rel.push("..");
+    }
+    for c in &target[common..] {
+        rel.push(c);
+    }
+    let rel = rel.display().to_string();
+    if rel.is_empty() {
+        ".".to_string()
+    } else if rel.starts_with('.') {
+        rel
+    } else {
+        format!("./{rel}")
+    }
+}
+
+fn default_permissions() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o644)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_walk_follows_cues_zip_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for f in [
+            "cue.mod/module.cue",
+            "cue.mod/vendor/x.cue",
+            "cue.mod/gen/g.cue",
+            "a.cue",
+            "a/x.cue",
+            "_hidden/h.cue",
+            ".git/config",
+            ".dot/d.cue",
+            "nested/cue.mod/module.cue",
+            "nested/n.cue",
+            "README.md",
+        ] {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "").unwrap();
+        }
+        std::os::unix::fs::symlink("a.cue", root.join("link.cue")).unwrap();
+        let files = module_files(root).unwrap();
+        let rel: Vec<_> = files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(rel, [".dot/d.cue", "README.md", "_hidden/h.cue", "a/x.cue", "a.cue", "cue.mod/gen/g.cue", "cue.mod/module.cue", "link.cue"]);
+        assert_eq!(files.last().unwrap().kind, Kind::Link);
+        let sources: Vec<_> = files.iter().filter(|f| f.is_cue_source()).map(|f| f.rel.as_str()).collect();
+        assert_eq!(sources, ["a/x.cue", "a.cue", "link.cue"]);
+    }
+}

@@ -1,0 +1,14 @@
+//! One function per command, over a [`Workspace`]: what the command does,
+//! with no argument parsing and no printing of results (cli/ does both).
+
+pub mod deps;
+pub mod init;
+pub mod publish;
+pub mod render;
+mod source;
+pub mod update;
+pub mod vet;
+mod workspace;
+
+pub use source::CacheSource;
+pub use workspace::{MainFile, Workspace};

@@ -1,0 +1,93 @@
+//! The module a command works on and the cache it fetches through,
+//! resolved once per command.
+
+use super::CacheSource;
+use crate::cache::{self, Cache};
+use crate::cue::{self, ModuleFile};
+use crate::error::{fail, Exit, Failure};
+use crate::files::{self, write_atomic};
+use crate::module::{split_major, ModuleVersion, MODULE_FILE};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub struct Workspace {
+    /// The module root: the directory holding cue.mod.
+    pub root: PathBuf,
+    pub cache: Cache,
+}
+
+/// cue.mod/module.cue as the main module's resolution reads it.
+pub struct MainFile {
+    pub path: PathBuf,
+    pub text: String,
+    /// Parsed leniently, as cue reads the main module's file.
+    pub module: ModuleFile,
+}
+
+impl MainFile {
+    pub fn roots(&self) -> Vec<ModuleVersion> {
+        crate::resolve::Requirements::of(&self.module).roots().to_vec()
+    }
+}
+
+impl Workspace {
+    /// The module containing `dir`, with the CUE cache of this machine.
+    pub fn open(dir: &Path, offline: bool) -> anyhow::Result<Workspace> {
+        let root = files::find_root(dir)?;
+        Ok(Workspace { root, cache: Cache::new(cache::default_dir(), offline) })
+    }
+
+    pub fn source(&self) -> CacheSource<'_> {
+        CacheSource::new(&self.cache)
+    }
+
+    pub fn module_file_path(&self) -> PathBuf {
+        self.root.join(MODULE_FILE)
+    }
+
+    /// Reads module.cue for resolution.
+    pub fn main_file(&self) -> anyhow::Result<MainFile> {
+        let path = self.module_file_path();
+        let text = std::fs::read_to_string(&path).map_err(|e| fail(Exit::General, format!("cannot read {}: {e}", path.display())))?;
+        let module = cue::parse_module_file(&text, &path.to_string_lossy(), false).map_err(Failure::from)?;
+        Ok(MainFile { path, text, module })
+    }
+
+    /// Makes every dependency loadable: module.cue as CUE's loader reads
+    /// it (strictly, local-module.cue applied), each version it names in
+    /// the cache. Returns that view of the module file.
+    pub fn ensure_deps(&self) -> anyhow::Result<ModuleFile> {
+        let mf = cue::load_module_file(&self.root).map_err(Failure::from)?;
+        let wanted: Vec<ModuleVersion> = mf
+            .deps
+            .iter()
+            // A local replacement is loaded from its directory; a
+            // dependency without a version is a replace-only placeholder.
+            .filter(|d| d.replace_with.is_empty() && !d.version.is_empty())
+            .map(|d| ModuleVersion { module: d.path.clone(), version: d.version.clone() })
+            .collect();
+        self.cache.ensure(&wanted, false)?;
+        Ok(mf)
+    }
+
+    /// Downloads every module of `roots` (`refresh` again, even if
+    /// cached), then writes module.cue with them: a failed download leaves
+    /// it as it was. Returns whether module.cue changed.
+    pub fn commit(&self, main: &MainFile, roots: &[ModuleVersion], defaults: &BTreeMap<String, String>, refresh: &[ModuleVersion]) -> anyhow::Result<bool> {
+        self.cache.ensure(refresh, true)?;
+        self.cache.ensure(roots, false)?;
+        let deps: Vec<cue::DepEntry> = roots
+            .iter()
+            .map(|m| {
+                let (base, major) = split_major(&m.module);
+                cue::DepEntry { path: m.module.clone(), version: m.version.clone(), default: defaults.get(base).is_some_and(|d| d == major) }
+            })
+            .collect();
+        let text = cue::update_module_file(&main.text, &main.path.to_string_lossy(), &deps).map_err(Failure::from)?;
+        if text == main.text {
+            return Ok(false);
+        }
+        write_atomic(&main.path, text.as_bytes())?;
+        Ok(true)
+    }
+}
