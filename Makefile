@@ -9,6 +9,18 @@ SHELL := bash
 # The cuelang.org/go version linked into opm; the `cue` CLI used by the
 # differential tests is installed at the same version.
 CUE_VERSION := $(shell awk '$$1 == "require" && $$2 == "cuelang.org/go" {print $$3} $$1 == "cuelang.org/go" {print $$2}' go-shim/go.mod)
+# The release binary is static and non-PIE (glibc, crt-static): it runs in
+# an empty container. `make DYNAMIC=1 build` links the C library
+# dynamically instead, for distributions whose policy prefers it. Both
+# build for the host triple explicitly, so that build scripts and proc
+# macros stay dynamic; the binary is target/<host>/release/opm.
+HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+export CARGO_BUILD_TARGET := $(HOST)
+ifeq ($(DYNAMIC),)
+export CARGO_TARGET_$(shell echo '$(HOST)' | tr 'a-z-' 'A-Z_')_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
+endif
+BIN := $(CURDIR)/target/$(HOST)/release
+export OPM := $(BIN)/opm
 TOOLS := $(CURDIR)/tools/bin
 CUE := $(TOOLS)/cue
 # libclang-dev: bindgen (build). The rest: tests (real registry, skopeo,

@@ -34,9 +34,15 @@ fn main() {
 
     println!("cargo:rustc-link-search=native={}", out_dir.display());
     println!("cargo:rustc-link-lib=static={ARCHIVE}");
-    // The Go runtime inside the archive needs threads and, on some libcs, libm.
-    println!("cargo:rustc-link-lib=dylib=pthread");
-    println!("cargo:rustc-link-lib=dylib=m");
+    // The Go runtime inside the archive needs threads and libm. A static
+    // build (crt-static) gets both from std's static libc; naming them as
+    // dylibs there would make the linker open libm.so and leave dynamic
+    // relocations that glibc's static start-up cannot apply.
+    let crt_static = env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default().split(',').any(|f| f == "crt-static");
+    if !crt_static {
+        println!("cargo:rustc-link-lib=dylib=pthread");
+        println!("cargo:rustc-link-lib=dylib=m");
+    }
 
     println!(
         "cargo:rustc-env=OPM_TARGET={}",

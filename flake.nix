@@ -19,15 +19,13 @@
           src = ./go-shim;
           vendorHash = pkgs.lib.fakeHash;
         }).goModules;
-      in
-      {
-        packages.default = pkgs.rustPlatform.buildRustPackage {
+        opm = pkgs': pkgs'.rustPlatform.buildRustPackage {
           pname = "opm";
           version = (builtins.fromTOML (builtins.readFile ./Cargo.toml)).package.version;
           src = ./.;
           cargoLock.lockFile = ./Cargo.lock;
           # bindgenHook sets LIBCLANG_PATH; go builds the c-archive in build.rs.
-          nativeBuildInputs = [ pkgs.go pkgs.rustPlatform.bindgenHook ];
+          nativeBuildInputs = [ pkgs.go pkgs'.rustPlatform.bindgenHook ];
           # build.rs switches to -mod=vendor when go-shim/vendor exists.
           preBuild = ''
             cp -r ${shimVendor} go-shim/vendor
@@ -41,6 +39,14 @@
             mainProgram = "opm";
           };
         };
+      in
+      {
+        # Linked against the system's glibc, as distributions prefer.
+        packages.default = opm pkgs;
+        # One static binary (glibc, crt-static), as `make build` makes it:
+        # runs in an empty container. build.rs then links the Go runtime's
+        # pthread and libm from the static C library.
+        packages.static = opm pkgs.pkgsStatic;
 
         devShells.default = pkgs.mkShell {
           packages = [

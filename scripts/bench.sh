@@ -13,7 +13,8 @@ set -euo pipefail
 # in one, and a run that fails must stop the script, not be timed.
 shopt -s inherit_errexit
 repo=$(cd "$(dirname "$0")/.." && pwd)
-opm="$repo/target/release/opm"
+# The binary `make build` makes (Makefile: target/<host>/release/opm).
+opm="${OPM:-$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/opm}"
 cue="${OPM_TEST_CUE:-$repo/tools/bin/cue}"
 runs="${BENCH_RUNS:-5}"
 

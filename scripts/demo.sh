@@ -10,7 +10,8 @@
 #      update, tidy.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-opm="$repo/target/release/opm"
+# The binary `make build` makes (Makefile: target/<host>/release/opm).
+opm="${OPM:-$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/opm}"
 cue="${OPM_TEST_CUE:-$repo/tools/bin/cue}"
 work=$(mktemp -d "${TMPDIR:-/tmp}/opm-demo-XXXXXX")
 registry_pid=""

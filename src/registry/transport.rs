@@ -60,23 +60,17 @@ impl Transport {
         if let Some(h) = hosts.get(&loc.host) {
             return Ok(h.clone());
         }
-        let config = || ClientConfig {
-            protocol: if loc.insecure { ClientProtocol::Http } else { ClientProtocol::Https },
-            connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(READ_TIMEOUT),
-            ..ClientConfig::default()
-        };
         let auth = auth::for_host(&loc.host)?;
         let mut wire = auth.clone();
         if matches!(auth, RegistryAuth::Anonymous) {
-            let probe = OciClient::new(config());
+            let probe = client(loc)?;
             let latest = reference(loc, "latest");
             let challenge = retry(loc, &auth, || probe.auth(&latest, &auth, RegistryOperation::Pull)).await?;
             if challenge.is_none() {
                 wire = RegistryAuth::Bearer(String::new());
             }
         }
-        let host = Host { client: OciClient::new(config()), auth, wire };
+        let host = Host { client: client(loc)?, auth, wire };
         hosts.insert(loc.host.clone(), host.clone());
         Ok(host)
     }
@@ -191,6 +185,62 @@ impl Transport {
     }
 }
 
+/// A client for the registry of `loc`.
+fn client(loc: &Location) -> Result<OciClient> {
+    ensure_tls_roots()?;
+    let config = ClientConfig {
+        protocol: if loc.insecure { ClientProtocol::Http } else { ClientProtocol::Https },
+        connect_timeout: Some(CONNECT_TIMEOUT),
+        read_timeout: Some(READ_TIMEOUT),
+        ..ClientConfig::default()
+    };
+    OciClient::try_from(config)
+        .map_err(|e| Error::new(ErrorKind::Other, format!("cannot set up a client for registry {}: {}", loc.host, one_line(&e.to_string()))))
+}
+
+/// TLS trusts the system's roots (SSL_CERT_FILE and SSL_CERT_DIR
+/// honoured). A machine or container with none gets the Mozilla roots
+/// built into opm, so that it still reaches public registries. They are
+/// handed over as SSL_CERT_FILE, written once to the temporary directory:
+/// oci-client builds a default HTTP client next to every configured one,
+/// and that one reads the system's roots only (and panics without any).
+fn ensure_tls_roots() -> Result<()> {
+    static ROOTS: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    let done = ROOTS.get_or_init(|| {
+        if !rustls_native_certs::load_native_certs().certs.is_empty() {
+            return Ok(());
+        }
+        let mut pem = String::new();
+        for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+            pem += "-----BEGIN CERTIFICATE-----\n";
+            for line in b64.as_bytes().chunks(64) {
+                pem += std::str::from_utf8(line).expect("base64 is ASCII");
+                pem += "\n";
+            }
+            pem += "-----END CERTIFICATE-----\n";
+        }
+        let file = std::env::temp_dir().join(format!("opm-mozilla-roots-{}.pem", &sha256(pem.as_bytes())[7..19]));
+        let written = file.is_file() || {
+            let tmp = tempfile::NamedTempFile::new_in(std::env::temp_dir()).and_then(|mut t| {
+                use std::io::Write;
+                t.write_all(pem.as_bytes())?;
+                t.persist(&file).map_err(|e| e.error)
+            });
+            tmp.is_ok()
+        };
+        if !written {
+            return Err("this system has no CA certificates, and opm cannot write its own to the temporary directory: point SSL_CERT_FILE at a CA bundle".into());
+        }
+        // Set before the first HTTP client exists; nothing else of opm
+        // reads the environment concurrently.
+        std::env::set_var("SSL_CERT_FILE", &file);
+        Ok(())
+    });
+    done.clone().map_err(|why| Error::new(ErrorKind::Unreachable, why))
+}
+
 fn reference(loc: &Location, tag: &str) -> Reference {
     Reference::with_tag(loc.host.clone(), loc.repository.clone(), tag.to_string())
 }
@@ -296,6 +346,12 @@ fn explain(loc: &Location, auth: &RegistryAuth, e: &OciDistributionError) -> Err
                 format!("the TLS certificate of registry {host} is not trusted: add its CA to the system's trust store (or point SSL_CERT_FILE at it)"),
             );
         }
+        if causes.contains("dns error") || causes.contains("failed to lookup address") {
+            return Error::new(
+                ErrorKind::Unreachable,
+                format!("cannot resolve registry host {} (name lookup failed): check the name, /etc/hosts and /etc/resolv.conf", host_name(host)),
+            );
+        }
         if r.is_connect() || r.is_timeout() {
             let scheme = if loc.insecure { "http" } else { "https" };
             let why = if r.is_timeout() { "timed out" } else { "connection failed" };
@@ -324,6 +380,14 @@ fn explain(loc: &Location, auth: &RegistryAuth, e: &OciDistributionError) -> Err
         Some(code) => Error::new(ErrorKind::Other, format!("registry {host} answered HTTP {code} for {repo}")),
         None => Error::new(ErrorKind::Other, format!("registry {host}: {}", one_line(&e.to_string()))),
     }
+}
+
+/// `host` without its port.
+fn host_name(host: &str) -> &str {
+    if let Some(ipv6) = host.strip_prefix('[') {
+        return ipv6.split(']').next().unwrap_or(host);
+    }
+    host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(name, _)| name)
 }
 
 fn one_line(s: &str) -> String {

@@ -12,4 +12,5 @@ mod deps_diff;
 mod ffi;
 mod layers;
 mod publish;
+mod static_binary;
 mod vet_corpus;
