@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"strings"
 
 	"cuelang.org/go/mod/modconfig"
@@ -17,10 +16,13 @@ type resolveRequest struct {
 }
 
 type location struct {
-	Host       string `json:"host"`
-	Repository string `json:"repository"`
-	Tag        string `json:"tag"`
-	Insecure   bool   `json:"insecure"`
+	// None: the configuration routes the module to no registry (`none`);
+	// it has no versions and cannot be fetched.
+	None       bool   `json:"none,omitempty"`
+	Host       string `json:"host,omitempty"`
+	Repository string `json:"repository,omitempty"`
+	Tag        string `json:"tag,omitempty"`
+	Insecure   bool   `json:"insecure,omitempty"`
 }
 
 // opRegistryResolve routes module versions to registry locations with
@@ -44,8 +46,8 @@ func opRegistryResolve(body []byte) (any, error) {
 		path, _, _ := strings.Cut(m.Module, "@")
 		loc, ok := resolver.ResolveToLocation(path, m.Version)
 		if !ok {
-			return nil, &callError{Kind: kindUsage, Message: fmt.Sprintf(
-				"no registry for module %s: the registry configuration excludes it", m.Module)}
+			out = append(out, location{None: true})
+			continue
 		}
 		out = append(out, location{Host: loc.Host, Repository: loc.Repository, Tag: loc.Tag, Insecure: loc.Insecure})
 	}

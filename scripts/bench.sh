@@ -75,6 +75,23 @@ peak_rss() {
 # ratio A B: A/B with two decimals.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", (b > 0 ? a / b : 0) }'; }
 
+# --- section: start-up ---------------------------------------------------------
+# `opm version` against `cue version`: what a process costs before it does
+# anything (the static binary has no dynamic loader or relocations to run).
+
+bench_startup() {
+	local bin o c
+	bin=$(file -b "$opm" 2>/dev/null | grep -o 'statically linked\|dynamically linked' || true)
+	echo "binary: $(stat -c %s "$opm") bytes, ${bin:-linkage unknown}, sha256 $(sha256sum "$opm" | cut -c1-16)..."
+	o=$(runs=$((runs * 4)) time_runs "$opm" version)
+	c=$(runs=$((runs * 4)) time_runs "$cue" version)
+	set -- $o $c
+	printf 'start-up (version): opm %.1f ms (min %.1f)  cue %.1f ms (min %.1f)  opm/cue %s (min %s)\n' \
+		"$(awk -v x="$1" 'BEGIN{print x*1000}')" "$(awk -v x="$2" 'BEGIN{print x*1000}')" \
+		"$(awk -v x="$3" 'BEGIN{print x*1000}')" "$(awk -v x="$4" 'BEGIN{print x*1000}')" \
+		"$(ratio "$1" "$3")" "$(ratio "$2" "$4")"
+}
+
 # --- section: mod build --------------------------------------------------------
 
 # gen_module DIR N: an OPM module with N components in DIR, cycling through
@@ -481,6 +498,8 @@ bench_get() {
 main() {
 	echo "opm benchmarks: $("$opm" --version), $("$cue" version | head -1)"
 	echo "$runs timed runs per tool after one warm-up; wall time mean (min); mod build with CUE_REGISTRY=none, get with a registry on 127.0.0.1"
+	echo
+	bench_startup
 	echo
 	bench_mod_build
 	echo

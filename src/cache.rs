@@ -17,41 +17,47 @@ use std::env;
 use std::path::{Path, PathBuf};
 
 /// `$CUE_CACHE_DIR`, else the user cache directory + `/cue`, as cue computes
-/// it (Go's `os.UserCacheDir`).
-pub fn default_dir() -> PathBuf {
+/// it (Go's `os.UserCacheDir`), or why there is none, in cue's words.
+pub fn default_dir() -> Result<PathBuf, String> {
     if let Some(dir) = env::var_os("CUE_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
+        return Ok(PathBuf::from(dir));
     }
-    let home = || PathBuf::from(env::var_os("HOME").unwrap_or_default());
-    let user_cache = match env::var_os("XDG_CACHE_HOME").map(PathBuf::from) {
-        _ if cfg!(target_os = "macos") => home().join("Library/Caches"),
-        Some(dir) if dir.is_absolute() => dir,
-        _ => home().join(".cache"),
+    let var = |name: &str| env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let user_cache = if cfg!(target_os = "macos") {
+        var("HOME").map(|h| h.join("Library/Caches")).ok_or("$HOME is not defined")
+    } else {
+        match var("XDG_CACHE_HOME") {
+            Some(dir) if dir.is_absolute() => Ok(dir),
+            Some(_) => Err("path in $XDG_CACHE_HOME is relative"),
+            None => var("HOME").map(|h| h.join(".cache")).ok_or("neither $XDG_CACHE_HOME nor $HOME are defined"),
+        }
     };
-    user_cache.join("cue")
+    user_cache.map(|d| d.join("cue")).map_err(|why| format!("cannot determine system cache directory: {why}"))
 }
 
 /// The cache of one command, with the registry client it fetches through
 /// (built on first need: a command whose modules are all cached never
 /// reads the routing or the credentials).
 pub struct Cache {
-    dir: PathBuf,
+    /// Or why there is none: an error only once the cache is used, as cue
+    /// reports it.
+    dir: Result<PathBuf, String>,
     offline: bool,
     client: OnceCell<Client>,
 }
 
 impl Cache {
     /// The cache at `dir`; `offline` never touches the network.
-    pub fn new(dir: PathBuf, offline: bool) -> Cache {
+    pub fn new(dir: Result<PathBuf, String>, offline: bool) -> Cache {
         Cache { dir, offline, client: OnceCell::new() }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    pub fn dir(&self) -> anyhow::Result<&Path> {
+        self.dir.as_deref().map_err(|why| fail(Exit::General, why.clone()))
     }
 
-    pub fn entry(&self, mv: &ModuleVersion) -> Entry {
-        Entry::new(&self.dir, mv)
+    pub fn entry(&self, mv: &ModuleVersion) -> anyhow::Result<Entry> {
+        Ok(Entry::new(self.dir()?, mv))
     }
 
     /// The registry client, with the routing in effect.
@@ -71,7 +77,7 @@ impl Cache {
     pub fn ensure(&self, mvs: &[ModuleVersion], refresh: bool) -> anyhow::Result<()> {
         let mut missing: Vec<&ModuleVersion> = Vec::new();
         for mv in mvs {
-            let entry = self.entry(mv);
+            let entry = self.entry(mv)?;
             if refresh {
                 missing.push(mv);
             } else if entry.is_complete() {
@@ -89,7 +95,7 @@ impl Cache {
             let names = missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
             return Err(fail(
                 Exit::NotFound,
-                format!("--offline, and the CUE cache ({}) lacks {names}: run once without --offline", self.dir.display()),
+                format!("--offline, and the CUE cache ({}) lacks {names}: run once without --offline", self.dir()?.display()),
             ));
         }
         let client = self.client()?;
@@ -99,8 +105,8 @@ impl Cache {
                 .map(|mv| {
                     let bar = &bar;
                     async move {
+                        let entry = self.entry(mv)?;
                         let download = client.module(mv).await?;
-                        let entry = self.entry(mv);
                         // Unzipping and writing block: off the thread that
                         // drives the other downloads.
                         tokio::task::spawn_blocking(move || {
@@ -130,7 +136,7 @@ impl Cache {
             if catalog::is_embedded(mv) {
                 self.install_embedded()?;
             }
-            match std::fs::read(self.entry(mv).mod_file()) {
+            match std::fs::read(self.entry(mv)?.mod_file()) {
                 Ok(data) => out.push(Some(data)),
                 Err(_) => {
                     out.push(None);
@@ -151,7 +157,7 @@ impl Cache {
                     .try_collect(),
             )?;
             for (i, data) in fetched {
-                self.entry(&mvs[i]).write_module_file(&data)?;
+                self.entry(&mvs[i])?.write_module_file(&data)?;
                 out[i] = Some(data);
             }
         }
@@ -174,7 +180,7 @@ impl Cache {
     /// Installs the core model opm carries unless the cache has it, exactly
     /// as a download of the published catalog would.
     pub fn install_embedded(&self) -> anyhow::Result<()> {
-        let entry = self.entry(&catalog::module_version());
+        let entry = self.entry(&catalog::module_version())?;
         if entry.is_complete() {
             return Ok(());
         }

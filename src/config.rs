@@ -84,8 +84,9 @@ impl Routing {
     }
 
     /// The registry location of a module version (version "" for the
-    /// repository only), as cue resolves it.
-    pub fn resolve(&self, module: &str, version: &str) -> anyhow::Result<cue::Location> {
+    /// repository only), as cue resolves it; None when the configuration
+    /// routes it to no registry (`none`).
+    pub fn resolve(&self, module: &str, version: &str) -> anyhow::Result<Option<cue::Location>> {
         let mut locations = cue::resolve(&self.cue_registry, &[(module, version)])
             .map_err(crate::error::Failure::from)?;
         Ok(locations.remove(0))

@@ -9,13 +9,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The root of the module containing `dir`: the nearest directory, `dir`
-/// itself or a parent, with a `cue.mod/module.cue`, as cue finds it.
+/// itself or a parent, with a `cue.mod`, as cue finds it; its
+/// `cue.mod/module.cue` must exist.
 pub fn find_root(dir: &Path) -> anyhow::Result<PathBuf> {
     let abs = std::path::absolute(dir).map_err(|e| fail(Exit::General, format!("cannot use directory {}: {e}", dir.display())))?;
     if !abs.is_dir() {
         return Err(fail(Exit::General, format!("{} is not a directory", dir.display())));
     }
-    abs.ancestors().find(|d| d.join(MODULE_FILE).is_file()).map(Path::to_path_buf).ok_or_else(|| {
+    let root = abs.ancestors().find(|d| std::fs::symlink_metadata(d.join("cue.mod")).is_ok()).ok_or_else(|| {
         fail(
             Exit::General,
             format!(
@@ -23,7 +24,22 @@ pub fn find_root(dir: &Path) -> anyhow::Result<PathBuf> {
                 dir.display()
             ),
         )
-    })
+    })?;
+    if !root.join(MODULE_FILE).is_file() {
+        return Err(fail(Exit::General, format!("{} has a cue.mod without module.cue: run 'opm mod init MODULE_PATH' there", root.display())));
+    }
+    Ok(root.to_path_buf())
+}
+
+/// Whether `dir` lies inside a module's cue.mod directory, where cue runs
+/// no module command; cue.mod/pkg, usr and gen hold packages and are
+/// outside in this sense (cue's modpkgload.InsideCueMod).
+pub fn inside_cue_mod(dir: &Path) -> bool {
+    let parts: Vec<_> = dir.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    match parts.iter().rposition(|p| p == "cue.mod") {
+        Some(i) => !matches!(parts.get(i + 1).map(String::as_str), Some("pkg" | "usr" | "gen")),
+        None => false,
+    }
 }
 
 /// The current directory, or an error that says it is gone.
@@ -190,6 +206,15 @@ fn default_permissions() -> std::fs::Permissions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inside_cue_mod_as_cue_sees_it() {
+        assert!(inside_cue_mod(Path::new("/m/cue.mod")));
+        assert!(inside_cue_mod(Path::new("/m/cue.mod/other")));
+        assert!(!inside_cue_mod(Path::new("/m/cue.mod/gen/k8s.io")));
+        assert!(!inside_cue_mod(Path::new("/m/cue.mod/pkg")));
+        assert!(!inside_cue_mod(Path::new("/m/app")));
+    }
 
     #[test]
     fn the_walk_follows_cues_zip_rules() {

@@ -269,13 +269,31 @@ pub struct Location {
 
 /// Routes module versions to registry locations with CUE's own resolver,
 /// for a CUE_REGISTRY value (empty: cue's default registry). `modules` are
-/// (module path with major version, version or "") pairs.
-pub fn resolve(registry: &str, modules: &[(&str, &str)]) -> Result<Vec<Location>, Error> {
+/// (module path with major version, version or "") pairs. None: the
+/// configuration routes that module to no registry (`none`).
+pub fn resolve(registry: &str, modules: &[(&str, &str)]) -> Result<Vec<Option<Location>>, Error> {
+    #[derive(Deserialize)]
+    struct Route {
+        #[serde(default)]
+        none: bool,
+        #[serde(default)]
+        host: String,
+        #[serde(default)]
+        repository: String,
+        #[serde(default)]
+        tag: String,
+        #[serde(default)]
+        insecure: bool,
+    }
     let modules: Vec<_> = modules
         .iter()
         .map(|(module, version)| serde_json::json!({ "module": module, "version": version }))
         .collect();
-    call("registry.resolve", &serde_json::json!({ "registry": registry, "modules": modules }))
+    let routes: Vec<Route> = call("registry.resolve", &serde_json::json!({ "registry": registry, "modules": modules }))?;
+    Ok(routes
+        .into_iter()
+        .map(|r| (!r.none).then_some(Location { host: r.host, repository: r.repository, tag: r.tag, insecure: r.insecure }))
+        .collect())
 }
 
 /// One file to pack: its path in the zip and on disk.

@@ -72,7 +72,9 @@ pub struct GetOptions {
 }
 
 pub fn get(opts: &GetOptions) -> anyhow::Result<Changed> {
-    let ws = Workspace::open(&files::current_dir()?, false)?;
+    // As cue: get needs the cache before anything else.
+    crate::cache::default_dir().map_err(|why| fail(Exit::General, why))?;
+    let ws = Workspace::open_to_change(false)?;
     let main = ws.main_file()?;
     let src = ws.source();
     let wanted = opts.modules.iter().map(|arg| get::parse_request(&src, arg)).collect::<anyhow::Result<Vec<_>>>()?;
@@ -91,7 +93,7 @@ pub struct TidyOptions {
 }
 
 pub fn tidy(opts: &TidyOptions) -> anyhow::Result<Changed> {
-    let ws = Workspace::open(&files::current_dir()?, false)?;
+    let ws = Workspace::open_to_change(false)?;
     // cue tidies a second, main-module view with the replacements of
     // local-module.cue and merges both; opm tidies the published view only.
     if ws.root.join("cue.mod/local-module.cue").exists() {
@@ -115,7 +117,7 @@ pub fn tidy(opts: &TidyOptions) -> anyhow::Result<Changed> {
     // Versions tidy dropped leave the cache too (FR-006).
     for old in before.roots() {
         if !tidied.roots.contains(old) {
-            ws.cache.entry(old).remove()?;
+            ws.cache.entry(old)?.remove()?;
         }
     }
     Ok(Changed { module_file: main.path, changes })

@@ -52,7 +52,7 @@ pub struct Published {
 }
 
 pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
-    let ws = Workspace::open(&files::current_dir()?, opts.offline)?;
+    let ws = Workspace::open_to_change(opts.offline)?;
     let mf = ws.ensure_deps()?;
     let version = opts.version.as_str();
     check_version(&mf.module, version)?;
@@ -95,7 +95,9 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
     let zip = work.path().join("module.zip");
     let packed = cue::pack(&cue::PackRequest { module: &mf.module, version, zip: &zip, files: &files, vcs })
         .map_err(|e| Failure::from(e).summarize("the module zip"))?;
-    let loc = routing.resolve(&mf.module, version)?;
+    let loc = routing.resolve(&mf.module, version)?.ok_or_else(|| {
+        fail(Exit::General, format!("cannot resolve {} (version {version:?}) to registry: no registry configured for module", mf.module))
+    })?;
     let zip_data = fs::read(&zip)?;
 
     let outcome = if let Some(out) = &opts.out {

@@ -38,7 +38,7 @@ pub fn render(opts: &RenderOptions) -> anyhow::Result<cue::Rendered> {
     let rendered = cue::render(&cue::RenderRequest {
         dir: &dir,
         cwd: &cwd,
-        cache_dir: ws.cache.dir(),
+        cache_dir: ws.cache.dir().unwrap_or(std::path::Path::new("")),
         tags: &opts.tags,
         kind: opts.kind,
         name: opts.name.as_deref().unwrap_or(""),

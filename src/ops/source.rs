@@ -52,7 +52,7 @@ impl Source for CacheSource<'_> {
 
     fn fetch(&self, mv: &ModuleVersion) -> anyhow::Result<Fetched> {
         match self.cache.ensure(std::slice::from_ref(mv), false) {
-            Ok(()) => Ok(Fetched::Dir(self.cache.entry(mv).dir().to_path_buf())),
+            Ok(()) => Ok(Fetched::Dir(self.cache.entry(mv)?.dir().to_path_buf())),
             Err(e) if registry::kind_of(&e) == Some(ErrorKind::NotFound) => Ok(Fetched::Missing(format!("{e:#}"))),
             Err(e) => Err(e),
         }

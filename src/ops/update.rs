@@ -48,7 +48,7 @@ pub struct Plan {
 /// Finds the newer releases of the dependencies (and the import rewrites
 /// of major updates). Changes nothing.
 pub fn plan(opts: &UpdateOptions) -> anyhow::Result<Plan> {
-    let ws = Workspace::open(&files::current_dir()?, false)?;
+    let ws = Workspace::open_to_change(false)?;
     let main = ws.main_file()?;
     let all = main.roots();
     let named = |r: &ModuleVersion, m: &String| m == &r.module || m == r.base();

@@ -32,7 +32,7 @@ pub fn vet(opts: &VetOptions) -> anyhow::Result<Vetted> {
 
 fn run(ws: &Workspace, concrete: bool, tags: &[String]) -> anyhow::Result<cue::VetReport> {
     let cwd = files::current_dir()?;
-    let request = cue::VetRequest { dir: &ws.root, cwd: &cwd, cache_dir: ws.cache.dir(), concrete, tags };
+    let request = cue::VetRequest { dir: &ws.root, cwd: &cwd, cache_dir: ws.cache.dir().unwrap_or(Path::new("")), concrete, tags };
     Ok(cue::vet(&request).map_err(Failure::from)?)
 }
 

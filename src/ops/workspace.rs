@@ -37,6 +37,17 @@ impl Workspace {
         Ok(Workspace { root, cache: Cache::new(cache::default_dir(), offline) })
     }
 
+    /// The module of the current directory, for a command that changes
+    /// it (get, tidy, update, publish): refused inside cue.mod, as cue
+    /// refuses it.
+    pub fn open_to_change(offline: bool) -> anyhow::Result<Workspace> {
+        let cwd = files::current_dir()?;
+        if files::inside_cue_mod(&cwd) {
+            return Err(fail(Exit::General, "cannot run this command inside the cue.mod directory"));
+        }
+        Workspace::open(&cwd, offline)
+    }
+
     pub fn source(&self) -> CacheSource<'_> {
         CacheSource::new(&self.cache)
     }

@@ -68,9 +68,13 @@ impl Client {
         self.rt.block_on(work)
     }
 
-    /// The location of a module version, as cue routes it.
+    /// The location of a module version, as cue routes it. A module
+    /// routed to no registry (`none`) is not found, in cue's words.
     pub fn locate(&self, mv: &ModuleVersion) -> anyhow::Result<Location> {
-        self.routing.resolve(&mv.module, &mv.version)
+        match self.routing.resolve(&mv.module, &mv.version)? {
+            Some(loc) => Ok(loc),
+            None => Err(Error::new(ErrorKind::NotFound, "module not found").into()),
+        }
     }
 
     /// The digests of a version's zip and module file, from its manifest.
@@ -120,7 +124,13 @@ impl Client {
     /// major only, a path without major every major. Sorted as cue sorts.
     pub async fn versions(&self, path: &str) -> anyhow::Result<Vec<String>> {
         let (base, major) = split_major(path);
-        let loc = self.routing.resolve(base, "")?;
+        // As cue's modregistry: a module routed to no registry, or whose
+        // repository name OCI cannot express, has no versions (nothing is
+        // asked of a registry).
+        let Some(loc) = self.routing.resolve(base, "")? else { return Ok(Vec::new()) };
+        if !is_valid_repository(&loc.repository) {
+            return Ok(Vec::new());
+        }
         let tags = self.transport.tags(&loc).await?;
         // Tags carry the routing's tag prefix; only SemVer tags of the
         // asked major are versions.
@@ -160,6 +170,44 @@ impl Client {
     }
 }
 
+/// OCI's repository name grammar (distribution's reference.go, as cue's
+/// ociref.IsValidRepository): components of lower-case letters and digits
+/// joined by `.`, `_`, `__` or runs of `-`, separated by single `/`.
+pub fn is_valid_repository(name: &str) -> bool {
+    fn component(c: &str) -> bool {
+        let b = c.as_bytes();
+        let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+        let mut i = 0;
+        let run = |i: &mut usize| {
+            let start = *i;
+            while *i < b.len() && alnum(b[*i]) {
+                *i += 1;
+            }
+            *i > start
+        };
+        if !run(&mut i) {
+            return false;
+        }
+        while i < b.len() {
+            match b[i] {
+                b'.' => i += 1,
+                b'_' => i += if b.get(i + 1) == Some(&b'_') { 2 } else { 1 },
+                b'-' => {
+                    while i < b.len() && b[i] == b'-' {
+                        i += 1;
+                    }
+                }
+                _ => return false,
+            }
+            if !run(&mut i) {
+                return false;
+            }
+        }
+        true
+    }
+    !name.is_empty() && name.split('/').all(component)
+}
+
 /// The bytes a push sends: the blobs and the manifest.
 pub fn push_size(packed: &Packed, zip: &[u8]) -> u64 {
     (blobs(packed, zip).iter().map(|(d, _)| d.len()).sum::<usize>() + packed.manifest.len()) as u64
@@ -195,4 +243,19 @@ pub fn write_layout(out: &Path, packed: &Packed, zip: &[u8], tag: &str) -> anyho
     );
     fs::write(out.join("index.json"), index)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_valid_repository;
+
+    #[test]
+    fn repository_names_follow_ocis_grammar() {
+        for ok in ["a", "test.example/foo", "a-b/c__d/e.f", "a--b", "x/y_z", "0/9"] {
+            assert!(is_valid_repository(ok), "{ok}");
+        }
+        for bad in ["", "test.example/foo/BarBaz", "a//b", "/a", "a/", "a.", "-a", "a___b", "a..b", "a_.b"] {
+            assert!(!is_valid_repository(bad), "{bad}");
+        }
+    }
 }

@@ -65,26 +65,44 @@ impl World {
 
 /// Two copies of a consumer module, one for each tool.
 pub struct Pair {
-    world_registry: String,
+    registry: String,
     cue_dir: tempfile::TempDir,
     opm_dir: tempfile::TempDir,
     cue_cache: tempfile::TempDir,
     opm_cache: tempfile::TempDir,
+    /// Environment both tools run with, over the test's own.
+    env: Vec<(String, String)>,
     pub log: Vec<String>,
 }
+
+/// The files a step may change, compared after each one.
+const COMPARED: &[&str] = &["cue.mod/module.cue", "cue.mod/local-module.cue"];
 
 impl Pair {
     pub fn new(world: &World, module_cue: &str, files: &[(&str, &str)]) -> Pair {
         let mut all = vec![("cue.mod/module.cue", module_cue)];
         all.extend_from_slice(files);
         Pair {
-            world_registry: world.registry.clone(),
+            registry: world.registry.clone(),
             cue_dir: module(&all),
             opm_dir: module(&all),
             cue_cache: tempdir(),
             opm_cache: tempdir(),
+            env: vec![],
             log: vec![],
         }
+    }
+
+    /// Both tools route with this CUE_REGISTRY instead of the world's.
+    pub fn with_registry(mut self, registry: &str) -> Pair {
+        self.registry = registry.to_string();
+        self
+    }
+
+    /// Both tools run with `key=value` set.
+    pub fn with_env(mut self, key: &str, value: &str) -> Pair {
+        self.env.push((key.into(), value.into()));
+        self
     }
 
     /// Writes a file into both copies.
@@ -96,23 +114,38 @@ impl Pair {
     /// Runs `cue mod ARGS` and `opm mod ARGS`; both must succeed or both
     /// fail, and module.cue must be the same afterwards.
     pub fn step(&mut self, args: &[&str]) -> bool {
-        let theirs = run(cue(self.cue_cache.path()).env("CUE_REGISTRY", &self.world_registry).current_dir(self.cue_dir.path()).arg("mod").args(args));
-        let ours = run(opm(self.opm_cache.path()).env("CUE_REGISTRY", &self.world_registry).current_dir(self.opm_dir.path()).arg("mod").args(args));
-        let read = |d: &Path| std::fs::read_to_string(d.join("cue.mod/module.cue")).unwrap();
-        let (a, b) = (read(self.cue_dir.path()), read(self.opm_dir.path()));
+        self.step_in("", args)
+    }
+
+    /// `step` in the subdirectory `dir` of the module.
+    pub fn step_in(&mut self, dir: &str, args: &[&str]) -> bool {
+        let mut theirs = cue(self.cue_cache.path());
+        let mut ours = opm(self.opm_cache.path());
+        for (cmd, root) in [(&mut theirs, self.cue_dir.path()), (&mut ours, self.opm_dir.path())] {
+            cmd.env("CUE_REGISTRY", &self.registry).current_dir(root.join(dir)).arg("mod").args(args);
+            for (k, v) in &self.env {
+                cmd.env(k, v);
+            }
+        }
+        let (theirs, ours) = (run(&mut theirs), run(&mut ours));
+        let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).ok();
         self.log.push(format!("mod {}: cue {} / opm {}", args.join(" "), theirs.status, ours.status));
+        let what = format!("`mod {}`{}", args.join(" "), if dir.is_empty() { String::new() } else { format!(" in {dir}") });
+        let (a, b) = (read(self.cue_dir.path(), COMPARED[0]).unwrap_or_default(), read(self.opm_dir.path(), COMPARED[0]).unwrap_or_default());
         assert_eq!(
             theirs.status.success(),
             ours.status.success(),
-            "`mod {}`: cue {} ({}) but opm {} ({})\nsteps: {:#?}\ncue's module.cue:\n{a}\nopm's module.cue:\n{b}",
-            args.join(" "),
+            "{what}: cue {} ({}) but opm {} ({})\nsteps: {:#?}\ncue's module.cue:\n{a}\nopm's module.cue:\n{b}",
             theirs.status,
             stderr(&theirs).trim(),
             ours.status,
             stderr(&ours).trim(),
             self.log
         );
-        assert_eq!(a, b, "module.cue differs after `mod {}`\nsteps: {:#?}", args.join(" "), self.log);
+        for file in COMPARED {
+            let (a, b) = (read(self.cue_dir.path(), file), read(self.opm_dir.path(), file));
+            assert_eq!(a, b, "{file} differs after {what}\nsteps: {:#?}", self.log);
+        }
         theirs.status.success()
     }
 
@@ -120,9 +153,12 @@ impl Pair {
         std::fs::read_to_string(self.opm_dir.path().join("cue.mod/module.cue")).unwrap()
     }
 
+    pub fn local_module_cue(&self) -> Option<String> {
+        std::fs::read_to_string(self.opm_dir.path().join("cue.mod/local-module.cue")).ok()
+    }
 }
 
-const MAIN: &str = "module: \"main.test/m@v0\"\nlanguage: version: \"v0.17.0\"\n";
+pub const MAIN: &str = "module: \"main.test/m@v0\"\nlanguage: version: \"v0.17.0\"\n";
 
 fn diamond_world() -> World {
     let w = World::new();

@@ -11,6 +11,7 @@ mod deps;
 mod deps_diff;
 mod ffi;
 mod layers;
+mod parity;
 mod publish;
 mod static_binary;
 mod vet_corpus;
