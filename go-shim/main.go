@@ -35,6 +35,8 @@ var handlers = map[string]handler{
 	"module.pack":      opModulePack,
 	"modfile.parse":    opModfileParse,
 	"modfile.update":   opModfileUpdate,
+	"modfile.views":    opTidyViews,
+	"modfile.local":    opFormatLocal,
 	"imports.main":     opImportsMain,
 	"imports.package":  opImportsPackage,
 	"imports.specs":    opImportSpecs,

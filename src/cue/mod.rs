@@ -182,6 +182,31 @@ pub fn parse_module_file(data: &str, filename: &str, strict: bool) -> Result<Mod
     call("modfile.parse", &serde_json::json!({ "data": data, "filename": filename, "strict": strict }))
 }
 
+/// The two views `cue mod tidy` resolves: module.cue (read leniently) and
+/// the main-module view of cue.mod/local-module.cue, with module.cue's own
+/// replaceWith entries folded in (None when no replacement is left).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TidyViews {
+    pub module: ModuleFile,
+    pub local: Option<ModuleFile>,
+    /// Whether cue.mod/local-module.cue exists.
+    pub local_exists: bool,
+}
+
+pub fn tidy_views(root: &Path) -> Result<TidyViews, Error> {
+    call("modfile.views", &serde_json::json!({ "root": root }))
+}
+
+/// cue.mod/local-module.cue with `deps`, as cue's tidy writes it next to
+/// the module.cue text `module` (what equals module.cue is left out).
+pub fn format_local_module_file(module: &str, deps: &[Dep]) -> Result<String, Error> {
+    #[derive(Deserialize)]
+    struct Formatted {
+        content: String,
+    }
+    call::<_, Formatted>("modfile.local", &serde_json::json!({ "module": module, "deps": deps })).map(|f| f.content)
+}
+
 #[derive(Serialize)]
 struct ZipRequest<'a> {
     module: &'a str,

@@ -3,13 +3,16 @@
 //! the cache holds every module they name.
 
 use super::Workspace;
-use crate::error::{fail, Exit};
-use crate::files;
+use crate::cue;
+use crate::error::{fail, Exit, Failure};
+use crate::files::{self, write_atomic};
 use crate::module::{semver, ModuleVersion};
-use crate::resolve::{get, tidy, Requirements};
+use crate::resolve::replace::{self, Replaced, Replacements, Target};
+use crate::resolve::{get, tidy, Requirements, Source};
 use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One change to module.cue's `deps`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -92,33 +95,167 @@ pub struct TidyOptions {
     pub check: bool,
 }
 
+/// `opm mod tidy`: cue's two views. The published one (module.cue) is
+/// resolved first; when cue.mod/local-module.cue (or module.cue itself)
+/// replaces modules, the main-module view is resolved with the
+/// replacements applied. module.cue gets the published roots at the
+/// highest version either view needs, local-module.cue the main-module
+/// view's (or goes when no replacement is left), as cue writes them.
 pub fn tidy(opts: &TidyOptions) -> anyhow::Result<Changed> {
     let ws = Workspace::open_to_change(false)?;
-    // cue tidies a second, main-module view with the replacements of
-    // local-module.cue and merges both; opm tidies the published view only.
-    if ws.root.join("cue.mod/local-module.cue").exists() {
-        return Err(fail(
-            Exit::General,
-            "cue.mod/local-module.cue holds module replacements, which opm mod tidy does not apply yet: use 'cue mod tidy' here",
-        ));
-    }
     let main = ws.main_file()?;
-    let before = Requirements::of(&main.module);
-    let tidied = tidy::tidy(&ws.source(), &ws.root, &files::cue_sources(&ws.root)?, &before, opts.check)?;
-    let changes = changes(before.roots(), &tidied.roots);
-    if opts.check {
-        if !changes.is_empty() {
-            let list = changes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-            return Err(tidy::Untidy(format!("module is not tidy ({list}): run 'opm mod tidy'")).into());
+    let views = cue::tidy_views(&ws.root).map_err(Failure::from)?;
+    let sources = files::cue_sources(&ws.root)?;
+    let src = ws.source();
+    let untidy = |reason: &str| -> anyhow::Error {
+        let why = if reason.is_empty() { String::new() } else { format!(": {reason}") };
+        tidy::Untidy(format!("module is not tidy{why}: run 'opm mod tidy'")).into()
+    };
+
+    let before = Requirements::of(&views.module);
+    let replaces = views.local.as_ref().is_some_and(|l| l.deps.iter().any(|d| !d.replace_with.is_empty()));
+    let published = tidy::tidy(&src, &ws.root, &sources, &before, opts.check, None).map_err(|e| {
+        if replaces && !tidy::is_untidy(&e) {
+            e.context("cannot resolve published module.cue (a replaced module must be in a registry too)")
+        } else {
+            e
         }
-        return Ok(Changed { module_file: main.path, changes });
+    })?;
+    if opts.check && published.roots != before.roots() {
+        let list = changes(before.roots(), &published.roots).iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        return Err(untidy(&list));
     }
-    ws.commit(&main, &tidied.roots, &tidied.defaults, &[])?;
+    let local = match &views.local {
+        Some(local) if replaces => {
+            let seeded = seed_targets(&src, local, &published)?;
+            let repls = Replacements::new(&ws.root, &seeded)?;
+            let replaced = Replaced::new(&src, &repls);
+            let on_disk = Requirements::of(local);
+            let tidied = tidy::tidy(&replaced, &ws.root, &sources, &Requirements::of(&seeded), opts.check, Some(&repls))?;
+            if opts.check && tidied.roots != on_disk.roots() {
+                return Err(untidy("cue.mod/local-module.cue"));
+            }
+            Some((local, tidied))
+        }
+        _ => None,
+    };
+
+    // The highest version of each module either view needs; defaults of
+    // both, the main-module view's winning.
+    let mut max: BTreeMap<String, String> = BTreeMap::new();
+    let mut defaults = published.defaults.clone();
+    for root in published.roots.iter().chain(local.iter().flat_map(|(_, t)| &t.roots)) {
+        if max.get(&root.module).is_none_or(|v| semver::compare(&root.version, v).is_gt()) {
+            max.insert(root.module.clone(), root.version.clone());
+        }
+    }
+    if let Some((_, t)) = &local {
+        defaults.extend(t.defaults.clone());
+    }
+    let raise = |roots: &[ModuleVersion]| -> Vec<ModuleVersion> {
+        roots.iter().map(|r| ModuleVersion { module: r.module.clone(), version: max[&r.module].clone() }).collect()
+    };
+    let module_roots = raise(&published.roots);
+
+    if opts.check {
+        if views.module.deps.iter().any(|d| !d.replace_with.is_empty()) {
+            return Err(untidy("cue.mod/module.cue has a module replace that should be moved to cue.mod/local-module.cue"));
+        }
+        if views.local_exists && local.is_none() {
+            return Err(untidy("cue.mod/local-module.cue has no module replaces and should be removed"));
+        }
+        if local.is_some() && (module_roots != before.roots() || defaults_of(&module_roots, &defaults) != defaults_of(before.roots(), &views.module.defaults)) {
+            return Err(untidy(""));
+        }
+        return Ok(Changed { module_file: main.path, changes: Vec::new() });
+    }
+
+    let text = ws.commit(&main, &module_roots, &defaults, &[])?;
+    let local_file = ws.root.join("cue.mod/local-module.cue");
+    match &local {
+        Some((view, tidied)) => {
+            let replace_of = |module: &str| view.deps.iter().find(|d| d.path == module).map(|d| d.replace_with.clone()).unwrap_or_default();
+            let deps: Vec<cue::Dep> = raise(&tidied.roots)
+                .into_iter()
+                .map(|r| cue::Dep {
+                    default: defaults.get(r.base()).is_some_and(|d| d == semver::major(&r.version)),
+                    replace_with: replace_of(&r.module),
+                    path: r.module,
+                    version: r.version,
+                })
+                .collect();
+            if deps.iter().any(|d| !d.replace_with.is_empty()) {
+                let content = cue::format_local_module_file(&text, &deps).map_err(Failure::from)?;
+                if std::fs::read_to_string(&local_file).ok().as_deref() != Some(content.as_str()) {
+                    write_atomic(&local_file, content.as_bytes())?;
+                }
+            } else {
+                remove_if_present(&local_file)?;
+            }
+        }
+        None => remove_if_present(&local_file)?,
+    }
     // Versions tidy dropped leave the cache too (FR-006).
     for old in before.roots() {
-        if !tidied.roots.contains(old) {
+        if !module_roots.contains(old) && !local.iter().any(|(_, t)| t.roots.contains(old)) {
             ws.cache.entry(old)?.remove()?;
         }
     }
-    Ok(Changed { module_file: main.path, changes })
+    Ok(Changed { module_file: main.path, changes: changes(before.roots(), &module_roots) })
+}
+
+/// The main-module view with every module that replaces another listed
+/// as a dependency, so that it takes part in version selection: at the
+/// version the published view selects, or the one the replacement names,
+/// else the newest release (cue's seedReplacementTargets).
+fn seed_targets(src: &dyn Source, local: &cue::ModuleFile, published: &tidy::Tidied) -> anyhow::Result<cue::ModuleFile> {
+    let mut seeded = local.clone();
+    for d in local.deps.iter().filter(|d| !d.replace_with.is_empty()) {
+        let Target::Module { base, version } = replace::target(&d.replace_with) else { continue };
+        let cannot = |why: &str| fail(Exit::General, format!("cannot determine version for replacement target {base:?}: {why}"));
+        let major = match semver::major(version) {
+            "" => match local.defaults.get(base) {
+                Some(m) => m.clone(),
+                None => {
+                    let majors: BTreeSet<&str> = published.roots.iter().filter(|r| r.base() == base).map(|r| semver::major(&r.version)).collect();
+                    match majors.len() {
+                        1 => majors.into_iter().next().unwrap().to_string(),
+                        0 => return Err(cannot("not a published dependency")),
+                        _ => return Err(cannot("multiple major versions present")),
+                    }
+                }
+            },
+            m => m.to_string(),
+        };
+        let path = format!("{base}@{major}");
+        if seeded.deps.iter().any(|t| t.path == path && !t.version.is_empty()) {
+            continue;
+        }
+        let floor = if semver::is_canonical(version) { version } else { "" };
+        let selected = published.roots.iter().filter(|r| r.module == path).map(|r| r.version.as_str()).max_by(|a, b| semver::compare(a, b));
+        let mut best = floor.to_string();
+        if let Some(v) = selected {
+            if best.is_empty() || semver::compare(v, &best).is_gt() {
+                best = v.to_string();
+            }
+        }
+        if best.is_empty() {
+            best = src.versions(std::slice::from_ref(&path))?[0].last().cloned().ok_or_else(|| cannot("no versions found in registry"))?;
+        }
+        seeded.deps.retain(|t| t.path != path);
+        seeded.deps.push(cue::Dep { path, version: best, default: false, replace_with: String::new() });
+    }
+    Ok(seeded)
+}
+
+/// The modules of `roots` that `defaults` marks as the default major.
+fn defaults_of(roots: &[ModuleVersion], defaults: &BTreeMap<String, String>) -> Vec<String> {
+    roots.iter().filter(|r| defaults.get(r.base()).is_some_and(|d| d == semver::major(&r.version))).map(|r| r.module.clone()).collect()
+}
+
+fn remove_if_present(path: &Path) -> anyhow::Result<()> {
+    match fs_err::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
 }

@@ -137,7 +137,7 @@ fn push(ws: &Workspace, loc: &cue::Location, packed: &Packed, zip: &[u8]) -> any
 fn check_tidy(ws: &Workspace) -> anyhow::Result<()> {
     let main = ws.main_file()?;
     let before = Requirements::of(&main.module);
-    let tidied = match tidy::tidy(&ws.source(), &ws.root, &files::cue_sources(&ws.root)?, &before, true) {
+    let tidied = match tidy::tidy(&ws.source(), &ws.root, &files::cue_sources(&ws.root)?, &before, true, None) {
         Ok(t) => t,
         // Not tidy is a reason not to publish, not a --check result.
         Err(e) if tidy::is_untidy(&e) => {

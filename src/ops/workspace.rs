@@ -83,8 +83,8 @@ impl Workspace {
 
     /// Downloads every module of `roots` (`refresh` again, even if
     /// cached), then writes module.cue with them: a failed download leaves
-    /// it as it was. Returns whether module.cue changed.
-    pub fn commit(&self, main: &MainFile, roots: &[ModuleVersion], defaults: &BTreeMap<String, String>, refresh: &[ModuleVersion]) -> anyhow::Result<bool> {
+    /// it as it was. Returns module.cue's new text.
+    pub fn commit(&self, main: &MainFile, roots: &[ModuleVersion], defaults: &BTreeMap<String, String>, refresh: &[ModuleVersion]) -> anyhow::Result<String> {
         self.cache.ensure(refresh, true)?;
         self.cache.ensure(roots, false)?;
         let deps: Vec<cue::DepEntry> = roots
@@ -95,10 +95,9 @@ impl Workspace {
             })
             .collect();
         let text = cue::update_module_file(&main.text, &main.path.to_string_lossy(), &deps).map_err(Failure::from)?;
-        if text == main.text {
-            return Ok(false);
+        if text != main.text {
+            write_atomic(&main.path, text.as_bytes())?;
         }
-        write_atomic(&main.path, text.as_bytes())?;
-        Ok(true)
+        Ok(text)
     }
 }

@@ -12,6 +12,7 @@
 //! nothing and writes nothing.
 
 pub mod get;
+pub mod replace;
 pub mod tidy;
 #[cfg(test)]
 mod tests;
@@ -40,6 +41,9 @@ pub trait Source {
 /// The outcome of [`Source::fetch`].
 pub enum Fetched {
     Dir(PathBuf),
+    /// A directory of the user's (a replacement): nested modules in it are
+    /// left out, as in the main module.
+    Local(PathBuf),
     /// The version does not exist; why, in one line.
     Missing(String),
 }

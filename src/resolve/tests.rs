@@ -174,7 +174,7 @@ fn run(case: &Case, u: &Universe) -> anyhow::Result<Vec<String>> {
         Op::Tidy | Op::TidyCheck => {
             let check = matches!(case.op, Op::TidyCheck);
             let before = Requirements::of(&main);
-            let t = tidy::tidy(u, &root, &files::cue_sources(&root)?, &before, check)?;
+            let t = tidy::tidy(u, &root, &files::cue_sources(&root)?, &before, check, None)?;
             if check && t.roots != before.roots() {
                 anyhow::bail!("module is not tidy");
             }

@@ -4,6 +4,7 @@
 //! for each import nothing provides, keep only the modules that provide a
 //! package.
 
+use super::replace::Replacements;
 use super::{module_file, DefaultMajor, Fetched, Requirements, Selected, Source};
 use crate::cue;
 use crate::error::{fail, Exit, Failure};
@@ -67,6 +68,8 @@ struct Loader<'a> {
     src: &'a dyn Source,
     root: &'a Path,
     main: &'a str,
+    /// The replacements of a main-module view (`src` applies them).
+    repls: Option<&'a Replacements>,
 }
 
 /// The outcome of tidying: the new roots and default majors.
@@ -80,8 +83,18 @@ pub struct Tidied {
 /// missing module: it is reported. (Module files and zips of the
 /// dependencies may still be fetched into the cache, as
 /// `cue mod tidy --check` does.)
-pub fn tidy(src: &dyn Source, root: &Path, sources: &[PathBuf], old: &Requirements, check: bool) -> anyhow::Result<Tidied> {
-    let loader = Loader { src, root, main: &old.main };
+///
+/// `repls` are the replacements of a main-module view, which `src`
+/// applies (see `replace::Replaced`).
+pub fn tidy(
+    src: &dyn Source,
+    root: &Path,
+    sources: &[PathBuf],
+    old: &Requirements,
+    check: bool,
+    repls: Option<&Replacements>,
+) -> anyhow::Result<Tidied> {
+    let loader = Loader { src, root, main: &old.main, repls };
     let root_pkgs = cue::main_imports(sources).map_err(Failure::from)?;
     let start = Requirements::new(&old.main, old.roots().to_vec(), old.defaults.clone());
     let (rs, pkgs) = loader.resolve_dependencies(&root_pkgs, start, check)?;
@@ -179,6 +192,17 @@ impl Loader<'_> {
         }
         imports.sort();
         imports.dedup();
+        // A replacing module's imports of its own packages are the
+        // original's.
+        if let (Some(repls), Provider::Module(m)) = (self.repls, &provider) {
+            if repls.is_replaced(&m.module) {
+                for imp in imports.iter_mut() {
+                    *imp = repls.canonical_import(imp);
+                }
+                imports.sort();
+                imports.dedup();
+            }
+        }
         if !is_main {
             // An unversioned import in a dependency means the major that
             // dependency itself depends on.
@@ -240,24 +264,24 @@ impl Loader<'_> {
                         g.selected(&mpath).cloned()
                     }
                 };
-                let (provider, module_root) = match selected {
+                let (provider, module_root, local_tree) = match selected {
                     None => continue,
-                    Some(Selected::Main) => (Provider::Main, self.root.to_path_buf()),
+                    Some(Selected::Main) => (Provider::Main, self.root.to_path_buf(), true),
                     Some(Selected::Version(version)) => {
                         let mv = ModuleVersion { module: mpath, version };
                         match self.src.fetch(&mv)? {
-                            Fetched::Dir(dir) => (Provider::Module(mv), dir),
+                            Fetched::Dir(dir) => (Provider::Module(mv), dir, false),
+                            Fetched::Local(dir) => (Provider::Module(mv), dir, true),
                             Fetched::Missing(why) => return Ok(Err(PkgError::Other(format!("cannot fetch {mv}: {why}")))),
                         }
                     }
                 };
-                let is_main = provider == Provider::Main;
                 let dir = match ip.path.strip_prefix(prefix) {
                     Some("") => module_root.clone(),
                     Some(rest) => module_root.join(rest.trim_start_matches('/')),
                     None => continue,
                 };
-                if is_main && nested_module_between(&dir, &module_root) {
+                if local_tree && nested_module_between(&dir, &module_root) {
                     continue;
                 }
                 if has_cue_files(&dir) {
@@ -481,6 +505,15 @@ impl Loader<'_> {
             if let Some(Provider::Module(m)) = &pkg.provider {
                 if is_root.insert(&m.module) {
                     roots.push(m.clone());
+                }
+            }
+        }
+        // A module that replaces another is reached only through the
+        // replacement: it stays a root at the version selected for it.
+        for target in self.repls.iter().flat_map(|r| r.targets()) {
+            if !is_root.contains(target.module.as_str()) {
+                if let Some(Selected::Version(v)) = rs.root_selected(&target.module) {
+                    roots.push(ModuleVersion { module: target.module.clone(), version: v });
                 }
             }
         }

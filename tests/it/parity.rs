@@ -62,3 +62,75 @@ fn without_a_cache_directory_only_what_needs_no_cache_works() {
     let mut p = Pair::new(&w, MAIN, &[("m.cue", "package m\n")]).with_env("CUE_CACHE_DIR", "").with_env("XDG_CACHE_HOME", "rel/cache");
     assert!(!p.step(&["get", "d.test/base@v0.1.0"]));
 }
+
+/// A published example.com/dep and a directory that replaces it, which
+/// itself needs other.test/c.
+fn replacement_world() -> World {
+    let w = World::new();
+    w.publish("other.test/c@v0", "v0.1.0", &[], &[]);
+    w.publish("other.test/c@v0", "v0.2.0", &[], &[]);
+    w.publish("example.com/dep@v0", "v0.1.0", &[], &[]);
+    w
+}
+
+const LOCAL_DEP: &[(&str, &str)] = &[
+    ("local_dep/cue.mod/module.cue", "module: \"example.com/dep@v0\"\nlanguage: version: \"v0.17.0\"\ndeps: \"other.test/c@v0\": v: \"v0.1.0\"\n"),
+    ("local_dep/dep.cue", "package dep\n\nimport \"other.test/c@v0\"\n\nname: \"local \" + c.name\n"),
+];
+
+fn with_local_dep(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut files = vec![("m.cue", "package m\n\nimport \"example.com/dep@v0\"\n\nx: dep.name\n")];
+    files.extend_from_slice(LOCAL_DEP);
+    files.extend_from_slice(extra);
+    files
+}
+
+#[test]
+fn a_replacement_in_module_cue_moves_to_local_module_cue() {
+    let w = replacement_world();
+    let module_cue = format!("{MAIN}deps: \"example.com/dep@v0\": {{v: \"v0.1.0\", replaceWith: \"./local_dep\"}}\n");
+    let mut p = Pair::new(&w, &module_cue, &with_local_dep(&[]));
+    assert!(!p.step(&["tidy", "--check"]));
+    assert!(p.step(&["tidy"]));
+    assert!(!p.module_cue().contains("replaceWith"), "{}", p.module_cue());
+    assert!(p.local_module_cue().is_some_and(|l| l.contains("./local_dep")), "{:?}", p.local_module_cue());
+    assert!(p.step(&["tidy", "--check"]));
+    assert!(p.step(&["tidy"]));
+}
+
+#[test]
+fn tidy_applies_local_module_cue_as_cue_does() {
+    let w = replacement_world();
+    let module_cue = format!("{MAIN}deps: \"example.com/dep@v0\": v: \"v0.1.0\"\n");
+    let local = "deps: \"example.com/dep@v0\": replaceWith: \"./local_dep\"\n";
+    let mut p = Pair::new(&w, &module_cue, &with_local_dep(&[("cue.mod/local-module.cue", local)]));
+    // The replacement needs other.test/c, which neither file lists yet.
+    assert!(!p.step(&["tidy", "--check"]));
+    assert!(p.step(&["tidy"]));
+    assert!(p.local_module_cue().is_some_and(|l| l.contains("other.test/c@v0")), "{:?}", p.local_module_cue());
+    assert!(p.step(&["tidy", "--check"]));
+    // get ignores local-module.cue, as cue's does.
+    assert!(p.step(&["get", "other.test/c@v0.2.0"]));
+    p.step(&["tidy"]);
+    // A local-module.cue that replaces nothing goes.
+    p.write("cue.mod/local-module.cue", "deps: \"example.com/dep@v0\": {}\n");
+    assert!(!p.step(&["tidy", "--check"]));
+    assert!(p.step(&["tidy"]));
+    assert!(p.local_module_cue().is_none());
+}
+
+#[test]
+fn a_module_replaced_by_another_module_is_read_from_it() {
+    let w = World::new();
+    w.publish_files("example.com/orig@v0", "v0.1.0", &[("o.cue", "package orig\n\nname: \"orig\"\n")]);
+    for v in ["v0.1.0", "v0.2.0"] {
+        w.publish_files("example.com/target@v0", v, &[("t.cue", "package orig\n\nname: \"target\"\n")]);
+    }
+    let module_cue = format!("{MAIN}deps: \"example.com/orig@v0\": v: \"v0.1.0\"\n");
+    let local = "deps: \"example.com/orig@v0\": replaceWith: \"example.com/target@v0\"\n";
+    let mut p = Pair::new(&w, &module_cue, &[("m.cue", "package m\n\nimport \"example.com/orig@v0\"\n\nx: orig.name\n"), ("cue.mod/local-module.cue", local)]);
+    assert!(!p.step(&["tidy", "--check"]));
+    assert!(p.step(&["tidy"]));
+    assert!(p.local_module_cue().is_some_and(|l| l.contains("example.com/target@v0")), "{:?}", p.local_module_cue());
+    assert!(p.step(&["tidy", "--check"]));
+}
