@@ -30,6 +30,7 @@ var handlers = map[string]handler{
 	"modfile.init":     opModfileInit,
 	"modfile.load":     opModfileLoad,
 	"zip.unzip":        opZipUnzip,
+	"zip.compare":      opZipCompare,
 	"render":           opRender,
 	"registry.resolve": opRegistryResolve,
 	"module.pack":      opModulePack,

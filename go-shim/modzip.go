@@ -1,7 +1,13 @@
 package main
 
 import (
+	"archive/zip"
+	"bytes"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"cuelang.org/go/mod/module"
 	"cuelang.org/go/mod/modzip"
@@ -36,4 +42,49 @@ func opZipUnzip(body []byte) (any, error) {
 		return nil, &callError{Kind: kindUsage, Message: err.Error()}
 	}
 	return struct{}{}, nil
+}
+
+// opZipCompare lists the files of an extracted module that differ from its
+// zip: changed, missing, or not in the zip at all.
+func opZipCompare(body []byte) (any, error) {
+	var req zipRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	z, err := zip.OpenReader(req.Zip)
+	if err != nil {
+		return nil, &callError{Kind: kindUsage, Message: err.Error()}
+	}
+	defer z.Close()
+	differ := []string{}
+	inZip := map[string]bool{}
+	for _, f := range z.File {
+		if strings.HasSuffix(f.Name, "/") {
+			continue
+		}
+		inZip[f.Name] = true
+		want, err := readZipFile(f)
+		if err != nil {
+			return nil, err
+		}
+		got, err := os.ReadFile(filepath.Join(req.Dir, filepath.FromSlash(f.Name)))
+		if err != nil || !bytes.Equal(got, want) {
+			differ = append(differ, f.Name)
+		}
+	}
+	err = filepath.WalkDir(req.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(req.Dir, p)
+		if err == nil && !inZip[filepath.ToSlash(rel)] {
+			differ = append(differ, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(differ)
+	return differ, nil
 }

@@ -2,6 +2,7 @@
 //! options struct for ops/, and the printing of the result. This file
 //! wires them together and maps every kind of error to its exit code.
 
+mod cache;
 mod completion;
 mod config_show;
 mod mod_build;
@@ -49,6 +50,9 @@ enum Command {
     /// Work with bundles, releases of several modules: vet, build
     #[command(subcommand, after_help = mod_build::BUNDLE_BUILD_EXAMPLES)]
     Bundle(BundleCommand),
+    /// The CUE cache: list, verify, remove what no project uses
+    #[command(subcommand, after_help = cache::EXAMPLES)]
+    Cache(cache::Command),
     /// Show the registry configuration in effect
     #[command(subcommand, after_help = "Examples:\n  opm config show\n  opm config show --json")]
     Config(ConfigCommand),
@@ -131,6 +135,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bundle(BundleCommand::Vet(args)) => mod_build::vet(ReleaseKind::Bundle, args),
         Command::Bundle(BundleCommand::Build(args)) => mod_build::build(ReleaseKind::Bundle, args),
         Command::Config(ConfigCommand::Show(args)) => config_show::run(args),
+        Command::Cache(command) => cache::run(command),
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),
     }

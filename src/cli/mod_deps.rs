@@ -1,7 +1,7 @@
 //! `opm mod get` and `opm mod tidy`.
 
 use crate::files::{current_dir, display_path};
-use crate::ops::deps::{self, Changed, GetOptions, TidyOptions};
+use crate::ops::deps::{self, Changed, Dropped, GetOptions, TidyOptions};
 use crate::ui;
 
 const GET_EXAMPLES: &str = "\
@@ -66,5 +66,14 @@ fn report(changed: &Changed) {
     }
     for c in &changed.changes {
         ui::print_status(&c.to_string());
+    }
+    for d in &changed.cache {
+        match d {
+            Dropped::Removed { module, version } => ui::print_status(&format!("removed {module} {version} from the cache")),
+            Dropped::Kept { module, version, users } => {
+                let users: Vec<String> = users.iter().map(|u| u.display().to_string()).collect();
+                ui::print_status(&format!("kept {module} {version} in the cache: used by {}", users.join(", ")));
+            }
+        }
     }
 }

@@ -3,7 +3,8 @@
 use crate::error::{count, fail, Exit};
 use crate::files::{current_dir, display_path};
 use crate::module::semver::Change;
-use crate::ops::update::{self, Update, UpdateOptions};
+use crate::ops::update::{self, Unchecked, Update, UpdateOptions};
+use serde::Serialize;
 use crate::ui;
 use std::io::IsTerminal;
 
@@ -14,12 +15,19 @@ Examples:
   opm mod update --yes             Apply without asking (no terminal needed)
   opm mod update --major           Include new major versions
   opm mod update example.com/lib   Only this dependency
+  opm mod update -f prod.yaml      Prove the update with these release values
   opm mod update --json --check    The available updates as JSON
 
-After an update module.cue and the cache hold the new versions and the
-module is vetted; if it no longer vets, nothing is changed. A major update
-changes import paths: opm names the files that import the old major and
-rewrites them when you agree.";
+An update is kept only when what held before still holds: the module
+vets (concretely too, if it did), and its release (`opm mod build`) and
+bundle release (`opm bundle build`) still render, with the values files
+given. Otherwise every file is put back and the dependency that broke it
+is named with the first error (exit 2); --no-verify keeps it anyway, after
+a plain vet. A major update changes import paths: opm names the files that
+import the old major and rewrites them when you agree. A dependency whose
+registry cannot be reached is reported in its own row; its exit code (3,
+4 or 5) wins over 6. The core model opm carries is not checked: it is
+updated with opm.";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
@@ -38,22 +46,57 @@ pub struct Args {
     /// Print the available updates as JSON
     #[arg(long)]
     json: bool,
+    /// A values file the releases are rendered with to prove the update (repeatable)
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    values: Vec<std::path::PathBuf>,
+    /// Keep an update even when the module no longer vets or renders
+    #[arg(long)]
+    no_verify: bool,
+}
+
+/// One row of `--json`: an update, or a dependency that could not be checked.
+#[derive(Serialize)]
+struct Row<'a> {
+    module: &'a str,
+    current: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    available: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<Change>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let plan = update::plan(&UpdateOptions { modules: args.modules.clone(), major: args.major })?;
+    let opts = UpdateOptions { modules: args.modules.clone(), major: args.major, values: args.values.clone(), verify: !args.no_verify };
+    let plan = update::plan(&opts)?;
     let updates = &plan.updates;
     if args.json {
-        ui::print_json(updates)?;
-    } else if updates.is_empty() {
+        let rows: Vec<Row> = updates
+            .iter()
+            .map(|u| Row { module: &u.module, current: &u.current, available: Some(&u.available), kind: Some(u.kind), error: None })
+            .chain(plan.unchecked.iter().map(|u| Row { module: &u.module, current: &u.current, available: None, kind: None, error: Some(format!("{:#}", u.error)) }))
+            .collect();
+        ui::print_json(&rows)?;
+    } else if updates.is_empty() && plan.unchecked.is_empty() {
         ui::print_status("all dependencies are up to date");
     } else {
-        print_table(updates)?;
+        print_table(updates, &plan.unchecked)?;
     }
+    // A dependency that could not be checked decides the exit code (3, 4
+    // or 5), over "updates available" (6).
+    let unchecked = || -> anyhow::Error {
+        let first = &plan.unchecked[0];
+        let code = super::exit_code(&first.error);
+        fail(code, format!("{} could not be checked: {:#}", count(plan.unchecked.len(), "dependency"), first.error))
+    };
     if updates.is_empty() {
-        return Ok(());
+        return if plan.unchecked.is_empty() { Ok(()) } else { Err(unchecked()) };
     }
     if args.check {
+        if !plan.unchecked.is_empty() {
+            return Err(unchecked());
+        }
         return Err(fail(Exit::Outdated, format!("{} available: run 'opm mod update'", count(updates.len(), "update"))));
     }
     let cwd = current_dir()?;
@@ -76,12 +119,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for u in updates {
         ui::print_status(&format!("updated {} {} -> {}", u.module, u.current, u.available));
     }
+    if !plan.unchecked.is_empty() {
+        return Err(unchecked());
+    }
     Ok(())
 }
 
-fn print_table(updates: &[Update]) -> anyhow::Result<()> {
-    let w = updates.iter().map(|u| u.module.len()).max().unwrap_or(0).max("MODULE".len());
-    let c = updates.iter().map(|u| u.current.len()).max().unwrap_or(0).max("CURRENT".len());
+fn print_table(updates: &[Update], unchecked: &[Unchecked]) -> anyhow::Result<()> {
+    let w = updates.iter().map(|u| u.module.len()).chain(unchecked.iter().map(|u| u.module.len())).max().unwrap_or(0).max("MODULE".len());
+    let c = updates.iter().map(|u| u.current.len()).chain(unchecked.iter().map(|u| u.current.len())).max().unwrap_or(0).max("CURRENT".len());
     let a = updates.iter().map(|u| u.available.len()).max().unwrap_or(0).max("AVAILABLE".len());
     let mut out = format!("{:<w$}  {:<c$}    {:<a$}  KIND\n", "MODULE", "CURRENT", "AVAILABLE");
     for u in updates {
@@ -91,6 +137,9 @@ fn print_table(updates: &[Update]) -> anyhow::Result<()> {
             Change::Patch => "patch",
         };
         out += &format!("{:<w$}  {:<c$} -> {:<a$}  {kind}\n", u.module, u.current, u.available);
+    }
+    for u in unchecked {
+        out += &format!("{:<w$}  {:<c$} -> {:<a$}  cannot check: {:#}\n", u.module, u.current, "?", u.error);
     }
     ui::write_stdout(&out)
 }

@@ -221,6 +221,12 @@ pub fn unzip(module: &str, version: &str, zip: &Path, dir: &Path) -> Result<(), 
     call::<_, serde_json::Value>("zip.unzip", &ZipRequest { module, version, dir, zip }).map(|_| ())
 }
 
+/// The files of an extracted module `dir` that differ from its zip:
+/// changed, missing, or not in the zip.
+pub fn zip_differences(module: &str, version: &str, zip: &Path, dir: &Path) -> Result<Vec<String>, Error> {
+    call("zip.compare", &ZipRequest { module, version, dir, zip })
+}
+
 /// What `opm mod build` and `opm bundle build` ask of CUE.
 #[derive(Debug, Clone, Serialize)]
 pub struct RenderRequest<'a> {

@@ -3,6 +3,7 @@
 //! the cache holds every module they name.
 
 use super::Workspace;
+use crate::cache::usage;
 use crate::cue;
 use crate::error::{fail, Exit, Failure};
 use crate::files::{self, write_atomic};
@@ -65,6 +66,17 @@ pub fn changes(before: &[ModuleVersion], after: &[ModuleVersion]) -> Vec<Change>
 pub struct Changed {
     pub module_file: PathBuf,
     pub changes: Vec<Change>,
+    /// What tidy did with the versions it dropped.
+    pub cache: Vec<Dropped>,
+}
+
+/// A version tidy dropped: removed from the cache, or kept there for the
+/// other projects that use it.
+#[derive(Debug, Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Dropped {
+    Removed { module: String, version: String },
+    Kept { module: String, version: String, users: Vec<PathBuf> },
 }
 
 pub struct GetOptions {
@@ -86,8 +98,9 @@ pub fn get(opts: &GetOptions) -> anyhow::Result<Changed> {
     // --force: the requested versions are downloaded again; the old copies
     // are replaced only once the new ones have arrived.
     let refresh = if opts.force { wanted.as_slice() } else { &[] };
+    ws.cache.record_use(&ws.root, &after)?;
     ws.commit(&main, &after, &main.module.defaults, refresh)?;
-    Ok(Changed { module_file: main.path, changes: changes(&before, &after) })
+    Ok(Changed { module_file: main.path, changes: changes(&before, &after), cache: Vec::new() })
 }
 
 pub struct TidyOptions {
@@ -167,9 +180,12 @@ pub fn tidy(opts: &TidyOptions) -> anyhow::Result<Changed> {
         if local.is_some() && (module_roots != before.roots() || defaults_of(&module_roots, &defaults) != defaults_of(before.roots(), &views.module.defaults)) {
             return Err(untidy(""));
         }
-        return Ok(Changed { module_file: main.path, changes: Vec::new() });
+        return Ok(Changed { module_file: main.path, changes: Vec::new(), cache: Vec::new() });
     }
 
+    let mut used = module_roots.clone();
+    used.extend(local.iter().flat_map(|(_, t)| t.roots.iter().cloned()));
+    ws.cache.record_use(&ws.root, &used)?;
     let text = ws.commit(&main, &module_roots, &defaults, &[])?;
     let local_file = ws.root.join("cue.mod/local-module.cue");
     match &local {
@@ -195,13 +211,24 @@ pub fn tidy(opts: &TidyOptions) -> anyhow::Result<Changed> {
         }
         None => remove_if_present(&local_file)?,
     }
-    // Versions tidy dropped leave the cache too (FR-006).
-    for old in before.roots() {
-        if !module_roots.contains(old) && !local.iter().any(|(_, t)| t.roots.contains(old)) {
-            ws.cache.entry(old)?.remove()?;
+    // Versions tidy dropped leave the cache too (FR-006), unless another
+    // project on this machine still uses them.
+    let dropped: Vec<&ModuleVersion> = before.roots().iter().filter(|old| !used.contains(old)).collect();
+    let mut cache = Vec::new();
+    if !dropped.is_empty() {
+        let record = usage::lock(ws.cache.dir()?)?;
+        for old in dropped {
+            let (module, version) = (old.module.clone(), old.version.clone());
+            let users: Vec<PathBuf> = record.iter().flat_map(|l| l.record.users(old, Some(&ws.root))).map(Path::to_path_buf).collect();
+            if users.is_empty() {
+                ws.cache.entry(old)?.remove()?;
+                cache.push(Dropped::Removed { module, version });
+            } else {
+                cache.push(Dropped::Kept { module, version, users });
+            }
         }
     }
-    Ok(Changed { module_file: main.path, changes: changes(before.roots(), &module_roots) })
+    Ok(Changed { module_file: main.path, changes: changes(before.roots(), &module_roots), cache })
 }
 
 /// The main-module view with every module that replaces another listed

@@ -1,6 +1,7 @@
 //! One function per command, over a [`Workspace`]: what the command does,
 //! with no argument parsing and no printing of results (cli/ does both).
 
+pub mod cache;
 pub mod deps;
 pub mod init;
 pub mod publish;

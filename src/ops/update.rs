@@ -1,21 +1,31 @@
 //! `opm mod update`: newer releases of the dependencies, applied with
-//! cue's resolution; proven by a vet, or every file is put back.
+//! cue's resolution and kept only when proven: whatever held before the
+//! update (a vet, a concrete vet, the module's and the bundle's release
+//! rendering with the user's values) must hold after it, or every file is
+//! put back.
 
+use super::render::{self, RenderOptions};
 use super::{vet, MainFile, Workspace};
-use crate::cue;
+use crate::catalog;
+use crate::cue::{self, Diagnostic, Encoding, ReleaseKind};
 use crate::error::{fail, Exit, Failure};
-use crate::files::{self, write_atomic};
+use crate::files::{self, display_path, write_atomic};
 use crate::module::{semver, split_major, ImportPath, ModuleVersion};
-use crate::resolve::{get, Source};
+use crate::resolve::get;
 use serde::Serialize;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 pub struct UpdateOptions {
     /// Dependencies to update (module paths, with or without @vN); empty: all.
     pub modules: Vec<String>,
     /// Include new major versions.
     pub major: bool,
+    /// Values files the releases are rendered with when an update is proven.
+    pub values: Vec<PathBuf>,
+    /// Prove the update before keeping it (false: `--no-verify`).
+    pub verify: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,10 +41,20 @@ pub struct Update {
 /// major update makes of it.
 #[derive(Debug, Clone)]
 pub struct Rewrite {
+    /// The dependency (old major) whose update needs it.
+    pub module: String,
     /// The byte range of the quoted literal, as CUE's parser found it.
     pub range: Range<usize>,
     pub from: String,
     pub to: String,
+}
+
+/// A dependency whose registry could not say what is available.
+#[derive(Debug)]
+pub struct Unchecked {
+    pub module: String,
+    pub current: String,
+    pub error: Rc<anyhow::Error>,
 }
 
 /// The updates available and the import rewrites the major ones need.
@@ -42,7 +62,10 @@ pub struct Plan {
     pub ws: Workspace,
     pub main: MainFile,
     pub updates: Vec<Update>,
+    pub unchecked: Vec<Unchecked>,
     pub rewrites: Vec<(PathBuf, Vec<Rewrite>)>,
+    values: Vec<PathBuf>,
+    verify: bool,
 }
 
 /// Finds the newer releases of the dependencies (and the import rewrites
@@ -56,26 +79,32 @@ pub fn plan(opts: &UpdateOptions) -> anyhow::Result<Plan> {
         return Err(fail(Exit::NotFound, format!("{unknown} is not a dependency in module.cue: add it with 'opm mod get {unknown}@VERSION'")));
     }
     let roots: Vec<ModuleVersion> = all.into_iter().filter(|r| opts.modules.is_empty() || opts.modules.iter().any(|m| named(r, m))).collect();
-    let updates = available(&ws.source(), &roots, opts.major)?;
+    // The core model opm carries is updated by updating opm.
+    let roots: Vec<ModuleVersion> = roots.into_iter().filter(|r| !catalog::is_embedded(r)).collect();
+    let (updates, unchecked) = available(&ws, &roots, opts.major);
     let majors: Vec<&Update> = updates.iter().filter(|u| u.kind == semver::Change::Major).collect();
     let rewrites = import_rewrites(&ws, &majors)?;
-    Ok(Plan { ws, main, updates, rewrites })
+    Ok(Plan { ws, main, updates, unchecked, rewrites, values: opts.values.clone(), verify: opts.verify })
 }
 
 /// The newest release above each dependency's version: within its major
 /// (a release, or a prerelease when the current one is), and with
-/// `major`, in a higher major.
-fn available(src: &dyn Source, roots: &[ModuleVersion], major: bool) -> anyhow::Result<Vec<Update>> {
+/// `major`, in a higher major. A dependency whose versions cannot be
+/// listed is unchecked; the others are still reported.
+fn available(ws: &Workspace, roots: &[ModuleVersion], major: bool) -> (Vec<Update>, Vec<Unchecked>) {
     let mut queries: Vec<String> = roots.iter().map(|r| r.module.clone()).collect();
     if major {
         queries.extend(roots.iter().map(|r| r.base().to_string()));
     }
     queries.sort();
     queries.dedup();
-    let listed = src.versions(&queries)?;
-    let versions = |path: &str| &listed[queries.binary_search_by(|q| q.as_str().cmp(path)).expect("every path was listed")];
-    let mut out = Vec::new();
+    // A failure can concern several dependencies: shared, not copied.
+    let listed: Vec<Result<Vec<String>, Rc<anyhow::Error>>> = ws.cache.versions_each(&queries).into_iter().map(|r| r.map_err(Rc::new)).collect();
+    let (mut out, mut unchecked) = (Vec::new(), Vec::new());
     for r in roots {
+        let take = |path: &str| -> Result<Vec<String>, Rc<anyhow::Error>> {
+            listed[queries.binary_search_by(|q| q.as_str().cmp(path)).expect("every path was listed")].clone()
+        };
         let newest_above = |versions: &[String]| -> Option<String> {
             versions
                 .iter()
@@ -85,19 +114,29 @@ fn available(src: &dyn Source, roots: &[ModuleVersion], major: bool) -> anyhow::
                 .cloned()
         };
         let (base, current_major) = split_major(&r.module);
-        let mut best = newest_above(versions(&r.module));
-        if major {
-            let higher: Vec<String> =
-                versions(base).iter().filter(|v| semver::compare(semver::major(v), current_major).is_gt()).cloned().collect();
-            if let Some(v) = newest_above(&higher) {
-                best = Some(v);
+        let found = take(&r.module).and_then(|same| {
+            let mut best = newest_above(&same);
+            if major {
+                let higher: Vec<String> =
+                    take(base)?.into_iter().filter(|v| semver::compare(semver::major(v), current_major).is_gt()).collect();
+                if let Some(v) = newest_above(&higher) {
+                    best = Some(v);
+                }
             }
-        }
-        if let Some(available) = best {
-            out.push(Update { module: r.module.clone(), current: r.version.clone(), kind: semver::change(&r.version, &available), available });
+            Ok(best)
+        });
+        match found {
+            Ok(Some(available)) => out.push(Update {
+                module: r.module.clone(),
+                current: r.version.clone(),
+                kind: semver::change(&r.version, &available),
+                available,
+            }),
+            Ok(None) => {}
+            Err(error) => unchecked.push(Unchecked { module: r.module.clone(), current: r.version.clone(), error }),
         }
     }
-    Ok(out)
+    (out, unchecked)
 }
 
 /// The import paths in the main module's CUE sources that name an old
@@ -115,7 +154,7 @@ fn import_rewrites(ws: &Workspace, majors: &[&Update]) -> anyhow::Result<Vec<(Pa
                 let (base, old) = split_major(&u.module);
                 if ip.is_in(base) && ip.version == old {
                     ip.version = semver::major(&u.available).to_string();
-                    changes.push(Rewrite { range: spec.start..spec.end, from: spec.path.clone(), to: ip.canonical() });
+                    changes.push(Rewrite { module: u.module.clone(), range: spec.start..spec.end, from: spec.path.clone(), to: ip.canonical() });
                 }
             }
         }
@@ -126,11 +165,119 @@ fn import_rewrites(ws: &Workspace, majors: &[&Update]) -> anyhow::Result<Vec<(Pa
     Ok(out)
 }
 
-/// Applies the plan with cue's resolution, downloads, rewrites imports
-/// and vets; when anything fails after the first write, every file is
-/// restored.
+/// What holds of the module before an update, and must hold after it.
+struct Proof {
+    /// `opm mod vet --concrete` passes.
+    concrete: bool,
+    /// The releases that render (`opm mod build`, `opm bundle build`).
+    releases: Vec<ReleaseKind>,
+}
+
+fn render_options(ws: &Workspace, kind: ReleaseKind, values: &[PathBuf]) -> RenderOptions {
+    RenderOptions {
+        dir: ws.root.clone(),
+        kind,
+        values: values.to_vec(),
+        name: None,
+        namespace: "default".into(),
+        tags: Vec::new(),
+        offline: false,
+        encoding: Encoding::Yaml,
+    }
+}
+
+fn what_holds(ws: &Workspace, values: &[PathBuf]) -> anyhow::Result<Proof> {
+    ws.ensure_deps()?;
+    let concrete = vet::report(ws, true)?.errors.is_empty();
+    let releases = [ReleaseKind::Module, ReleaseKind::Bundle]
+        .into_iter()
+        .filter(|&kind| render::render(&render_options(ws, kind, values)).is_ok())
+        .collect();
+    Ok(Proof { concrete, releases })
+}
+
+/// Fails with the first thing that held before and no longer does.
+fn still_holds(ws: &Workspace, proof: &Proof, values: &[PathBuf]) -> Result<(), Broken> {
+    let invalid = |what: &'static str, diagnostics: Vec<Diagnostic>| Broken { what, diagnostics };
+    let report = vet::report(ws, false).map_err(|e| Broken::other(e))?;
+    if !report.errors.is_empty() {
+        return Err(invalid("the module's vet", vet::absolute(report.errors, &ws.root)));
+    }
+    if proof.concrete {
+        let report = vet::report(ws, true).map_err(|e| Broken::other(e))?;
+        if !report.errors.is_empty() {
+            return Err(invalid("the module's concrete vet", vet::absolute(report.errors, &ws.root)));
+        }
+    }
+    for &kind in &proof.releases {
+        if let Err(e) = render::render(&render_options(ws, kind, values)) {
+            let diagnostics = e.chain().find_map(|c| c.downcast_ref::<Failure>()).map(|f| f.diagnostics.clone()).unwrap_or_default();
+            let what = if kind == ReleaseKind::Module { "the module's release" } else { "the bundle's release" };
+            return Err(Broken { what, diagnostics: if diagnostics.is_empty() { vec![Diagnostic { message: format!("{e:#}"), positions: vec![] }] } else { diagnostics } });
+        }
+    }
+    Ok(())
+}
+
+/// What an update broke, with CUE's errors.
+struct Broken {
+    what: &'static str,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Broken {
+    fn other(e: anyhow::Error) -> Broken {
+        Broken { what: "the module", diagnostics: vec![Diagnostic { message: format!("{e:#}"), positions: vec![] }] }
+    }
+
+    /// One line: the update, what it broke, the first error and its place.
+    fn failure(self, updates: &[&Update]) -> anyhow::Error {
+        let names: Vec<String> = updates.iter().map(|u| format!("{} {} -> {}", u.module, u.current, u.available)).collect();
+        let who = match names.as_slice() {
+            [one] => format!("updating {one}"),
+            many => format!("updating {} together", many.join(", ")),
+        };
+        let first = self.diagnostics.first().map(|d| {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            match d.positions.first() {
+                Some(p) => format!("{} ({}:{}:{})", d.message, display_path(&cwd, &std::path::Path::new("/").join(&p.file)), p.line, p.column),
+                None => d.message.clone(),
+            }
+        });
+        let message = format!(
+            "{who} breaks {}: {}; nothing was changed (--no-verify keeps such an update)",
+            self.what,
+            first.unwrap_or_default()
+        );
+        Failure { exit: Exit::Invalid, message, diagnostics: self.diagnostics }.into()
+    }
+}
+
+/// Applies the plan with cue's resolution, downloads, rewrites imports and
+/// proves the result (unless `--no-verify`); when anything fails after
+/// the first write, every file is restored. An update that breaks what
+/// held is named: when several are applied together, each is tried alone.
 pub fn apply(plan: &Plan) -> anyhow::Result<()> {
-    let Plan { ws, main, updates, rewrites } = plan;
+    let proof = if plan.verify { Some(what_holds(&plan.ws, &plan.values)?) } else { None };
+    let all: Vec<&Update> = plan.updates.iter().collect();
+    match try_updates(plan, &all, proof.as_ref(), true)? {
+        None => Ok(()),
+        Some(broken) if all.len() == 1 => Err(broken.failure(&all)),
+        Some(broken) => {
+            for u in &all {
+                if let Some(alone) = try_updates(plan, &[u], proof.as_ref(), false)? {
+                    return Err(alone.failure(&[u]));
+                }
+            }
+            Err(broken.failure(&all))
+        }
+    }
+}
+
+/// Applies `updates`; keeps them when they are proven and `keep`, else
+/// restores every file. Ok(Some) says what they broke.
+fn try_updates(plan: &Plan, updates: &[&Update], proof: Option<&Proof>, keep: bool) -> anyhow::Result<Option<Broken>> {
+    let Plan { ws, main, .. } = plan;
     let mut module = main.module.clone();
     let mut wanted = Vec::new();
     for u in updates {
@@ -145,20 +292,27 @@ pub fn apply(plan: &Plan) -> anyhow::Result<()> {
         wanted.push(ModuleVersion::new(split_major(&u.module).0, &u.available));
     }
     let roots = get::update_versions(&ws.source(), &module, &wanted)?;
+    // The import rewrites of these updates' majors.
+    let rewrites: Vec<(&PathBuf, Vec<&Rewrite>)> = plan
+        .rewrites
+        .iter()
+        .map(|(f, changes)| (f, changes.iter().filter(|r| updates.iter().any(|u| u.module == r.module)).collect::<Vec<_>>()))
+        .filter(|(_, changes)| !changes.is_empty())
+        .collect();
 
-    let originals: Vec<(PathBuf, String)> =
-        rewrites.iter().map(|(f, _)| Ok((f.clone(), fs_err::read_to_string(f)?))).collect::<anyhow::Result<_>>()?;
+    let originals: Vec<String> = rewrites.iter().map(|(f, _)| Ok(fs_err::read_to_string(f)?)).collect::<anyhow::Result<_>>()?;
     let restore = || -> anyhow::Result<()> {
         write_atomic(&main.path, main.text.as_bytes())?;
-        for (f, text) in &originals {
+        for ((f, _), text) in rewrites.iter().zip(&originals) {
             write_atomic(f, text.as_bytes())?;
         }
         Ok(())
     };
+    ws.cache.record_use(&ws.root, &roots)?;
     ws.commit(main, &roots, &module.defaults, &[])?;
     // From here on, any failure puts module.cue and the sources back.
-    let rewrite_and_vet = || -> anyhow::Result<()> {
-        for ((file, changes), (_, text)) in rewrites.iter().zip(&originals) {
+    let rewrite_and_prove = || -> anyhow::Result<Option<Broken>> {
+        for ((file, changes), text) in rewrites.iter().zip(&originals) {
             // Exactly the literals CUE's parser found, last first so that
             // earlier offsets stay valid.
             let mut new = text.clone();
@@ -167,13 +321,19 @@ pub fn apply(plan: &Plan) -> anyhow::Result<()> {
             }
             write_atomic(file, new.as_bytes())?;
         }
-        vet::require_valid(ws, "it does not vet with these updates, so nothing was changed")
+        ws.ensure_deps()?;
+        Ok(match proof {
+            Some(proof) => still_holds(ws, proof, &plan.values).err(),
+            None => vet::require_valid(ws, "it does not vet with these updates, so nothing was changed").err().map(Broken::other),
+        })
     };
-    if let Err(e) = rewrite_and_vet() {
+    let outcome = rewrite_and_prove();
+    let failed = !matches!(outcome, Ok(None));
+    if failed || !keep {
         if let Err(r) = restore() {
+            let e = outcome.err().unwrap_or_else(|| anyhow::anyhow!("an update was tried"));
             return Err(e.context(format!("and restoring the previous files failed: {r:#}")));
         }
-        return Err(e);
     }
-    Ok(())
+    outcome
 }

@@ -36,6 +36,12 @@ fn run(ws: &Workspace, concrete: bool, tags: &[String]) -> anyhow::Result<cue::V
     Ok(cue::vet(&request).map_err(Failure::from)?)
 }
 
+/// Vets the module at the workspace root (its dependencies in the cache),
+/// concretely or not; invalid is an outcome here.
+pub fn report(ws: &Workspace, concrete: bool) -> anyhow::Result<cue::VetReport> {
+    run(ws, concrete, &[])
+}
+
 /// Vets the module as `cue vet -c=false` does (its dependencies must be
 /// in the cache); invalid fails with exit 2, the CUE errors attached, and
 /// a message saying `consequence` ("nothing was published").

@@ -77,6 +77,7 @@ impl Workspace {
             .filter(|d| d.replace_with.is_empty() && !d.version.is_empty())
             .map(|d| ModuleVersion { module: d.path.clone(), version: d.version.clone() })
             .collect();
+        self.cache.record_use(&self.root, &wanted)?;
         self.cache.ensure(&wanted, false)?;
         Ok(mf)
     }

@@ -13,5 +13,6 @@ mod ffi;
 mod layers;
 mod parity;
 mod publish;
+mod safety;
 mod static_binary;
 mod vet_corpus;

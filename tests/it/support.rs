@@ -39,6 +39,8 @@ fn isolate(cmd: &mut Command, cache: &Path) {
         .env("OPM_CONFIG", cache.join("no-opm-config.yaml"))
         .env("DOCKER_CONFIG", cache.join("no-docker-config"))
         .env("CUE_CONFIG_DIR", cache.join("no-cue-config"))
+        // Which projects use the cache: recorded beside it, per test.
+        .env("OPM_STATE_DIR", cache.join("opm-state"))
         .stdin(std::process::Stdio::null());
 }
 

@@ -1,13 +1,16 @@
 //! The CUE cache, shared with the `cue` CLI, and the only fetcher: every
 //! module byte opm reads from a registry arrives through [`Cache`], and
 //! every write into the cache happens here, under cue's per-version lock.
+//! `usage` records which projects use which versions.
+
+pub mod usage;
 
 use crate::catalog;
 use crate::config::Routing;
 use crate::cue;
 use crate::error::{fail, Exit};
 use crate::files::write_cached;
-use crate::module::ModuleVersion;
+use crate::module::{semver, ModuleVersion};
 use crate::registry::{self, Client, PARALLEL};
 use crate::ui;
 use fs_err as fs;
@@ -58,6 +61,46 @@ impl Cache {
 
     pub fn entry(&self, mv: &ModuleVersion) -> anyhow::Result<Entry> {
         Ok(Entry::new(self.dir()?, mv))
+    }
+
+    /// Records that the project at `root` uses `mvs` (before they are made
+    /// sure of, so that a concurrent tidy or gc keeps them).
+    pub fn record_use(&self, root: &Path, mvs: &[ModuleVersion]) -> anyhow::Result<()> {
+        // No cache directory: nothing can be used (cue's error comes when
+        // something is).
+        let Ok(dir) = self.dir() else { return Ok(()) };
+        usage::record(dir, root, mvs)
+    }
+
+    /// Every module version in the cache: the extracted ones, in cue's
+    /// layout (`mod/extract/<escaped path>@<version>`), sorted.
+    pub fn entries(&self) -> anyhow::Result<Vec<Entry>> {
+        fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, String)>) {
+            let Ok(read) = std::fs::read_dir(dir) else { return };
+            for e in read.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !e.file_type().is_ok_and(|t| t.is_dir()) || name.contains(".tmp-") {
+                    continue;
+                }
+                let path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+                match name.rsplit_once('@') {
+                    Some(_) => {
+                        let (base, version) = path.rsplit_once('@').expect("has an @");
+                        out.push((unescape(base), unescape(version)));
+                    }
+                    None => walk(&e.path(), &path, out),
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(&self.dir()?.join("mod/extract"), "", &mut found);
+        let mut entries: Vec<Entry> = found
+            .into_iter()
+            .filter(|(_, v)| semver::is_valid(v))
+            .map(|(base, v)| Entry::new(&self.dir.as_ref().expect("dir read above"), &ModuleVersion::new(&base, &v)))
+            .collect();
+        entries.sort_by(|a, b| a.mv.cmp(&b.mv));
+        Ok(entries)
     }
 
     /// The registry client, with the routing in effect.
@@ -177,6 +220,23 @@ impl Cache {
         client.block_on(stream::iter(paths).map(|p| client.versions(p)).buffered(PARALLEL).try_collect())
     }
 
+    /// Like [`Cache::versions`], each path on its own: one registry that
+    /// cannot be reached fails its own paths only.
+    pub fn versions_each(&self, paths: &[String]) -> Vec<anyhow::Result<Vec<String>>> {
+        if paths.is_empty() {
+            return Vec::new();
+        }
+        let client = match self.client() {
+            Ok(c) if !self.offline => c,
+            Ok(_) => return paths.iter().map(|p| Err(fail(Exit::NotFound, format!("--offline: cannot list the versions of {p}")))).collect(),
+            Err(e) => {
+                let why = format!("{e:#}");
+                return paths.iter().map(|_| Err(fail(Exit::General, why.clone()))).collect();
+            }
+        };
+        client.block_on(stream::iter(paths).map(|p| client.versions(p)).buffered(PARALLEL).collect())
+    }
+
     /// Installs the core model opm carries unless the cache has it, exactly
     /// as a download of the published catalog would.
     pub fn install_embedded(&self) -> anyhow::Result<()> {
@@ -200,6 +260,43 @@ pub struct Entry {
 }
 
 impl Entry {
+    pub fn module_version(&self) -> &ModuleVersion {
+        &self.mv
+    }
+
+    /// Bytes on disk: the extracted tree and the downloaded files.
+    pub fn size(&self) -> u64 {
+        fn du(p: &Path) -> u64 {
+            match std::fs::symlink_metadata(p) {
+                Ok(m) if m.is_dir() => std::fs::read_dir(p).into_iter().flatten().flatten().map(|e| du(&e.path())).sum(),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            }
+        }
+        du(&self.extract) + ["mod", "zip", "ziphash"].iter().map(|s| du(&self.file(s))).sum::<u64>()
+    }
+
+    /// When the entry was last written (its module file, else its tree).
+    pub fn modified(&self) -> u64 {
+        let secs = |p: &Path| {
+            std::fs::metadata(p).and_then(|m| m.modified()).ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs())
+        };
+        secs(&self.mod_file()).or_else(|| secs(&self.extract)).unwrap_or(0)
+    }
+
+    /// The extracted files that differ from the zip (its digest checked
+    /// first, when recorded): None when the entry is sound.
+    pub fn damage(&self) -> anyhow::Result<Option<String>> {
+        if let Err(e) = self.verify() {
+            return Ok(Some(format!("{e:#}")));
+        }
+        if !self.zip().is_file() {
+            return Ok(None); // cue removes zips after extracting some modules; nothing to compare
+        }
+        let differing = cue::zip_differences(&self.mv.module, &self.mv.version, &self.zip(), &self.extract)?;
+        Ok((!differing.is_empty()).then(|| format!("extracted files differ from the zip: {}", differing.join(", "))))
+    }
+
     fn new(cache_dir: &Path, mv: &ModuleVersion) -> Entry {
         let (base, ver) = (escape(mv.base()), escape(&mv.version));
         let root = cache_dir.join("mod");
@@ -332,6 +429,23 @@ fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
+/// The inverse of [`escape`].
+fn unescape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut bang = false;
+    for c in path.chars() {
+        match (bang, c) {
+            (false, '!') => bang = true,
+            (true, c) => {
+                out.push(c.to_ascii_uppercase());
+                bang = false;
+            }
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
+
 /// Go's module path escaping: each upper-case letter becomes `!` and its
 /// lower-case form, so paths differing in case stay apart on any file system.
 fn escape(path: &str) -> String {
@@ -381,6 +495,12 @@ fn set_write(path: &Path, writable: bool, deep: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaping_round_trips() {
+        assert_eq!(escape("github.com/Acme/Mod"), "github.com/!acme/!mod");
+        assert_eq!(unescape("github.com/!acme/!mod"), "github.com/Acme/Mod");
+    }
 
     #[test]
     fn paths_follow_cues_layout() {

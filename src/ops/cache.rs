@@ -1,0 +1,114 @@
+//! `opm cache`: what the CUE cache holds, whether it is sound, and
+//! removing what no project uses. Every removal takes cue's lock of that
+//! version and happens under the usage record's lock, so it is safe while
+//! cue or other opm processes run.
+
+use crate::cache::{self, usage, Cache, Entry};
+pub use crate::cache::usage::now;
+use crate::error::{fail, Exit};
+use crate::module::ModuleVersion;
+use serde::Serialize;
+use std::path::PathBuf;
+
+fn open() -> anyhow::Result<Cache> {
+    let cache = Cache::new(cache::default_dir(), true);
+    cache.dir()?;
+    Ok(cache)
+}
+
+pub fn dir() -> anyhow::Result<PathBuf> {
+    Ok(open()?.dir()?.to_path_buf())
+}
+
+#[derive(Debug, Serialize)]
+pub struct Listed {
+    pub module: String,
+    pub version: String,
+    pub bytes: u64,
+    /// Unix seconds: the last use opm recorded, else the last write.
+    pub last_used: u64,
+    /// The projects whose last resolution used it (and that still exist).
+    pub projects: Vec<PathBuf>,
+}
+
+fn describe(entry: &Entry, record: Option<&usage::Record>) -> Listed {
+    let mv = entry.module_version();
+    let recorded = record.and_then(|r| r.last_used(mv));
+    Listed {
+        module: mv.module.clone(),
+        version: mv.version.clone(),
+        bytes: entry.size(),
+        last_used: recorded.unwrap_or(0).max(entry.modified()),
+        projects: record.map(|r| r.users(mv, None).into_iter().map(PathBuf::from).collect()).unwrap_or_default(),
+    }
+}
+
+pub fn list() -> anyhow::Result<Vec<Listed>> {
+    let cache = open()?;
+    let locked = usage::lock(cache.dir()?)?;
+    let record = locked.as_ref().map(|l| &l.record);
+    Ok(cache.entries()?.iter().map(|e| describe(e, record)).collect())
+}
+
+#[derive(Debug, Serialize)]
+pub struct Damaged {
+    pub module: String,
+    pub version: String,
+    pub problem: String,
+}
+
+/// Every entry against its recorded digest and its zip.
+pub fn verify() -> anyhow::Result<(usize, Vec<Damaged>)> {
+    let cache = open()?;
+    let entries = cache.entries()?;
+    let mut damaged = Vec::new();
+    for e in &entries {
+        if let Some(problem) = e.damage()? {
+            let mv = e.module_version();
+            damaged.push(Damaged { module: mv.module.clone(), version: mv.version.clone(), problem });
+        }
+    }
+    Ok((entries.len(), damaged))
+}
+
+pub struct GcOptions {
+    /// Keep what was used more recently than this many seconds ago.
+    pub older_than: u64,
+    pub dry_run: bool,
+}
+
+/// Removes the entries no recorded project uses and that were not used
+/// for `older_than`.
+pub fn gc(opts: &GcOptions) -> anyhow::Result<Vec<Listed>> {
+    let cache = open()?;
+    let locked = usage::lock(cache.dir()?)?;
+    let Some(locked) = locked else {
+        return Err(fail(Exit::General, "opm has no state directory (no HOME): without a record of who uses what, gc removes nothing"));
+    };
+    let now = usage::now();
+    let mut removed = Vec::new();
+    for e in cache.entries()? {
+        let listed = describe(&e, Some(&locked.record));
+        if !listed.projects.is_empty() || now.saturating_sub(listed.last_used) < opts.older_than {
+            continue;
+        }
+        if !opts.dry_run {
+            e.remove()?;
+        }
+        removed.push(listed);
+    }
+    Ok(removed)
+}
+
+/// Removes every module version from the cache; the core model opm
+/// carries comes back whenever a module needs it.
+pub fn clean() -> anyhow::Result<Vec<ModuleVersion>> {
+    let cache = open()?;
+    let _locked = usage::lock(cache.dir()?)?;
+    let mut removed = Vec::new();
+    for e in cache.entries()? {
+        e.remove()?;
+        removed.push(e.module_version().clone());
+    }
+    Ok(removed)
+}
