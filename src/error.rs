@@ -23,6 +23,8 @@ pub enum Exit {
     NotFound = 5,
     /// `--check` found work to do: updates available, module not tidy.
     Outdated = 6,
+    /// A module's content differs from what cue.mod/opm.sum records.
+    Integrity = 7,
 }
 
 impl Exit {

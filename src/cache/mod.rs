@@ -16,6 +16,7 @@ use crate::ui;
 use fs_err as fs;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use std::cell::OnceCell;
+use std::collections::BTreeMap;
 use std::env;
 use std::path::{Path, PathBuf};
 
@@ -47,12 +48,80 @@ pub struct Cache {
     dir: Result<PathBuf, String>,
     offline: bool,
     client: OnceCell<Client>,
+    /// What the module's sums file records: every fetch of these versions
+    /// must bring exactly this content.
+    pins: Pins,
+}
+
+/// The content of a module version: its manifest's digest and its zip's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    pub manifest: String,
+    pub zip: String,
+}
+
+pub type Pins = BTreeMap<ModuleVersion, Digests>;
+
+/// What differs from the sums file: refused, nothing written.
+fn mismatch(mv: &ModuleVersion, what: &str, expected: &str, received: &str) -> anyhow::Error {
+    fail(
+        Exit::Integrity,
+        format!(
+            "{mv}: the {what} is {received}, but cue.mod/opm.sum records {expected}: the content of this version changed \
+             (a moved tag, or tampering); nothing was written. If the change is expected, remove its line from \
+             cue.mod/opm.sum and run 'opm mod tidy'"
+        ),
+    )
 }
 
 impl Cache {
     /// The cache at `dir`; `offline` never touches the network.
     pub fn new(dir: Result<PathBuf, String>, offline: bool) -> Cache {
-        Cache { dir, offline, client: OnceCell::new() }
+        Cache { dir, offline, client: OnceCell::new(), pins: Pins::new() }
+    }
+
+    /// The cache, checking what it fetches against `pins`.
+    pub fn with_pins(mut self, pins: Pins) -> Cache {
+        self.pins = pins;
+        self
+    }
+
+    /// The pinned digests of a version, when the sums file has them.
+    fn check_download(&self, mv: &ModuleVersion, manifest: &str, zip: Option<&[u8]>) -> anyhow::Result<()> {
+        let Some(pin) = self.pins.get(mv) else { return Ok(()) };
+        if pin.manifest != manifest {
+            return Err(mismatch(mv, "manifest digest from the registry", &pin.manifest, manifest));
+        }
+        if let Some(zip) = zip {
+            let got = registry::sha256(zip);
+            if got != pin.zip {
+                return Err(mismatch(mv, "zip digest from the registry", &pin.zip, &got));
+            }
+        }
+        Ok(())
+    }
+
+    /// The digests of versions complete in the cache, recorded when opm
+    /// installed them; a manifest digest that is not (an entry cue
+    /// downloaded) is asked of the registry and recorded.
+    pub fn digests(&self, mvs: &[ModuleVersion]) -> anyhow::Result<Vec<Digests>> {
+        let mut out = Vec::new();
+        for mv in mvs {
+            let entry = self.entry(mv)?;
+            let zip = entry.zip_digest()?;
+            let manifest = match entry.recorded_manifest_digest() {
+                Some(d) => d,
+                None => {
+                    let client = self.client()?;
+                    let d = client.block_on(client.manifest_digest(mv))?;
+                    self.check_download(mv, &d, None)?;
+                    entry.record_manifest_digest(&d)?;
+                    d
+                }
+            };
+            out.push(Digests { manifest, zip });
+        }
+        Ok(out)
     }
 
     pub fn dir(&self) -> anyhow::Result<&Path> {
@@ -125,6 +194,12 @@ impl Cache {
                 missing.push(mv);
             } else if entry.is_complete() {
                 entry.verify()?;
+                if let Some(pin) = self.pins.get(mv) {
+                    let zip = entry.zip_digest()?;
+                    if zip != pin.zip {
+                        return Err(mismatch(mv, "zip digest in the CUE cache", &pin.zip, &zip));
+                    }
+                }
             } else if catalog::is_embedded(mv) {
                 self.install_embedded()?;
             } else if !missing.contains(&mv) {
@@ -150,13 +225,14 @@ impl Cache {
                     async move {
                         let entry = self.entry(mv)?;
                         let download = client.module(mv).await?;
+                        self.check_download(mv, &download.manifest_digest, Some(&download.zip))?;
                         // Unzipping and writing block: off the thread that
                         // drives the other downloads.
                         tokio::task::spawn_blocking(move || {
                             if refresh {
                                 entry.remove()?;
                             }
-                            entry.install(&download.zip, &download.module_file)
+                            entry.install(&download.zip, &download.module_file, &download.manifest_digest)
                         })
                         .await??;
                         bar.inc(1);
@@ -193,14 +269,17 @@ impl Cache {
                 return Err(fail(Exit::NotFound, format!("--offline, and the CUE cache lacks the module files of {}", names.join(", "))));
             }
             let client = self.client()?;
-            let fetched: Vec<(usize, Vec<u8>)> = client.block_on(
+            let fetched: Vec<(usize, (String, Vec<u8>))> = client.block_on(
                 stream::iter(missing)
                     .map(|i| async move { anyhow::Ok((i, client.module_file(&mvs[i]).await?)) })
                     .buffer_unordered(PARALLEL)
                     .try_collect(),
             )?;
-            for (i, data) in fetched {
-                self.entry(&mvs[i])?.write_module_file(&data)?;
+            for (i, (manifest, data)) in fetched {
+                self.check_download(&mvs[i], &manifest, None)?;
+                let entry = self.entry(&mvs[i])?;
+                entry.write_module_file(&data)?;
+                entry.record_manifest_digest(&manifest)?;
                 out[i] = Some(data);
             }
         }
@@ -244,8 +323,8 @@ impl Cache {
         if entry.is_complete() {
             return Ok(());
         }
-        let (zip, module_file) = catalog::pack()?;
-        entry.install(&zip, &module_file)
+        let (zip, module_file, manifest) = catalog::pack()?;
+        entry.install(&zip, &module_file, &manifest)
     }
 }
 
@@ -335,6 +414,28 @@ impl Entry {
         self.file("ziphash")
     }
 
+    /// The manifest digest opm recorded when it fetched this entry.
+    fn manifest_digest_file(&self) -> PathBuf {
+        self.file("manifesthash")
+    }
+
+    fn recorded_manifest_digest(&self) -> Option<String> {
+        std::fs::read_to_string(self.manifest_digest_file()).ok().map(|s| s.trim().to_string())
+    }
+
+    fn record_manifest_digest(&self, digest: &str) -> anyhow::Result<()> {
+        let _lock = self.lock()?;
+        write_cached(&self.manifest_digest_file(), digest.as_bytes())
+    }
+
+    /// The digest of the entry's zip: recorded, else computed.
+    pub fn zip_digest(&self) -> anyhow::Result<String> {
+        if let Ok(d) = std::fs::read_to_string(self.digest_file()) {
+            return Ok(d.trim().to_string());
+        }
+        Ok(registry::sha256(&fs::read(self.zip())?))
+    }
+
     /// Checks the zip against the digest recorded at install time (entries
     /// that cue downloaded have none and are trusted as cue trusts them).
     pub fn verify(&self) -> anyhow::Result<()> {
@@ -357,7 +458,7 @@ impl Entry {
     /// a `.tmp-` name (which cue also cleans up) and deleted.
     pub fn remove(&self) -> anyhow::Result<()> {
         let _lock = self.lock()?;
-        for suffix in ["mod", "ziphash", "zip"] {
+        for suffix in ["mod", "ziphash", "manifesthash", "zip"] {
             match fs::remove_file(self.file(suffix)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
@@ -396,11 +497,12 @@ impl Entry {
     /// written to a temporary name and renamed; the extracted tree is built
     /// beside its final place and renamed into it, so a reader never sees a
     /// partial entry and an interrupted install leaves nothing CUE would use.
-    pub fn install(&self, zip: &[u8], module_file: &[u8]) -> anyhow::Result<()> {
+    pub fn install(&self, zip: &[u8], module_file: &[u8], manifest_digest: &str) -> anyhow::Result<()> {
         let _lock = self.lock()?;
         write_cached(&self.mod_file(), module_file)?;
         write_cached(&self.zip(), zip)?;
         write_cached(&self.digest_file(), registry::sha256(zip).as_bytes())?;
+        write_cached(&self.manifest_digest_file(), manifest_digest.as_bytes())?;
         if self.extract.is_dir() {
             return Ok(());
         }

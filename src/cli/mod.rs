@@ -10,6 +10,7 @@ mod mod_deps;
 mod mod_init;
 mod mod_publish;
 mod mod_update;
+mod mod_verify;
 mod mod_vet;
 mod version;
 
@@ -32,7 +33,8 @@ Examples:
 
 Exit codes: 0 ok, 1 usage or other error, 2 CUE validation failed,
 3 registry unreachable, 4 authentication or permission, 5 not found,
-6 --check found work to do (updates available, module not tidy).";
+6 --check found work to do (updates available, module not tidy),
+7 a dependency's content differs from cue.mod/opm.sum.";
 
 /// opm: CUE modules for the Open Platform Model, with cue's exact behaviour.
 #[derive(Debug, Parser)]
@@ -79,6 +81,8 @@ enum ModCommand {
     Tidy(mod_deps::TidyArgs),
     /// Show newer releases of the dependencies and apply them
     Update(mod_update::Args),
+    /// Check the dependencies against cue.mod/opm.sum
+    Verify(mod_verify::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +136,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Mod(ModCommand::Get(args)) => mod_deps::get(args),
         Command::Mod(ModCommand::Tidy(args)) => mod_deps::tidy(args),
         Command::Mod(ModCommand::Update(args)) => mod_update::run(args),
+        Command::Mod(ModCommand::Verify(args)) => mod_verify::run(args),
         Command::Bundle(BundleCommand::Vet(args)) => mod_build::vet(ReleaseKind::Bundle, args),
         Command::Bundle(BundleCommand::Build(args)) => mod_build::build(ReleaseKind::Bundle, args),
         Command::Config(ConfigCommand::Show(args)) => config_show::run(args),

@@ -90,6 +90,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let code = super::exit_code(&first.error);
         fail(code, format!("{} could not be checked: {:#}", count(plan.unchecked.len(), "dependency"), first.error))
     };
+    if !plan.stale_sums.is_empty() {
+        ui::print_status(&format!("cue.mod/opm.sum is stale ({}): run 'opm mod tidy'", plan.stale_sums.join(", ")));
+    }
+    if args.check && updates.is_empty() && plan.unchecked.is_empty() && !plan.stale_sums.is_empty() {
+        return Err(fail(Exit::Outdated, "cue.mod/opm.sum is stale: run 'opm mod tidy'"));
+    }
     if updates.is_empty() {
         return if plan.unchecked.is_empty() { Ok(()) } else { Err(unchecked()) };
     }

@@ -2,7 +2,7 @@
 //! `cue mod get` and `cue mod tidy` would, byte for byte, and make sure
 //! the cache holds every module they name.
 
-use super::Workspace;
+use super::{sums, Workspace};
 use crate::cache::usage;
 use crate::cue;
 use crate::error::{fail, Exit, Failure};
@@ -179,6 +179,12 @@ pub fn tidy(opts: &TidyOptions) -> anyhow::Result<Changed> {
         }
         if local.is_some() && (module_roots != before.roots() || defaults_of(&module_roots, &defaults) != defaults_of(before.roots(), &views.module.defaults)) {
             return Err(untidy(""));
+        }
+        if let Some(pins) = &ws.pins {
+            let stale = sums::stale(pins, &module_roots);
+            if !stale.is_empty() {
+                return Err(untidy(&format!("{} {}", sums::SUMS_FILE, stale.join(", "))));
+            }
         }
         return Ok(Changed { module_file: main.path, changes: Vec::new(), cache: Vec::new() });
     }

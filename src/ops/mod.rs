@@ -7,7 +7,9 @@ pub mod init;
 pub mod publish;
 pub mod render;
 mod source;
+pub mod sums;
 pub mod update;
+pub mod verify;
 pub mod vet;
 mod workspace;
 

@@ -64,6 +64,8 @@ pub struct Plan {
     pub updates: Vec<Update>,
     pub unchecked: Vec<Unchecked>,
     pub rewrites: Vec<(PathBuf, Vec<Rewrite>)>,
+    /// What cue.mod/opm.sum lacks or still lists, when the module has one.
+    pub stale_sums: Vec<String>,
     values: Vec<PathBuf>,
     verify: bool,
 }
@@ -84,7 +86,8 @@ pub fn plan(opts: &UpdateOptions) -> anyhow::Result<Plan> {
     let (updates, unchecked) = available(&ws, &roots, opts.major);
     let majors: Vec<&Update> = updates.iter().filter(|u| u.kind == semver::Change::Major).collect();
     let rewrites = import_rewrites(&ws, &majors)?;
-    Ok(Plan { ws, main, updates, unchecked, rewrites, values: opts.values.clone(), verify: opts.verify })
+    let stale_sums = ws.pins.as_ref().map(|p| super::sums::stale(p, &main.roots())).unwrap_or_default();
+    Ok(Plan { ws, main, updates, unchecked, rewrites, stale_sums, values: opts.values.clone(), verify: opts.verify })
 }
 
 /// The newest release above each dependency's version: within its major
@@ -231,7 +234,7 @@ impl Broken {
     }
 
     /// One line: the update, what it broke, the first error and its place.
-    fn failure(self, updates: &[&Update]) -> anyhow::Error {
+    fn failure(self, updates: &[&Update], root: &std::path::Path) -> anyhow::Error {
         let names: Vec<String> = updates.iter().map(|u| format!("{} {} -> {}", u.module, u.current, u.available)).collect();
         let who = match names.as_slice() {
             [one] => format!("updating {one}"),
@@ -239,7 +242,9 @@ impl Broken {
         };
         let first = self.diagnostics.first().map(|d| {
             let cwd = std::env::current_dir().unwrap_or_default();
-            match d.positions.first() {
+            // The place in the user's own files, when there is one.
+            let own = d.positions.iter().find(|p| std::path::Path::new(&p.file).starts_with(root));
+            match own.or(d.positions.first()) {
                 Some(p) => format!("{} ({}:{}:{})", d.message, display_path(&cwd, &std::path::Path::new("/").join(&p.file)), p.line, p.column),
                 None => d.message.clone(),
             }
@@ -262,14 +267,14 @@ pub fn apply(plan: &Plan) -> anyhow::Result<()> {
     let all: Vec<&Update> = plan.updates.iter().collect();
     match try_updates(plan, &all, proof.as_ref(), true)? {
         None => Ok(()),
-        Some(broken) if all.len() == 1 => Err(broken.failure(&all)),
+        Some(broken) if all.len() == 1 => Err(broken.failure(&all, &plan.ws.root)),
         Some(broken) => {
             for u in &all {
                 if let Some(alone) = try_updates(plan, &[u], proof.as_ref(), false)? {
-                    return Err(alone.failure(&[u]));
+                    return Err(alone.failure(&[u], &plan.ws.root));
                 }
             }
-            Err(broken.failure(&all))
+            Err(broken.failure(&all, &plan.ws.root))
         }
     }
 }
@@ -301,8 +306,9 @@ fn try_updates(plan: &Plan, updates: &[&Update], proof: Option<&Proof>, keep: bo
         .collect();
 
     let originals: Vec<String> = rewrites.iter().map(|(f, _)| Ok(fs_err::read_to_string(f)?)).collect::<anyhow::Result<_>>()?;
+    let saved = ws.save();
     let restore = || -> anyhow::Result<()> {
-        write_atomic(&main.path, main.text.as_bytes())?;
+        saved.restore()?;
         for ((f, _), text) in rewrites.iter().zip(&originals) {
             write_atomic(f, text.as_bytes())?;
         }

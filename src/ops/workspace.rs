@@ -1,8 +1,8 @@
 //! The module a command works on and the cache it fetches through,
 //! resolved once per command.
 
-use super::CacheSource;
-use crate::cache::{self, Cache};
+use super::{sums, CacheSource};
+use crate::cache::{self, Cache, Digests, Pins};
 use crate::cue::{self, ModuleFile};
 use crate::error::{fail, Exit, Failure};
 use crate::files::{self, write_atomic};
@@ -14,6 +14,8 @@ pub struct Workspace {
     /// The module root: the directory holding cue.mod.
     pub root: PathBuf,
     pub cache: Cache,
+    /// cue.mod/opm.sum, when the module has one.
+    pub pins: Option<Pins>,
 }
 
 /// cue.mod/module.cue as the main module's resolution reads it.
@@ -30,11 +32,39 @@ impl MainFile {
     }
 }
 
+/// module.cue and cue.mod/opm.sum as they were, to put back.
+pub struct Saved {
+    files: Vec<(PathBuf, Option<Vec<u8>>)>,
+}
+
+impl Saved {
+    /// Writes every file back as it was (removes one that was not there).
+    pub fn restore(&self) -> anyhow::Result<()> {
+        for (path, data) in &self.files {
+            match data {
+                Some(data) => write_atomic(path, data)?,
+                None if path.exists() => fs_err::remove_file(path)?,
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Workspace {
-    /// The module containing `dir`, with the CUE cache of this machine.
+    /// The files `commit` writes, as they are now.
+    pub fn save(&self) -> Saved {
+        let files = [self.module_file_path(), self.root.join(sums::SUMS_FILE)];
+        Saved { files: files.into_iter().map(|p| { let data = std::fs::read(&p).ok(); (p, data) }).collect() }
+    }
+
+    /// The module containing `dir`, with the CUE cache of this machine,
+    /// checking every fetch against the module's sums file.
     pub fn open(dir: &Path, offline: bool) -> anyhow::Result<Workspace> {
         let root = files::find_root(dir)?;
-        Ok(Workspace { root, cache: Cache::new(cache::default_dir(), offline) })
+        let pins = sums::read(&root.join(sums::SUMS_FILE))?;
+        let cache = Cache::new(cache::default_dir(), offline).with_pins(pins.clone().unwrap_or_default());
+        Ok(Workspace { root, cache, pins })
     }
 
     /// The module of the current directory, for a command that changes
@@ -96,6 +126,20 @@ impl Workspace {
             })
             .collect();
         let text = cue::update_module_file(&main.text, &main.path.to_string_lossy(), &deps).map_err(Failure::from)?;
+        // The sums go first: interrupted between the two writes, the next
+        // run finds them stale and rewrites them.
+        let digests = self.cache.digests(roots)?;
+        let pinned: Vec<(ModuleVersion, Digests)> = roots.iter().cloned().zip(digests).collect();
+        let sums_text = sums::format(&pinned);
+        let sums_path = self.root.join(sums::SUMS_FILE);
+        let old = std::fs::read_to_string(&sums_path).ok();
+        if pinned.is_empty() {
+            if old.is_some() {
+                fs_err::remove_file(&sums_path)?;
+            }
+        } else if old.as_deref() != Some(sums_text.as_str()) {
+            write_atomic(&sums_path, sums_text.as_bytes())?;
+        }
         if text != main.text {
             write_atomic(&main.path, text.as_bytes())?;
         }

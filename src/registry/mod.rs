@@ -31,8 +31,17 @@ const MODULE_FILE_MEDIA_TYPE: &str = "application/vnd.cue.modulefile.v1";
 
 /// A module version as the registry holds it.
 pub struct Download {
+    /// The digest of the version's manifest: what the tag pointed to.
+    pub manifest_digest: String,
     pub zip: Vec<u8>,
     pub module_file: Vec<u8>,
+}
+
+/// The layers of a module version's manifest.
+struct Layers {
+    manifest_digest: String,
+    zip: String,
+    module_file: String,
 }
 
 /// What a publish did.
@@ -77,8 +86,8 @@ impl Client {
         }
     }
 
-    /// The digests of a version's zip and module file, from its manifest.
-    async fn layers(&self, loc: &Location, mv: &ModuleVersion) -> anyhow::Result<(String, String)> {
+    /// The digests of a version's manifest, zip and module file.
+    async fn layers(&self, loc: &Location, mv: &ModuleVersion) -> anyhow::Result<Layers> {
         #[derive(Deserialize)]
         struct Manifest {
             config: Descriptor,
@@ -102,22 +111,31 @@ impl Client {
         if parsed.config.media_type != MODULE_ARTIFACT_TYPE || module_file.media_type != MODULE_FILE_MEDIA_TYPE {
             return Err(corrupt(format!("{}/{} holds an artifact that is not a CUE module", loc.host, loc.repository)).into());
         }
-        Ok((zip.digest.clone(), module_file.digest.clone()))
+        // The digest of the bytes that arrived, whatever the registry says.
+        Ok(Layers { manifest_digest: sha256(&manifest.data), zip: zip.digest.clone(), module_file: module_file.digest.clone() })
     }
 
-    /// A version's module file: what dependency resolution reads of it.
-    pub async fn module_file(&self, mv: &ModuleVersion) -> anyhow::Result<Vec<u8>> {
+    /// A version's manifest digest and module file: what dependency
+    /// resolution reads of it.
+    pub async fn module_file(&self, mv: &ModuleVersion) -> anyhow::Result<(String, Vec<u8>)> {
         let loc = self.locate(mv)?;
-        let (_, module_file) = self.layers(&loc, mv).await?;
-        Ok(self.transport.blob(&loc, &module_file).await?)
+        let layers = self.layers(&loc, mv).await?;
+        Ok((layers.manifest_digest, self.transport.blob(&loc, &layers.module_file).await?))
+    }
+
+    /// The digest of the manifest a version's tag points to now.
+    pub async fn manifest_digest(&self, mv: &ModuleVersion) -> anyhow::Result<String> {
+        let loc = self.locate(mv)?;
+        Ok(self.layers(&loc, mv).await?.manifest_digest)
     }
 
     /// A version's zip and module file, each checked against its digest.
     pub async fn module(&self, mv: &ModuleVersion) -> anyhow::Result<Download> {
         let loc = self.locate(mv)?;
-        let (zip, module_file) = self.layers(&loc, mv).await?;
-        let (zip, module_file) = futures_util::try_join!(self.transport.blob(&loc, &zip), self.transport.blob(&loc, &module_file))?;
-        Ok(Download { zip, module_file })
+        let layers = self.layers(&loc, mv).await?;
+        let (zip, module_file) =
+            futures_util::try_join!(self.transport.blob(&loc, &layers.zip), self.transport.blob(&loc, &layers.module_file))?;
+        Ok(Download { manifest_digest: layers.manifest_digest, zip, module_file })
     }
 
     /// The versions the registry holds of a module: `path@vN` lists that

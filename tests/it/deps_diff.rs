@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// A registry with modules published by opm (the artifact cue publishes).
 pub struct World {
-    _reg: TestRegistry,
+    reg: TestRegistry,
     pub registry: String,
     cache: tempfile::TempDir,
 }
@@ -18,7 +18,11 @@ impl World {
     pub fn new() -> World {
         let reg = TestRegistry::start();
         let registry = format!("{}+insecure", reg.host);
-        World { _reg: reg, registry, cache: tempdir() }
+        World { reg, registry, cache: tempdir() }
+    }
+
+    pub fn registry_server(&self) -> &TestRegistry {
+        &self.reg
     }
 
     /// Publishes `module` (path with major) at `version`, depending on

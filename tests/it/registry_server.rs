@@ -83,6 +83,24 @@ impl TestRegistry {
         panic!("docker-registry did not start on {}", self.host);
     }
 
+    /// Points tag `to` of `repository` at the manifest tag `from` points
+    /// to, straight through the registry API (as a registry that moves a
+    /// tag would), bypassing opm.
+    pub fn retag(&self, repository: &str, from: &str, to: &str) {
+        let script = r#"
+import sys, urllib.request
+host, repo, src, dst = sys.argv[1:]
+accept = "application/vnd.oci.image.manifest.v1+json"
+with urllib.request.urlopen(urllib.request.Request(f"http://{host}/v2/{repo}/manifests/{src}", headers={"Accept": accept}), timeout=10) as r:
+    body = r.read()
+req = urllib.request.Request(f"http://{host}/v2/{repo}/manifests/{dst}", data=body, method="PUT", headers={"Content-Type": accept})
+with urllib.request.urlopen(req, timeout=10) as r:
+    assert r.status == 201, r.status
+"#;
+        let out = Command::new("python3").arg("-c").arg(script).args([&self.host, repository, from, to]).output().expect("python3 is installed by `make test`");
+        assert!(out.status.success(), "retag: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// The raw manifest of host/repo:tag, read by an independent client.
     pub fn skopeo_manifest(&self, repository: &str, tag: &str, docker_config: Option<&Path>) -> Option<String> {
         let mut cmd = Command::new("skopeo");

@@ -1,0 +1,64 @@
+//! `opm mod verify`: the module's dependencies in the cache, and with
+//! `remote` in their registries, against cue.mod/opm.sum.
+
+use super::{sums, Workspace};
+use crate::error::{fail, Exit};
+use crate::files;
+use crate::module::ModuleVersion;
+use serde::Serialize;
+
+pub struct VerifyOptions {
+    /// Also ask each registry what the version's tag points to now.
+    pub remote: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Checked {
+    pub module: String,
+    pub version: String,
+    /// ok, mismatch, not-cached, stale (module.cue and the sums file disagree)
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+pub fn verify(opts: &VerifyOptions) -> anyhow::Result<Vec<Checked>> {
+    let ws = Workspace::open(&files::current_dir()?, false)?;
+    let Some(pins) = &ws.pins else {
+        return Err(fail(Exit::General, format!("this module has no {}: run 'opm mod tidy' to record its dependencies", sums::SUMS_FILE)));
+    };
+    let main = ws.main_file()?;
+    let mut out = Vec::new();
+    let row = |mv: &ModuleVersion, status, problem: Option<String>| Checked { module: mv.module.clone(), version: mv.version.clone(), status, problem };
+    for s in sums::stale(pins, &main.roots()) {
+        out.push(Checked { module: String::new(), version: String::new(), status: "stale", problem: Some(format!("{} {s}", sums::SUMS_FILE)) });
+    }
+    for (mv, pin) in pins {
+        let entry = ws.cache.entry(mv)?;
+        if !entry.is_complete() {
+            out.push(row(mv, "not-cached", None));
+        } else if let Some(problem) = entry.damage()? {
+            out.push(row(mv, "mismatch", Some(problem)));
+        } else {
+            let zip = entry.zip_digest()?;
+            if zip != pin.zip {
+                out.push(row(mv, "mismatch", Some(format!("the cache's zip is {zip}, the sums file records {}", pin.zip))));
+                continue;
+            }
+            out.push(row(mv, "ok", None));
+        }
+        if opts.remote {
+            let client = ws.cache.client()?;
+            match client.block_on(client.manifest_digest(mv)) {
+                Ok(d) if d == pin.manifest => {}
+                Ok(d) => {
+                    let problem = format!("the registry's tag now points to {d}, the sums file records {}: a moved tag, or tampering", pin.manifest);
+                    out.pop();
+                    out.push(row(mv, "mismatch", Some(problem)));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(out)
+}
