@@ -109,8 +109,14 @@ impl Cache {
         for mv in mvs {
             let entry = self.entry(mv)?;
             let zip = entry.zip_digest()?;
-            let manifest = match entry.recorded_manifest_digest() {
+            let manifest = match entry.recorded_manifest_digest().or_else(|| self.pins.get(mv).map(|p| p.manifest.clone())) {
                 Some(d) => d,
+                None if self.offline => {
+                    return Err(fail(
+                        Exit::NotFound,
+                        format!("--offline: the manifest digest of {mv} (fetched by cue) is unknown, so it cannot be pinned: run once without --offline"),
+                    ))
+                }
                 None => {
                     let client = self.client()?;
                     let d = client.block_on(client.manifest_digest(mv))?;
@@ -122,6 +128,27 @@ impl Cache {
             out.push(Digests { manifest, zip });
         }
         Ok(out)
+    }
+
+    pub fn is_offline(&self) -> bool {
+        self.offline
+    }
+
+    /// The versions of a module path the cache holds a module file of
+    /// (`path@vN`: that major; `path`: every major), sorted as cue sorts:
+    /// what an offline command sees of a registry.
+    fn cached_versions(&self, path: &str) -> anyhow::Result<Vec<String>> {
+        let (base, major) = crate::module::split_major(path);
+        let dir = self.dir()?.join("mod/download").join(escape(base)).join("@v");
+        let mut versions: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".mod")).map(unescape))
+            .filter(|v| semver::is_valid(v) && (major.is_empty() || semver::major(v) == major))
+            .collect();
+        semver::sort(&mut versions);
+        Ok(versions)
     }
 
     pub fn dir(&self) -> anyhow::Result<&Path> {
@@ -293,7 +320,7 @@ impl Cache {
             return Ok(Vec::new());
         }
         if self.offline {
-            return Err(fail(Exit::NotFound, format!("--offline: cannot list the versions of {}", paths.join(", "))));
+            return paths.iter().map(|p| self.cached_versions(p)).collect();
         }
         let client = self.client()?;
         client.block_on(stream::iter(paths).map(|p| client.versions(p)).buffered(PARALLEL).try_collect())
@@ -305,9 +332,11 @@ impl Cache {
         if paths.is_empty() {
             return Vec::new();
         }
+        if self.offline {
+            return paths.iter().map(|p| self.cached_versions(p)).collect();
+        }
         let client = match self.client() {
-            Ok(c) if !self.offline => c,
-            Ok(_) => return paths.iter().map(|p| Err(fail(Exit::NotFound, format!("--offline: cannot list the versions of {p}")))).collect(),
+            Ok(c) => c,
             Err(e) => {
                 let why = format!("{e:#}");
                 return paths.iter().map(|_| Err(fail(Exit::General, why.clone()))).collect();

@@ -7,6 +7,7 @@ mod completion;
 mod config_show;
 mod mod_build;
 mod mod_deps;
+mod mod_graph;
 mod mod_init;
 mod mod_publish;
 mod mod_update;
@@ -42,6 +43,15 @@ Exit codes: 0 ok, 1 usage or other error, 2 CUE validation failed,
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Never use the network: the CUE cache is the registry (also OPM_OFFLINE=1)
+    #[arg(long, global = true)]
+    offline: bool,
+}
+
+/// Settings every command shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Global {
+    pub offline: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +93,12 @@ enum ModCommand {
     Update(mod_update::Args),
     /// Check the dependencies against cue.mod/opm.sum
     Verify(mod_verify::Args),
+    /// Fill the cache with the module's whole graph (module.cue unchanged)
+    Download(mod_graph::DownloadArgs),
+    /// Print the resolved module graph
+    Graph(mod_graph::GraphArgs),
+    /// Say why a module is in the graph, and what sets its version
+    Why(mod_graph::WhyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,30 +144,27 @@ pub fn run() -> anyhow::Result<()> {
             return Err(Reported(Exit::General).into());
         }
     };
+    let env_offline = std::env::var("OPM_OFFLINE").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+    let g = Global { offline: cli.offline || env_offline };
     match cli.command {
         Command::Mod(ModCommand::Init(args)) => mod_init::run(args),
-        Command::Mod(ModCommand::Vet(args)) => mod_vet::run(args),
-        Command::Mod(ModCommand::Build(args)) => mod_build::build(ReleaseKind::Module, args),
-        Command::Mod(ModCommand::Publish(args)) => mod_publish::run(args),
-        Command::Mod(ModCommand::Get(args)) => mod_deps::get(args),
-        Command::Mod(ModCommand::Tidy(args)) => mod_deps::tidy(args),
-        Command::Mod(ModCommand::Update(args)) => mod_update::run(args),
-        Command::Mod(ModCommand::Verify(args)) => mod_verify::run(args),
-        Command::Bundle(BundleCommand::Vet(args)) => mod_build::vet(ReleaseKind::Bundle, args),
-        Command::Bundle(BundleCommand::Build(args)) => mod_build::build(ReleaseKind::Bundle, args),
+        Command::Mod(ModCommand::Vet(args)) => mod_vet::run(args, g),
+        Command::Mod(ModCommand::Build(args)) => mod_build::build(ReleaseKind::Module, args, g),
+        Command::Mod(ModCommand::Publish(args)) => mod_publish::run(args, g),
+        Command::Mod(ModCommand::Get(args)) => mod_deps::get(args, g),
+        Command::Mod(ModCommand::Tidy(args)) => mod_deps::tidy(args, g),
+        Command::Mod(ModCommand::Update(args)) => mod_update::run(args, g),
+        Command::Mod(ModCommand::Verify(args)) => mod_verify::run(args, g),
+        Command::Mod(ModCommand::Download(args)) => mod_graph::download(args, g),
+        Command::Mod(ModCommand::Graph(args)) => mod_graph::graph(args, g),
+        Command::Mod(ModCommand::Why(args)) => mod_graph::why(args, g),
+        Command::Bundle(BundleCommand::Vet(args)) => mod_build::vet(ReleaseKind::Bundle, args, g),
+        Command::Bundle(BundleCommand::Build(args)) => mod_build::build(ReleaseKind::Bundle, args, g),
         Command::Config(ConfigCommand::Show(args)) => config_show::run(args),
         Command::Cache(command) => cache::run(command),
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),
     }
-}
-
-/// How dependencies may be fetched.
-#[derive(Debug, Clone, Copy, Default, clap::Args)]
-pub struct FetchArgs {
-    /// Never use the network: fail, naming what is missing from the cache
-    #[arg(long)]
-    pub offline: bool,
 }
 
 /// The exit code of any error, the one place where kinds become codes:

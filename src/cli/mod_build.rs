@@ -1,6 +1,6 @@
 //! `opm mod build` and `opm bundle vet|build`.
 
-use super::FetchArgs;
+use super::Global;
 use crate::cue::{Encoding, ReleaseKind};
 use crate::ops::render::{self, RenderOptions};
 use crate::ui;
@@ -82,11 +82,9 @@ pub struct Args {
     /// Inject a tag value: -t key=value (repeatable)
     #[arg(short = 't', long = "inject", value_name = "KEY=VALUE")]
     tags: Vec<String>,
-    #[command(flatten)]
-    fetch: FetchArgs,
 }
 
-fn options(kind: ReleaseKind, args: Args, encoding: Encoding) -> RenderOptions {
+fn options(kind: ReleaseKind, args: Args, encoding: Encoding, g: Global) -> RenderOptions {
     RenderOptions {
         dir: args.dir,
         kind,
@@ -94,7 +92,7 @@ fn options(kind: ReleaseKind, args: Args, encoding: Encoding) -> RenderOptions {
         name: args.name,
         namespace: args.namespace,
         tags: args.tags,
-        offline: args.fetch.offline,
+        offline: g.offline,
         encoding,
     }
 }
@@ -107,16 +105,16 @@ fn what(kind: ReleaseKind) -> &'static str {
 }
 
 /// Checks a release: evaluates it and says whether it is valid.
-pub fn vet(kind: ReleaseKind, args: Args) -> anyhow::Result<()> {
-    let rendered = render::render(&options(kind, args, Encoding::Yaml))?;
+pub fn vet(kind: ReleaseKind, args: Args, g: Global) -> anyhow::Result<()> {
+    let rendered = render::render(&options(kind, args, Encoding::Yaml, g))?;
     ui::print_status(&format!("ok: {} {} is valid: {} objects", what(kind), rendered.name, rendered.objects.len()));
     Ok(())
 }
 
 /// Renders a release and writes its objects, in apply order.
-pub fn build(kind: ReleaseKind, args: BuildArgs) -> anyhow::Result<()> {
+pub fn build(kind: ReleaseKind, args: BuildArgs, g: Global) -> anyhow::Result<()> {
     let encoding = Encoding::from(args.output);
-    let rendered = render::render(&options(kind, args.release, encoding))?;
+    let rendered = render::render(&options(kind, args.release, encoding, g))?;
     match &args.out_dir {
         None => ui::write_stdout(&render::encode(&rendered.objects, encoding))?,
         Some(out) => {

@@ -45,13 +45,16 @@ pub struct TidyArgs {
     check: bool,
 }
 
-pub fn get(args: GetArgs) -> anyhow::Result<()> {
-    report(&deps::get(&GetOptions { modules: args.modules, force: args.force })?);
+pub fn get(args: GetArgs, g: super::Global) -> anyhow::Result<()> {
+    report(&deps::get(&GetOptions { modules: args.modules, force: args.force, offline: g.offline })?);
     Ok(())
 }
 
-pub fn tidy(args: TidyArgs) -> anyhow::Result<()> {
-    let changed = deps::tidy(&TidyOptions { check: args.check })?;
+pub fn tidy(args: TidyArgs, g: super::Global) -> anyhow::Result<()> {
+    if g.offline {
+        ui::print_status("offline: versions come from the CUE cache only");
+    }
+    let changed = deps::tidy(&TidyOptions { check: args.check, offline: g.offline })?;
     if args.check {
         ui::print_status(&format!("ok: {} is tidy", display_path(&current_dir()?, &changed.module_file)));
     } else {

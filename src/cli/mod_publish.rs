@@ -1,6 +1,6 @@
 //! `opm mod publish`.
 
-use super::FetchArgs;
+use super::Global;
 use crate::ops::publish::{self, Outcome, PublishOptions};
 use crate::ui;
 use std::path::PathBuf;
@@ -36,17 +36,15 @@ pub struct Args {
     /// Write the artifact as an OCI image layout into DIR instead of pushing
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    #[command(flatten)]
-    fetch: FetchArgs,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
     let (reference, version) = match args.args.as_slice() {
         [version] => (None, version.clone()),
         [reference, version] => (Some(reference.clone()), version.clone()),
         _ => unreachable!("clap takes one or two values"),
     };
-    let opts = PublishOptions { reference, version, dry_run: args.dry_run, out: args.out.clone(), offline: args.fetch.offline };
+    let opts = PublishOptions { reference, version, dry_run: args.dry_run, out: args.out.clone(), offline: g.offline };
     let p = publish::publish(&opts)?;
     if args.json {
         return ui::print_json(&p);

@@ -52,6 +52,9 @@ pub struct Args {
     /// Keep an update even when the module no longer vets or renders
     #[arg(long)]
     no_verify: bool,
+    /// Show what each update changes in the rendered objects; change nothing
+    #[arg(long, conflicts_with_all = ["check", "yes"])]
+    diff: bool,
 }
 
 /// One row of `--json`: an update, or a dependency that could not be checked.
@@ -67,9 +70,25 @@ struct Row<'a> {
     error: Option<String>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let opts = UpdateOptions { modules: args.modules.clone(), major: args.major, values: args.values.clone(), verify: !args.no_verify };
+pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
+    // `DIR/...`: every module under DIR (cue's package pattern).
+    if let [pattern] = args.modules.as_slice() {
+        if let Some(dir) = pattern.strip_suffix("/...").or((pattern == "...").then_some(".")) {
+            return every_module(&args, g, std::path::Path::new(if dir.is_empty() { "/" } else { dir }));
+        }
+    }
+    let opts = UpdateOptions {
+        modules: args.modules.clone(),
+        major: args.major,
+        values: args.values.clone(),
+        verify: !args.no_verify,
+        offline: g.offline,
+        dir: None,
+    };
     let plan = update::plan(&opts)?;
+    if args.diff {
+        return print_previews(&update::preview(&plan)?, args.json);
+    }
     let updates = &plan.updates;
     if args.json {
         let rows: Vec<Row> = updates
@@ -148,4 +167,87 @@ fn print_table(updates: &[Update], unchecked: &[Unchecked]) -> anyhow::Result<()
         out += &format!("{:<w$}  {:<c$} -> {:<a$}  cannot check: {:#}\n", u.module, u.current, "?", u.error);
     }
     ui::write_stdout(&out)
+}
+
+fn print_previews(previews: &[update::Preview], json: bool) -> anyhow::Result<()> {
+    if json {
+        return ui::print_json(&previews);
+    }
+    if previews.is_empty() {
+        ui::print_status("all dependencies are up to date");
+        return Ok(());
+    }
+    let mut out = String::new();
+    for p in previews {
+        out += &format!("{} {} -> {}:\n", p.module, p.current, p.available);
+        if let Some(e) = &p.error {
+            out += &format!("  the release no longer renders: {e}\n");
+            continue;
+        }
+        for a in &p.added {
+            out += &format!("  + {a}\n");
+        }
+        for r in &p.removed {
+            out += &format!("  - {r}\n");
+        }
+        for c in &p.changed {
+            out += &format!("  ~ {}\n", c.object);
+            let show = |v: &Option<serde_json::Value>| v.as_ref().map_or("(none)".to_string(), |v| v.to_string());
+            for f in &c.fields {
+                out += &format!("      {}: {} -> {}\n", f.path, show(&f.before), show(&f.after));
+            }
+        }
+        if p.added.is_empty() && p.removed.is_empty() && p.changed.is_empty() {
+            out += "  (the rendered objects do not change)\n";
+        }
+    }
+    ui::write_stdout(&out)
+}
+
+/// `update --check DIR/...`: one table for every module under DIR.
+fn every_module(args: &Args, g: super::Global, dir: &std::path::Path) -> anyhow::Result<()> {
+    if !args.check && !args.json {
+        return Err(fail(Exit::General, "DIR/... checks every module under DIR: add --check (or --json); update each module in its own directory"));
+    }
+    let cwd = current_dir()?;
+    let mut rows = Vec::new();
+    let mut failed: Option<anyhow::Error> = None;
+    let mut outdated = false;
+    for root in update::module_roots(dir)? {
+        let opts = UpdateOptions { modules: vec![], major: args.major, values: vec![], verify: false, offline: g.offline, dir: Some(root.clone()) };
+        let plan = update::plan(&opts)?;
+        let shown = display_path(&cwd, &std::path::absolute(&root)?);
+        outdated |= !plan.updates.is_empty();
+        for u in &plan.updates {
+            rows.push(serde_json::json!({ "root": shown, "module": u.module, "current": u.current, "available": u.available, "kind": u.kind }));
+        }
+        for u in &plan.unchecked {
+            rows.push(serde_json::json!({ "root": shown, "module": u.module, "current": u.current, "error": format!("{:#}", u.error) }));
+        }
+        if let Some(first) = plan.unchecked.into_iter().next() {
+            failed.get_or_insert(fail(super::exit_code(&first.error), format!("{} could not be checked: {:#}", first.module, first.error)));
+        }
+    }
+    if args.json {
+        ui::print_json(&rows)?;
+    } else if rows.is_empty() {
+        ui::print_status("all dependencies are up to date");
+    } else {
+        let col = |k: &str| rows.iter().map(|r| r[k].as_str().unwrap_or("").len()).max().unwrap_or(0);
+        let (wr, wm, wc) = (col("root").max(4), col("module").max(6), col("current").max(7));
+        let mut out = format!("{:<wr$}  {:<wm$}  {:<wc$}    AVAILABLE\n", "ROOT", "MODULE", "CURRENT");
+        for r in &rows {
+            let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            let available = if r.get("error").is_some() { format!("cannot check: {}", s("error")) } else { format!("{} ({})", s("available"), s("kind")) };
+            out += &format!("{:<wr$}  {:<wm$}  {:<wc$} -> {available}\n", s("root"), s("module"), s("current"));
+        }
+        ui::write_stdout(&out)?;
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if outdated && args.check {
+        return Err(fail(Exit::Outdated, "updates available: run 'opm mod update' in each module"));
+    }
+    Ok(())
 }

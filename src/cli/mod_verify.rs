@@ -27,8 +27,8 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let checked = verify::verify(&VerifyOptions { remote: args.remote })?;
+pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
+    let checked = verify::verify(&VerifyOptions { remote: args.remote, offline: g.offline })?;
     if args.json {
         ui::print_json(&checked)?;
     } else {

@@ -1,6 +1,6 @@
 //! `opm mod vet`.
 
-use super::FetchArgs;
+use super::Global;
 use crate::cue::Diagnostic;
 use crate::error::{count, Exit, Failure};
 use crate::ops::vet::{self, VetOptions};
@@ -33,8 +33,6 @@ pub struct Args {
     /// Print the result as JSON on stdout
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    fetch: FetchArgs,
 }
 
 #[derive(Serialize)]
@@ -45,8 +43,8 @@ struct Report<'a> {
     errors: &'a [Diagnostic],
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let vetted = vet::vet(&VetOptions { dir: args.dir, concrete: args.concrete, tags: args.tags, offline: args.fetch.offline })?;
+pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
+    let vetted = vet::vet(&VetOptions { dir: args.dir, concrete: args.concrete, tags: args.tags, offline: g.offline })?;
     let valid = vetted.errors.is_empty();
     let root = &vetted.root;
     if args.json {

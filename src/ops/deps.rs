@@ -84,12 +84,14 @@ pub struct GetOptions {
     pub modules: Vec<String>,
     /// Download the requested versions again.
     pub force: bool,
+    /// The cache is the registry.
+    pub offline: bool,
 }
 
 pub fn get(opts: &GetOptions) -> anyhow::Result<Changed> {
     // As cue: get needs the cache before anything else.
     crate::cache::default_dir().map_err(|why| fail(Exit::General, why))?;
-    let ws = Workspace::open_to_change(false)?;
+    let ws = Workspace::open_to_change(opts.offline)?;
     let main = ws.main_file()?;
     let src = ws.source();
     let wanted = opts.modules.iter().map(|arg| get::parse_request(&src, arg)).collect::<anyhow::Result<Vec<_>>>()?;
@@ -106,6 +108,8 @@ pub fn get(opts: &GetOptions) -> anyhow::Result<Changed> {
 pub struct TidyOptions {
     /// Change nothing: fail with [`tidy::Untidy`] when not tidy.
     pub check: bool,
+    /// The cache is the registry: missing imports get the newest cached release.
+    pub offline: bool,
 }
 
 /// `opm mod tidy`: cue's two views. The published one (module.cue) is
@@ -115,7 +119,7 @@ pub struct TidyOptions {
 /// highest version either view needs, local-module.cue the main-module
 /// view's (or goes when no replacement is left), as cue writes them.
 pub fn tidy(opts: &TidyOptions) -> anyhow::Result<Changed> {
-    let ws = Workspace::open_to_change(false)?;
+    let ws = Workspace::open_to_change(opts.offline)?;
     let main = ws.main_file()?;
     let views = cue::tidy_views(&ws.root).map_err(Failure::from)?;
     let sources = files::cue_sources(&ws.root)?;

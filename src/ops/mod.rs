@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod deps;
+pub mod graph;
 pub mod init;
 pub mod publish;
 pub mod render;

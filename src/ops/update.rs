@@ -26,6 +26,10 @@ pub struct UpdateOptions {
     pub values: Vec<PathBuf>,
     /// Prove the update before keeping it (false: `--no-verify`).
     pub verify: bool,
+    /// Compare against the versions in the cache only.
+    pub offline: bool,
+    /// A directory of the module (default: the current one).
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,7 +77,10 @@ pub struct Plan {
 /// Finds the newer releases of the dependencies (and the import rewrites
 /// of major updates). Changes nothing.
 pub fn plan(opts: &UpdateOptions) -> anyhow::Result<Plan> {
-    let ws = Workspace::open_to_change(false)?;
+    let ws = match &opts.dir {
+        Some(dir) => Workspace::open_to_change_in(dir, opts.offline)?,
+        None => Workspace::open_to_change(opts.offline)?,
+    };
     let main = ws.main_file()?;
     let all = main.roots();
     let named = |r: &ModuleVersion, m: &String| m == &r.module || m == r.base();
@@ -184,7 +191,7 @@ fn render_options(ws: &Workspace, kind: ReleaseKind, values: &[PathBuf]) -> Rend
         name: None,
         namespace: "default".into(),
         tags: Vec::new(),
-        offline: false,
+        offline: ws.cache.is_offline(),
         encoding: Encoding::Yaml,
     }
 }
@@ -342,4 +349,169 @@ fn try_updates(plan: &Plan, updates: &[&Update], proof: Option<&Proof>, keep: bo
         }
     }
     outcome
+}
+
+/// What one update changes in the rendered objects.
+#[derive(Debug, Serialize)]
+pub struct Preview {
+    pub module: String,
+    pub current: String,
+    pub available: String,
+    /// `Kind namespace/name` of objects the update adds and removes.
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<Changed>,
+    /// Why the module's release does not render after the update, if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Changed {
+    pub object: String,
+    pub fields: Vec<FieldChange>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FieldChange {
+    /// `spec.replicas`, `spec.template.spec.containers[0].image`.
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<serde_json::Value>,
+}
+
+type Objects = std::collections::BTreeMap<String, serde_json::Value>;
+
+/// The module's release (else its bundle release) as objects by
+/// `Kind namespace/name`.
+fn rendered(ws_root: &std::path::Path, ws: &Workspace, values: &[PathBuf]) -> anyhow::Result<Objects> {
+    let mut last = None;
+    for kind in [ReleaseKind::Module, ReleaseKind::Bundle] {
+        let opts = RenderOptions { dir: ws_root.to_path_buf(), encoding: Encoding::Json, ..render_options(ws, kind, values) };
+        match render::render(&opts) {
+            Ok(r) => {
+                let mut out = Objects::new();
+                for o in r.objects {
+                    let name = if o.namespace.is_empty() { o.name.clone() } else { format!("{}/{}", o.namespace, o.name) };
+                    out.insert(format!("{} {name}", o.kind), serde_json::from_str(&o.text)?);
+                }
+                return Ok(out);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("two kinds tried"))
+}
+
+fn diff_values(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<FieldChange>) {
+    use serde_json::Value;
+    let join = |key: &str| if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) => diff_values(&join(k), p, q, out),
+                    (p, q) => out.push(FieldChange { path: join(k), before: p.cloned(), after: q.cloned() }),
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            for i in 0..x.len().max(y.len()) {
+                let p = format!("{path}[{i}]");
+                match (x.get(i), y.get(i)) {
+                    (Some(u), Some(v)) => diff_values(&p, u, v, out),
+                    (u, v) => out.push(FieldChange { path: p, before: u.cloned(), after: v.cloned() }),
+                }
+            }
+        }
+        _ if a != b => out.push(FieldChange { path: path.to_string(), before: Some(a.clone()), after: Some(b.clone()) }),
+        _ => {}
+    }
+}
+
+/// For each update of the plan, on its own: the release rendered before
+/// and after it, compared object by object. Nothing of the module changes:
+/// the update is rendered in a copy of the module.
+pub fn preview(plan: &Plan) -> anyhow::Result<Vec<Preview>> {
+    let ws = &plan.ws;
+    ws.ensure_deps()?;
+    let before = rendered(&ws.root, ws, &plan.values)?;
+    let mut out = Vec::new();
+    for u in &plan.updates {
+        let mut module = plan.main.module.clone();
+        if u.kind == semver::Change::Major {
+            module.deps.retain(|d| d.path != u.module);
+        }
+        let roots = get::update_versions(&ws.source(), &module, &[ModuleVersion::new(split_major(&u.module).0, &u.available)])?;
+        let copy = tempfile::Builder::new().prefix("opm-preview-").tempdir()?;
+        for f in files::module_files(&ws.root)? {
+            if f.kind == files::Kind::File {
+                let to = copy.path().join(&f.rel);
+                fs_err::create_dir_all(to.parent().expect("a file has a parent"))?;
+                let mut data = fs_err::read(&f.abs)?;
+                if let Some((_, changes)) = plan.rewrites.iter().find(|(p, _)| *p == f.abs) {
+                    let mut text = String::from_utf8(data)?;
+                    for r in changes.iter().filter(|r| r.module == u.module).rev() {
+                        text.replace_range(r.range.clone(), &format!("{:?}", r.to));
+                    }
+                    data = text.into_bytes();
+                }
+                fs_err::write(&to, data)?;
+            }
+        }
+        let copied = Workspace::open(copy.path(), ws.cache.is_offline())?;
+        let main = copied.main_file()?;
+        let mut defaults = module.defaults.clone();
+        if u.kind == semver::Change::Major {
+            let (base, old) = split_major(&u.module);
+            if defaults.get(base).is_some_and(|d| d == old) {
+                defaults.insert(base.to_string(), semver::major(&u.available).to_string());
+            }
+        }
+        copied.commit(&main, &roots, &defaults, &[])?;
+        let mut p = Preview { module: u.module.clone(), current: u.current.clone(), available: u.available.clone(), added: vec![], removed: vec![], changed: vec![], error: None };
+        match rendered(copy.path(), &copied, &plan.values) {
+            Err(e) => p.error = Some(format!("{e:#}")),
+            Ok(after) => {
+                p.added = after.keys().filter(|k| !before.contains_key(*k)).cloned().collect();
+                p.removed = before.keys().filter(|k| !after.contains_key(*k)).cloned().collect();
+                for (k, a) in &before {
+                    if let Some(b) = after.get(k) {
+                        let mut fields = Vec::new();
+                        diff_values("", a, b, &mut fields);
+                        if !fields.is_empty() {
+                            p.changed.push(Changed { object: k.clone(), fields });
+                        }
+                    }
+                }
+            }
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// The module roots under `dir` (cue.mod/module.cue), nested ones
+/// included, hidden directories and cue.mod left out; sorted.
+pub fn module_roots(dir: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+        if dir.join("cue.mod/module.cue").is_file() {
+            out.push(dir.to_path_buf());
+        }
+        let mut entries: Vec<_> = fs_err::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type()?.is_dir() && !name.starts_with('.') && !name.starts_with('_') && name != "cue.mod" {
+                walk(&e.path(), out)?;
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out)?;
+    Ok(out)
 }

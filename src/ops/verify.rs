@@ -10,6 +10,7 @@ use serde::Serialize;
 pub struct VerifyOptions {
     /// Also ask each registry what the version's tag points to now.
     pub remote: bool,
+    pub offline: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -23,7 +24,10 @@ pub struct Checked {
 }
 
 pub fn verify(opts: &VerifyOptions) -> anyhow::Result<Vec<Checked>> {
-    let ws = Workspace::open(&files::current_dir()?, false)?;
+    if opts.remote && opts.offline {
+        return Err(fail(Exit::General, "--remote asks the registries, --offline forbids it: choose one"));
+    }
+    let ws = Workspace::open(&files::current_dir()?, opts.offline)?;
     let Some(pins) = &ws.pins else {
         return Err(fail(Exit::General, format!("this module has no {}: run 'opm mod tidy' to record its dependencies", sums::SUMS_FILE)));
     };

@@ -71,11 +71,15 @@ impl Workspace {
     /// it (get, tidy, update, publish): refused inside cue.mod, as cue
     /// refuses it.
     pub fn open_to_change(offline: bool) -> anyhow::Result<Workspace> {
-        let cwd = files::current_dir()?;
-        if files::inside_cue_mod(&cwd) {
+        Workspace::open_to_change_in(&files::current_dir()?, offline)
+    }
+
+    /// `open_to_change` for the module containing `dir`.
+    pub fn open_to_change_in(dir: &Path, offline: bool) -> anyhow::Result<Workspace> {
+        if files::inside_cue_mod(&std::path::absolute(dir)?) {
             return Err(fail(Exit::General, "cannot run this command inside the cue.mod directory"));
         }
-        Workspace::open(&cwd, offline)
+        Workspace::open(dir, offline)
     }
 
     pub fn source(&self) -> CacheSource<'_> {

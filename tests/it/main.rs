@@ -10,6 +10,7 @@ mod cli;
 mod deps;
 mod deps_diff;
 mod ffi;
+mod graph;
 mod integrity;
 mod layers;
 mod parity;

@@ -8,13 +8,13 @@ use crate::support::*;
 use std::path::Path;
 
 /// A provider whose defaults a consumer's release renders with.
-fn lib_at(w: &World, version: &str, defaults: &str) {
+pub fn lib_at(w: &World, version: &str, defaults: &str) {
     w.publish_files("example.com/lib@v1", version, &[("lib.cue", &format!("package lib\n\n#Defaults: {defaults}\n"))]);
 }
 
 /// An OPM module whose one component takes its image and replicas from
 /// example.com/lib's defaults.
-fn consumer(w: &World, cache: &Path) -> tempfile::TempDir {
+pub fn consumer(w: &World, cache: &Path) -> tempfile::TempDir {
     let app = tempdir();
     let out = run(opm(cache).env("CUE_REGISTRY", &w.registry).args(["mod", "init", "example.com/app@v0", "--dir"]).arg(app.path()));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -57,7 +57,7 @@ module: core.#Module & {
 }
 
 /// Every file of a module, for byte-for-byte comparison.
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for f in opm::files::module_files(dir).unwrap() {
         out.push((f.rel.clone(), std::fs::read(&f.abs).unwrap()));
