@@ -164,7 +164,7 @@ impl Pair {
 
 pub const MAIN: &str = "module: \"main.test/m@v0\"\nlanguage: version: \"v0.17.0\"\n";
 
-fn diamond_world() -> World {
+pub fn diamond_world() -> World {
     let w = World::new();
     for v in ["v0.1.0", "v0.2.0", "v0.3.0", "v0.4.0"] {
         w.publish("d.test/base@v0", v, &[], &[]);

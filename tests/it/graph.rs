@@ -2,20 +2,11 @@
 //! graph, why, update --diff and update --check DIR/... on a loopback
 //! registry, graph checked against what the real cue writes.
 
-use crate::deps_diff::{Pair, World, MAIN};
+use crate::deps_diff::{diamond_world, Pair, World, MAIN};
 use crate::safety::{consumer, lib_at, snapshot};
 use crate::support::*;
 use std::path::Path;
 
-fn diamond_world() -> World {
-    let w = World::new();
-    for v in ["v0.1.0", "v0.2.0", "v0.3.0", "v0.4.0"] {
-        w.publish("d.test/base@v0", v, &[], &[]);
-    }
-    w.publish("d.test/left@v0", "v0.2.0", &[("d.test/base@v0", "v0.4.0")], &["d.test/base"]);
-    w.publish("d.test/right@v0", "v0.1.0", &[("d.test/base@v0", "v0.3.0")], &["d.test/base"]);
-    w
-}
 
 /// After `cue mod tidy`, `opm mod graph --json` selects exactly the
 /// versions cue wrote.

@@ -175,16 +175,17 @@ fn tidy_and_gc_keep_what_other_projects_use() {
     assert!(entry("v0.1.0").is_dir());
     assert!(opm_in(b.path(), &["mod", "vet", "--offline"]).status.success(), "B still builds offline");
 
-    // gc with no age limit, while the four projects resolve again.
+    // gc with no age limit, while the four projects get again (A takes
+    // v0.2.0 now).
     let list = opm_in(a.path(), &["cache", "list", "--json"]);
     let listed: serde_json::Value = serde_json::from_str(&stdout(&list)).unwrap();
     let users = |v: &str| listed.as_array().unwrap().iter().find(|e| e["version"] == v).map(|e| e["projects"].as_array().unwrap().len());
     assert_eq!((users("v0.1.0"), users("v0.2.0")), (Some(1), Some(2)), "{listed}");
     std::thread::scope(|s| {
-        for p in [&a, &b, &c, &d] {
-            s.spawn(|| {
+        for (p, v) in [(&a, "v0.2.0"), (&b, "v0.1.0"), (&c, "v0.2.0"), (&d, "v0.2.0")] {
+            s.spawn(move || {
                 for _ in 0..3 {
-                    let out = opm_in(p.path(), &["mod", "tidy"]);
+                    let out = opm_in(p.path(), &["mod", "get", &format!("shared.test/lib@{v}")]);
                     assert!(out.status.success(), "{}", stderr(&out));
                 }
             });
