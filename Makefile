@@ -23,9 +23,9 @@ BIN := $(CURDIR)/target/$(HOST)/release
 export OPM := $(BIN)/opm
 TOOLS := $(CURDIR)/tools/bin
 CUE := $(TOOLS)/cue
-# libclang-dev: bindgen (build). The rest: tests (real registry, skopeo,
+# libclang-dev: bindgen; libc6-dev: the static C library (build). The rest: tests (real registry, skopeo,
 # htpasswd, openssl for a TLS registry; python3 for the demo and bench).
-BUILD_PACKAGES := libclang-dev
+BUILD_PACKAGES := libclang-dev libc6-dev
 TEST_PACKAGES := docker-registry skopeo apache2-utils openssl python3
 
 
