@@ -118,9 +118,14 @@ impl Cache {
                     ))
                 }
                 None => {
+                    // An entry cue downloaded: the tag's manifest now must
+                    // name the zip the cache holds.
                     let client = self.client()?;
-                    let d = client.block_on(client.manifest_digest(mv))?;
+                    let (d, zip_layer) = client.block_on(client.manifest_digests(mv))?;
                     self.check_download(mv, &d, None)?;
+                    if zip_layer != zip {
+                        return Err(mismatch(mv, "zip digest the registry's manifest names now", &zip, &zip_layer));
+                    }
                     entry.record_manifest_digest(&d)?;
                     d
                 }
@@ -146,6 +151,9 @@ impl Cache {
             .flatten()
             .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".mod")).map(unescape))
             .filter(|v| semver::is_valid(v) && (major.is_empty() || semver::major(v) == major))
+            // Complete entries only: a module file fetched for resolution
+            // is no version one can build with.
+            .filter(|v| Entry::new(self.dir.as_ref().expect("dir read above"), &ModuleVersion::new(base, v)).is_complete())
             .collect();
         semver::sort(&mut versions);
         Ok(versions)
@@ -165,7 +173,12 @@ impl Cache {
         // No cache directory: nothing can be used (cue's error comes when
         // something is).
         let Ok(dir) = self.dir() else { return Ok(()) };
-        usage::record(dir, root, mvs)
+        // Only tidy and gc need the record; a state directory that cannot
+        // be written does not stop a vet or a build.
+        if let Err(e) = usage::record(dir, root, mvs) {
+            ui::print_status(&format!("warning: cannot record which versions {} uses: {e:#}", root.display()));
+        }
+        Ok(())
     }
 
     /// Every module version in the cache: the extracted ones, in cue's
@@ -224,7 +237,14 @@ impl Cache {
                 if let Some(pin) = self.pins.get(mv) {
                     let zip = entry.zip_digest()?;
                     if zip != pin.zip {
-                        return Err(mismatch(mv, "zip digest in the CUE cache", &pin.zip, &zip));
+                        return Err(fail(
+                            Exit::Integrity,
+                            format!(
+                                "{mv}: the CUE cache holds a zip with digest {zip}, but cue.mod/opm.sum records {}: the cached copy is not \
+                                 the pinned one; run 'opm mod get --force {mv}' to fetch it again (checked against the pin)",
+                                pin.zip
+                            ),
+                        ));
                     }
                 }
             } else if catalog::is_embedded(mv) {
@@ -353,6 +373,7 @@ impl Cache {
             return Ok(());
         }
         let (zip, module_file, manifest) = catalog::pack()?;
+        self.check_download(entry.module_version(), &manifest, Some(&zip))?;
         entry.install(&zip, &module_file, &manifest)
     }
 }
@@ -487,21 +508,18 @@ impl Entry {
     /// a `.tmp-` name (which cue also cleans up) and deleted.
     pub fn remove(&self) -> anyhow::Result<()> {
         let _lock = self.lock()?;
-        for suffix in ["mod", "ziphash", "manifesthash", "zip"] {
+        self.remove_locked()
+    }
+
+    fn remove_locked(&self) -> anyhow::Result<()> {
+        for suffix in ["mod", "ziphash", "manifesthash", "zip", "partial"] {
             match fs::remove_file(self.file(suffix)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
             }
         }
         if self.extract.exists() {
-            let parent = self.extract.parent().expect("extract dir has a parent");
-            let name = format!("{}.tmp-removed-{}", file_name(&self.extract), std::process::id());
-            let doomed = parent.join(name);
-            // Moving a directory rewrites its `..`: it must be writable.
-            set_write(&self.extract, true, false);
-            fs::rename(&self.extract, &doomed)?;
-            set_write(&doomed, true, true);
-            fs::remove_dir_all(&doomed)?;
+            remove_tree(&self.extract)?;
         }
         Ok(())
     }
@@ -533,7 +551,12 @@ impl Entry {
         write_cached(&self.digest_file(), registry::sha256(zip).as_bytes())?;
         write_cached(&self.manifest_digest_file(), manifest_digest.as_bytes())?;
         if self.extract.is_dir() {
-            return Ok(());
+            if !self.file("partial").exists() {
+                return Ok(());
+            }
+            // A tree cue left half-extracted: replaced by a whole one.
+            remove_tree(&self.extract)?;
+            fs::remove_file(self.file("partial"))?;
         }
         let parent = self.extract.parent().expect("extract dir has a parent");
         fs::create_dir_all(parent)?;
@@ -554,6 +577,19 @@ impl Entry {
         set_write(&self.extract, false, true);
         Ok(())
     }
+}
+
+/// Removes an extracted tree: renamed to a `.tmp-` name first (which cue
+/// also cleans up), so it stops being an entry at once, then deleted.
+fn remove_tree(extract: &Path) -> anyhow::Result<()> {
+    let parent = extract.parent().expect("extract dir has a parent");
+    let doomed = parent.join(format!("{}.tmp-removed-{}", file_name(extract), std::process::id()));
+    // Moving a directory rewrites its `..`: it must be writable.
+    set_write(extract, true, false);
+    fs::rename(extract, &doomed)?;
+    set_write(&doomed, true, true);
+    fs::remove_dir_all(&doomed)?;
+    Ok(())
 }
 
 fn file_name(path: &Path) -> String {

@@ -86,15 +86,22 @@ pub fn lock(cache_dir: &Path) -> anyhow::Result<Option<Locked>> {
     let lock = fs_err::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
     lock.file().lock().map_err(|e| fail(Exit::General, format!("cannot lock {}: {e}", lock_path.display())))?;
     let record = match std::fs::read(&path) {
-        Ok(data) => serde_json::from_slice(&data).unwrap_or_default(),
-        Err(_) => Record::default(),
+        // A record that cannot be read fails closed: nothing is removed on
+        // its strength, and it is not overwritten.
+        Ok(data) => serde_json::from_slice(&data).map_err(|e| {
+            fail(Exit::General, format!("the usage record {} is damaged ({e}): delete it, then run opm in each project once", path.display()))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Record::default(),
+        Err(e) => return Err(fail(Exit::General, format!("cannot read {}: {e}", path.display()))),
     };
     let record = Record { cache: cache_dir.to_path_buf(), ..record };
     Ok(Some(Locked { path, _lock: lock, record }))
 }
 
 impl Locked {
-    pub fn save(&self) -> anyhow::Result<()> {
+    /// Writes the record back, forgetting projects that no longer exist.
+    pub fn save(&mut self) -> anyhow::Result<()> {
+        self.record.projects.retain(|root, _| root.join("cue.mod").exists());
         write_atomic(&self.path, &serde_json::to_vec_pretty(&self.record)?)
     }
 }

@@ -65,7 +65,7 @@ fn parse_duration(s: &str) -> Result<u64, String> {
         "d" => 86400,
         _ => return Err(format!("{s:?} is not a duration such as 30d, 12h, 90m or 45s")),
     };
-    Ok(n * scale)
+    n.checked_mul(scale).ok_or_else(|| format!("{s:?} is too long a duration"))
 }
 
 fn entries(n: usize) -> String {

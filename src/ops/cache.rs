@@ -63,7 +63,7 @@ pub fn verify() -> anyhow::Result<(usize, Vec<Damaged>)> {
     let entries = cache.entries()?;
     let mut damaged = Vec::new();
     for e in &entries {
-        if let Some(problem) = e.damage()? {
+        if let Some(problem) = e.damage().unwrap_or_else(|err| Some(format!("{err:#}"))) {
             let mv = e.module_version();
             damaged.push(Damaged { module: mv.module.clone(), version: mv.version.clone(), problem });
         }

@@ -196,8 +196,12 @@ pub fn tidy(opts: &TidyOptions) -> anyhow::Result<Changed> {
     let mut used = module_roots.clone();
     used.extend(local.iter().flat_map(|(_, t)| t.roots.iter().cloned()));
     ws.cache.record_use(&ws.root, &used)?;
+    let saved = ws.save();
     let text = ws.commit(&main, &module_roots, &defaults, &[])?;
     let local_file = ws.root.join("cue.mod/local-module.cue");
+    // module.cue has lost its replaceWith entries by now: if local-module.cue
+    // cannot be written, module.cue goes back as it was.
+    let write_local = || -> anyhow::Result<()> {
     match &local {
         Some((view, tidied)) => {
             let replace_of = |module: &str| view.deps.iter().find(|d| d.path == module).map(|d| d.replace_with.clone()).unwrap_or_default();
@@ -220,6 +224,14 @@ pub fn tidy(opts: &TidyOptions) -> anyhow::Result<Changed> {
             }
         }
         None => remove_if_present(&local_file)?,
+    }
+    Ok(())
+    };
+    if let Err(e) = write_local() {
+        if let Err(r) = saved.restore() {
+            return Err(e.context(format!("and restoring module.cue failed: {r:#}")));
+        }
+        return Err(e);
     }
     // Versions tidy dropped leave the cache too (FR-006), unless another
     // project on this machine still uses them.

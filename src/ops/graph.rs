@@ -60,7 +60,8 @@ pub fn download(modules: &[String], offline: bool) -> anyhow::Result<Vec<Fetched
         }
     };
     let before: Vec<bool> = wanted.iter().map(|mv| cache.entry(mv).map(|e| e.is_complete())).collect::<anyhow::Result<_>>()?;
-    if let Some(root) = &root {
+    // The module's own graph is what it uses; named versions are not.
+    if let (Some(root), true) = (&root, modules.is_empty()) {
         cache.record_use(root, &wanted)?;
     }
     cache.ensure(&wanted, false)?;

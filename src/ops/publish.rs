@@ -105,6 +105,8 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
         Outcome::Written
     } else if opts.dry_run {
         Outcome::DryRun
+    } else if opts.offline {
+        return Err(fail(Exit::General, "--offline forbids the push: use --dry-run, or --out DIR for an OCI layout"));
     } else {
         push(&ws, &loc, &packed, &zip_data)?
     };

@@ -322,9 +322,9 @@ fn try_updates(plan: &Plan, updates: &[&Update], proof: Option<&Proof>, keep: bo
         Ok(())
     };
     ws.cache.record_use(&ws.root, &roots)?;
-    ws.commit(main, &roots, &module.defaults, &[])?;
-    // From here on, any failure puts module.cue and the sources back.
+    // From here on, any failure puts module.cue, opm.sum and the sources back.
     let rewrite_and_prove = || -> anyhow::Result<Option<Broken>> {
+        ws.commit(main, &roots, &module.defaults, &[])?;
         for ((file, changes), text) in rewrites.iter().zip(&originals) {
             // Exactly the literals CUE's parser found, last first so that
             // earlier offsets stay valid.

@@ -41,7 +41,7 @@ pub fn verify(opts: &VerifyOptions) -> anyhow::Result<Vec<Checked>> {
         let entry = ws.cache.entry(mv)?;
         if !entry.is_complete() {
             out.push(row(mv, "not-cached", None));
-        } else if let Some(problem) = entry.damage()? {
+        } else if let Some(problem) = entry.damage().unwrap_or_else(|e| Some(format!("{e:#}"))) {
             out.push(row(mv, "mismatch", Some(problem)));
         } else {
             let zip = entry.zip_digest()?;
@@ -53,9 +53,9 @@ pub fn verify(opts: &VerifyOptions) -> anyhow::Result<Vec<Checked>> {
         }
         if opts.remote {
             let client = ws.cache.client()?;
-            match client.block_on(client.manifest_digest(mv)) {
-                Ok(d) if d == pin.manifest => {}
-                Ok(d) => {
+            match client.block_on(client.manifest_digests(mv)) {
+                Ok((d, _)) if d == pin.manifest => {}
+                Ok((d, _)) => {
                     let problem = format!("the registry's tag now points to {d}, the sums file records {}: a moved tag, or tampering", pin.manifest);
                     out.pop();
                     out.push(row(mv, "mismatch", Some(problem)));

@@ -123,10 +123,12 @@ impl Client {
         Ok((layers.manifest_digest, self.transport.blob(&loc, &layers.module_file).await?))
     }
 
-    /// The digest of the manifest a version's tag points to now.
-    pub async fn manifest_digest(&self, mv: &ModuleVersion) -> anyhow::Result<String> {
+    /// The digest of the manifest a version's tag points to now, and of
+    /// the zip that manifest names.
+    pub async fn manifest_digests(&self, mv: &ModuleVersion) -> anyhow::Result<(String, String)> {
         let loc = self.locate(mv)?;
-        Ok(self.layers(&loc, mv).await?.manifest_digest)
+        let layers = self.layers(&loc, mv).await?;
+        Ok((layers.manifest_digest, layers.zip))
     }
 
     /// A version's zip and module file, each checked against its digest.

@@ -201,7 +201,7 @@ fn client(loc: &Location) -> Result<OciClient> {
 /// TLS trusts the system's roots (SSL_CERT_FILE and SSL_CERT_DIR
 /// honoured). A machine or container with none gets the Mozilla roots
 /// built into opm, so that it still reaches public registries. They are
-/// handed over as SSL_CERT_FILE, written once to the temporary directory:
+/// handed over as SSL_CERT_FILE, written to a private temporary directory:
 /// oci-client builds a default HTTP client next to every configured one,
 /// and that one reads the system's roots only (and panics without any).
 fn ensure_tls_roots() -> Result<()> {
@@ -221,18 +221,14 @@ fn ensure_tls_roots() -> Result<()> {
             }
             pem += "-----END CERTIFICATE-----\n";
         }
-        let file = std::env::temp_dir().join(format!("opm-mozilla-roots-{}.pem", &sha256(pem.as_bytes())[7..19]));
-        let written = file.is_file() || {
-            let tmp = tempfile::NamedTempFile::new_in(std::env::temp_dir()).and_then(|mut t| {
-                use std::io::Write;
-                t.write_all(pem.as_bytes())?;
-                t.persist(&file).map_err(|e| e.error)
-            });
-            tmp.is_ok()
-        };
-        if !written {
-            return Err("this system has no CA certificates, and opm cannot write its own to the temporary directory: point SSL_CERT_FILE at a CA bundle".into());
-        }
+        // A directory of this process's own (mode 0700): no other user can
+        // plant or change the roots opm trusts. Kept until the process ends.
+        let dir = tempfile::Builder::new().prefix("opm-roots-").tempdir().map_err(|e| {
+            format!("this system has no CA certificates, and opm cannot write its own to the temporary directory ({e}): point SSL_CERT_FILE at a CA bundle")
+        })?;
+        let file = dir.path().join("roots.pem");
+        std::fs::write(&file, pem.as_bytes()).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        std::mem::forget(dir);
         // Set before the first HTTP client exists; nothing else of opm
         // reads the environment concurrently.
         std::env::set_var("SSL_CERT_FILE", &file);
