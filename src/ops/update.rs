@@ -265,6 +265,88 @@ impl Broken {
     }
 }
 
+/// The module and its requirements after `updates`: the resolved roots,
+/// the defaults, and the import rewrites those updates need.
+struct Applied<'p> {
+    roots: Vec<ModuleVersion>,
+    defaults: std::collections::BTreeMap<String, String>,
+    rewrites: Vec<(&'p PathBuf, Vec<&'p Rewrite>)>,
+}
+
+fn resolve_updates<'p>(plan: &'p Plan, updates: &[&Update]) -> anyhow::Result<Applied<'p>> {
+    let mut module = plan.main.module.clone();
+    let mut wanted = Vec::new();
+    for u in updates {
+        if u.kind == semver::Change::Major {
+            // The old major goes; the new one takes over its default.
+            module.deps.retain(|d| d.path != u.module);
+            let (base, old) = split_major(&u.module);
+            if module.defaults.get(base).is_some_and(|d| d == old) {
+                module.defaults.insert(base.to_string(), semver::major(&u.available).to_string());
+            }
+        }
+        wanted.push(ModuleVersion::new(split_major(&u.module).0, &u.available));
+    }
+    let roots = get::update_versions(&plan.ws.source(), &module, &wanted)?;
+    let rewrites = plan
+        .rewrites
+        .iter()
+        .map(|(f, changes)| (f, changes.iter().filter(|r| updates.iter().any(|u| u.module == r.module)).collect::<Vec<_>>()))
+        .filter(|(_, changes)| !changes.is_empty())
+        .collect();
+    Ok(Applied { roots, defaults: module.defaults, rewrites })
+}
+
+/// A source file with the import literals rewritten, last first so that
+/// earlier offsets stay valid (exactly the literals CUE's parser found).
+fn rewritten(text: &str, changes: &[&Rewrite]) -> String {
+    let mut new = text.to_string();
+    for r in changes.iter().rev() {
+        new.replace_range(r.range.clone(), &format!("{:?}", r.to));
+    }
+    new
+}
+
+/// A copy of the module in a temporary directory with `applied` written
+/// into it (module.cue, opm.sum, rewritten imports), its dependencies in
+/// the shared cache: where an update is rendered and proven before any
+/// file of the user's changes. Directory replacements of
+/// local-module.cue point at the originals.
+fn staged(plan: &Plan, applied: &Applied) -> anyhow::Result<(tempfile::TempDir, Workspace)> {
+    let ws = &plan.ws;
+    let copy = tempfile::Builder::new().prefix("opm-staged-").tempdir()?;
+    for f in files::module_files(&ws.root)? {
+        if f.kind != files::Kind::File {
+            continue;
+        }
+        let to = copy.path().join(&f.rel);
+        fs_err::create_dir_all(to.parent().expect("a file has a parent"))?;
+        match applied.rewrites.iter().find(|(p, _)| **p == f.abs) {
+            Some((_, changes)) => fs_err::write(&to, rewritten(&fs_err::read_to_string(&f.abs)?, changes))?,
+            None => fs_err::write(&to, fs_err::read(&f.abs)?)?,
+        }
+    }
+    let copied = Workspace::open(copy.path(), ws.cache.is_offline())?;
+    let main = copied.main_file()?;
+    let text = copied.commit(&main, &applied.roots, &applied.defaults, &[])?;
+    let views = cue::tidy_views(&ws.root).map_err(Failure::from)?;
+    if let Some(local) = views.local {
+        let deps: Vec<cue::Dep> = local
+            .deps
+            .into_iter()
+            .map(|mut d| {
+                if crate::resolve::replace::is_dir(&d.replace_with) {
+                    d.replace_with = ws.root.join(&d.replace_with).to_string_lossy().into_owned();
+                }
+                d
+            })
+            .collect();
+        let content = cue::format_local_module_file(&text, &deps).map_err(Failure::from)?;
+        fs_err::write(copy.path().join("cue.mod/local-module.cue"), content)?;
+    }
+    Ok((copy, copied))
+}
+
 /// Applies the plan with cue's resolution, downloads, rewrites imports and
 /// proves the result (unless `--no-verify`); when anything fails after
 /// the first write, every file is restored. An update that breaks what
@@ -286,69 +368,50 @@ pub fn apply(plan: &Plan) -> anyhow::Result<()> {
     }
 }
 
-/// Applies `updates`; keeps them when they are proven and `keep`, else
-/// restores every file. Ok(Some) says what they broke.
+/// Applies `updates` in a staged copy and proves them there; when they
+/// hold and `keep`, writes the user's files (opm.sum, module.cue, then
+/// the rewritten sources, each atomically; any failure puts all back).
+/// An interrupted proof leaves the module as it was. Ok(Some) says what
+/// they broke.
 fn try_updates(plan: &Plan, updates: &[&Update], proof: Option<&Proof>, keep: bool) -> anyhow::Result<Option<Broken>> {
-    let Plan { ws, main, .. } = plan;
-    let mut module = main.module.clone();
-    let mut wanted = Vec::new();
-    for u in updates {
-        if u.kind == semver::Change::Major {
-            // The old major goes; the new one takes over its default.
-            module.deps.retain(|d| d.path != u.module);
-            let (base, old) = split_major(&u.module);
-            if module.defaults.get(base).is_some_and(|d| d == old) {
-                module.defaults.insert(base.to_string(), semver::major(&u.available).to_string());
+    let ws = &plan.ws;
+    let applied = resolve_updates(plan, updates)?;
+    ws.cache.record_use(&ws.root, &applied.roots)?;
+    let (_copy, stage) = staged(plan, &applied)?;
+    let mut broken = match proof {
+        Some(proof) => still_holds(&stage, proof, &plan.values).err(),
+        None => vet::require_valid(&stage, "it does not vet with these updates, so nothing was changed").err().map(Broken::other),
+    };
+    // Errors name the user's files, not the staged copies.
+    for d in broken.iter_mut().flat_map(|b| b.diagnostics.iter_mut()) {
+        for p in &mut d.positions {
+            if let Ok(rel) = std::path::Path::new(&p.file).strip_prefix(&stage.root) {
+                p.file = ws.root.join(rel).to_string_lossy().into_owned();
             }
         }
-        wanted.push(ModuleVersion::new(split_major(&u.module).0, &u.available));
     }
-    let roots = get::update_versions(&ws.source(), &module, &wanted)?;
-    // The import rewrites of these updates' majors.
-    let rewrites: Vec<(&PathBuf, Vec<&Rewrite>)> = plan
-        .rewrites
-        .iter()
-        .map(|(f, changes)| (f, changes.iter().filter(|r| updates.iter().any(|u| u.module == r.module)).collect::<Vec<_>>()))
-        .filter(|(_, changes)| !changes.is_empty())
-        .collect();
-
-    let originals: Vec<String> = rewrites.iter().map(|(f, _)| Ok(fs_err::read_to_string(f)?)).collect::<anyhow::Result<_>>()?;
+    if broken.is_some() || !keep {
+        return Ok(broken);
+    }
     let saved = ws.save();
-    let restore = || -> anyhow::Result<()> {
-        saved.restore()?;
-        for ((f, _), text) in rewrites.iter().zip(&originals) {
-            write_atomic(f, text.as_bytes())?;
+    let originals: Vec<String> = applied.rewrites.iter().map(|(f, _)| Ok(fs_err::read_to_string(f)?)).collect::<anyhow::Result<_>>()?;
+    let write = || -> anyhow::Result<()> {
+        ws.commit(&plan.main, &applied.roots, &applied.defaults, &[])?;
+        for ((file, changes), text) in applied.rewrites.iter().zip(&originals) {
+            write_atomic(file, rewritten(text, changes).as_bytes())?;
         }
         Ok(())
     };
-    ws.cache.record_use(&ws.root, &roots)?;
-    // From here on, any failure puts module.cue, opm.sum and the sources back.
-    let rewrite_and_prove = || -> anyhow::Result<Option<Broken>> {
-        ws.commit(main, &roots, &module.defaults, &[])?;
-        for ((file, changes), text) in rewrites.iter().zip(&originals) {
-            // Exactly the literals CUE's parser found, last first so that
-            // earlier offsets stay valid.
-            let mut new = text.clone();
-            for r in changes.iter().rev() {
-                new.replace_range(r.range.clone(), &format!("{:?}", r.to));
-            }
-            write_atomic(file, new.as_bytes())?;
-        }
-        ws.ensure_deps()?;
-        Ok(match proof {
-            Some(proof) => still_holds(ws, proof, &plan.values).err(),
-            None => vet::require_valid(ws, "it does not vet with these updates, so nothing was changed").err().map(Broken::other),
-        })
-    };
-    let outcome = rewrite_and_prove();
-    let failed = !matches!(outcome, Ok(None));
-    if failed || !keep {
-        if let Err(r) = restore() {
-            let e = outcome.err().unwrap_or_else(|| anyhow::anyhow!("an update was tried"));
+    if let Err(e) = write() {
+        let restored = saved.restore().and_then(|()| {
+            applied.rewrites.iter().zip(&originals).try_for_each(|((f, _), text)| write_atomic(f, text.as_bytes()))
+        });
+        if let Err(r) = restored {
             return Err(e.context(format!("and restoring the previous files failed: {r:#}")));
         }
+        return Err(e);
     }
-    outcome
+    Ok(None)
 }
 
 /// What one update changes in the rendered objects.
@@ -441,37 +504,8 @@ pub fn preview(plan: &Plan) -> anyhow::Result<Vec<Preview>> {
     let before = rendered(&ws.root, ws, &plan.values)?;
     let mut out = Vec::new();
     for u in &plan.updates {
-        let mut module = plan.main.module.clone();
-        if u.kind == semver::Change::Major {
-            module.deps.retain(|d| d.path != u.module);
-        }
-        let roots = get::update_versions(&ws.source(), &module, &[ModuleVersion::new(split_major(&u.module).0, &u.available)])?;
-        let copy = tempfile::Builder::new().prefix("opm-preview-").tempdir()?;
-        for f in files::module_files(&ws.root)? {
-            if f.kind == files::Kind::File {
-                let to = copy.path().join(&f.rel);
-                fs_err::create_dir_all(to.parent().expect("a file has a parent"))?;
-                let mut data = fs_err::read(&f.abs)?;
-                if let Some((_, changes)) = plan.rewrites.iter().find(|(p, _)| *p == f.abs) {
-                    let mut text = String::from_utf8(data)?;
-                    for r in changes.iter().filter(|r| r.module == u.module).rev() {
-                        text.replace_range(r.range.clone(), &format!("{:?}", r.to));
-                    }
-                    data = text.into_bytes();
-                }
-                fs_err::write(&to, data)?;
-            }
-        }
-        let copied = Workspace::open(copy.path(), ws.cache.is_offline())?;
-        let main = copied.main_file()?;
-        let mut defaults = module.defaults.clone();
-        if u.kind == semver::Change::Major {
-            let (base, old) = split_major(&u.module);
-            if defaults.get(base).is_some_and(|d| d == old) {
-                defaults.insert(base.to_string(), semver::major(&u.available).to_string());
-            }
-        }
-        copied.commit(&main, &roots, &defaults, &[])?;
+        let applied = resolve_updates(plan, &[u])?;
+        let (copy, copied) = staged(plan, &applied)?;
         let mut p = Preview { module: u.module.clone(), current: u.current.clone(), available: u.available.clone(), added: vec![], removed: vec![], changed: vec![], error: None };
         match rendered(copy.path(), &copied, &plan.values) {
             Err(e) => p.error = Some(format!("{e:#}")),

@@ -21,6 +21,11 @@ pub enum Target<'a> {
     Module { base: &'a str, version: &'a str },
 }
 
+/// Whether a replaceWith value names a directory.
+pub fn is_dir(replace_with: &str) -> bool {
+    matches!(target(replace_with), Target::Dir(_))
+}
+
 pub fn target(replace_with: &str) -> Target<'_> {
     if replace_with.starts_with('.') || replace_with.starts_with('/') {
         return Target::Dir(replace_with);

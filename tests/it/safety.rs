@@ -246,3 +246,35 @@ fn cache_verify_finds_a_flipped_byte_and_an_edited_file() {
     assert!(err.contains("v.test/two@v0 v0.1.0") && err.contains("two.cue"), "{err}");
     assert!(err.contains("2 of 2 cache entries damaged"), "{err}");
 }
+
+/// Ctrl-C at any moment of an update: the module is as it was, or the
+/// proven update in full (module.cue and opm.sum agree).
+#[test]
+fn interrupting_an_update_leaves_the_module_old_or_new() {
+    let w = World::new();
+    lib_at(&w, "v1.0.0", "{image: \"nginx:1.27\", replicas: 1}");
+    lib_at(&w, "v1.2.0", "{image: \"nginx:1.28\", replicas: 2}");
+    for delay_ms in [20u64, 80, 200, 400, 800] {
+        let cache = tempdir();
+        let app = consumer(&w, cache.path());
+        let old = snapshot(app.path());
+        let mut child = opm(cache.path())
+            .env("CUE_REGISTRY", &w.registry)
+            .current_dir(app.path())
+            .args(["mod", "update", "--yes"])
+            .stderr(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // SAFETY: signalling a child process we started.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let _ = child.wait();
+        let now = snapshot(app.path());
+        if now != old {
+            let module_cue = std::fs::read_to_string(app.path().join("cue.mod/module.cue")).unwrap();
+            let sums = std::fs::read_to_string(app.path().join("cue.mod/opm.sum")).unwrap();
+            assert!(module_cue.contains("v1.2.0") && sums.contains("example.com/lib@v1 v1.2.0"), "at {delay_ms} ms: a partial update:\n{module_cue}\n{sums}");
+        }
+    }
+}
