@@ -9,7 +9,12 @@ fn main() -> ExitCode {
             let cwd = std::env::current_dir().unwrap_or_default();
             opm::ui::print_diagnostics(&failure.diagnostics, std::path::Path::new("/"), &cwd);
         }
-        opm::ui::print_error(&format!("{err:#}"));
+        if exit == opm::error::Exit::Outdated {
+            // A --check finding is a result, not a failure of opm.
+            opm::ui::print_status(&format!("{err:#}"));
+        } else {
+            opm::ui::print_error(&format!("{err:#}"));
+        }
     }
     ExitCode::from(exit.code())
 }

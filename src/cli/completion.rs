@@ -3,8 +3,10 @@ use clap_complete::Shell;
 
 const EXAMPLES: &str = "\
 Examples:
+  mkdir -p ~/.local/share/bash-completion/completions
   opm completion bash > ~/.local/share/bash-completion/completions/opm
-  opm completion zsh > \"${fpath[1]}/_opm\"
+  mkdir -p ~/.zfunc && opm completion zsh > ~/.zfunc/_opm   # fpath=(~/.zfunc $fpath) in ~/.zshrc
+  mkdir -p ~/.config/fish/completions
   opm completion fish > ~/.config/fish/completions/opm.fish";
 
 #[derive(Debug, clap::Args)]

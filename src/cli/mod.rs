@@ -19,7 +19,7 @@ use crate::cue::ReleaseKind;
 use crate::error::{Exit, Failure, Reported};
 use crate::registry::{self, ErrorKind};
 use crate::resolve::tidy;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -135,11 +135,22 @@ pub fn run() -> anyhow::Result<()> {
     // here, so usage errors exit 1 as the README says.
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        // --help and --version: a reader that went away is no error.
         Err(e) if !e.use_stderr() => {
-            e.print()?;
-            return Ok(());
+            return match e.print() {
+                Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
+                _ => Ok(()),
+            };
         }
         Err(e) => {
+            // `opm build`: the command lives under `opm mod`.
+            let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+            if let (clap::error::ErrorKind::InvalidSubcommand, Some(first)) = (e.kind(), args.first()) {
+                if Cli::command().find_subcommand("mod").is_some_and(|m| m.find_subcommand(first).is_some()) {
+                    crate::ui::print_error(&format!("unrecognized subcommand '{first}': did you mean 'opm mod {first}'?"));
+                    return Err(Reported(Exit::General).into());
+                }
+            }
             let _ = e.print();
             return Err(Reported(Exit::General).into());
         }

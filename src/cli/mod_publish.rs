@@ -22,13 +22,13 @@ content again does nothing, different content is refused. Blobs go first
 and the tag last, so a failed publish leaves no tag behind.";
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = EXAMPLES)]
+#[command(after_help = EXAMPLES, override_usage = "opm mod publish [OPTIONS] [REF] <VERSION>")]
 pub struct Args {
     /// [REF] VERSION: the module path or an OCI location host[:port][/prefix], then a canonical SemVer version
     #[arg(required = true, num_args = 1..=2, value_names = ["REF", "VERSION"])]
     args: Vec<String>,
     /// Check and pack, but push nothing
-    #[arg(short = 'n', long)]
+    #[arg(long)]
     dry_run: bool,
     /// Print the result as JSON (module, version, ref, digest, files, outcome)
     #[arg(long)]
@@ -41,6 +41,12 @@ pub struct Args {
 pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
     let (reference, version) = match args.args.as_slice() {
         [version] => (None, version.clone()),
+        [reference, version] if crate::module::semver::is_valid(reference) => {
+            return Err(crate::error::fail(
+                crate::error::Exit::General,
+                format!("{reference} is a version, not a REF: publish one version at a time (opm mod publish {version}), or give the module path or registry first"),
+            ))
+        }
         [reference, version] => (Some(reference.clone()), version.clone()),
         _ => unreachable!("clap takes one or two values"),
     };

@@ -156,10 +156,14 @@ fn print_table(updates: &[Update], unchecked: &[Unchecked]) -> anyhow::Result<()
     let a = updates.iter().map(|u| u.available.len()).max().unwrap_or(0).max("AVAILABLE".len());
     let mut out = format!("{:<w$}  {:<c$}    {:<a$}  KIND\n", "MODULE", "CURRENT", "AVAILABLE");
     for u in updates {
-        let kind = match u.kind {
-            Change::Major => "major",
-            Change::Minor => "minor",
-            Change::Patch => "patch",
+        // SemVer promises nothing below 1.0: any v0 update may break.
+        let v0 = crate::module::semver::major(&u.current) == "v0";
+        let kind = match (u.kind, v0) {
+            (Change::Major, _) => "major",
+            (Change::Minor, false) => "minor",
+            (Change::Patch, false) => "patch",
+            (Change::Minor, true) => "minor (v0: may break)",
+            (Change::Patch, true) => "patch (v0: may break)",
         };
         out += &format!("{:<w$}  {:<c$} -> {:<a$}  {kind}\n", u.module, u.current, u.available);
     }

@@ -21,7 +21,7 @@ Every error is printed with its positions. Exit code 2 when the module is invali
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// A directory inside the module (default: the current directory)
+    /// A directory inside the module (default: the current directory); cue's ./... also works
     #[arg(default_value = ".")]
     dir: PathBuf,
     /// Require all regular fields to be concrete values
@@ -44,7 +44,15 @@ struct Report<'a> {
 }
 
 pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
-    let vetted = vet::vet(&VetOptions { dir: args.dir, concrete: args.concrete, tags: args.tags, offline: g.offline })?;
+    // `./...`, as with cue: every package of the module, which is what
+    // opm vets anyway.
+    let text = args.dir.to_string_lossy();
+    let dir = match text.strip_suffix("...").map(|d| d.trim_end_matches('/')) {
+        Some("") => PathBuf::from("."),
+        Some(d) => PathBuf::from(d),
+        None => args.dir.clone(),
+    };
+    let vetted = vet::vet(&VetOptions { dir, concrete: args.concrete, tags: args.tags, offline: g.offline })?;
     let valid = vetted.errors.is_empty();
     let root = &vetted.root;
     if args.json {

@@ -85,7 +85,8 @@ pub fn plan(opts: &UpdateOptions) -> anyhow::Result<Plan> {
     let all = main.roots();
     let named = |r: &ModuleVersion, m: &String| m == &r.module || m == r.base();
     if let Some(unknown) = opts.modules.iter().find(|m| !all.iter().any(|r| named(r, m))) {
-        return Err(fail(Exit::NotFound, format!("{unknown} is not a dependency in module.cue: add it with 'opm mod get {unknown}@VERSION'")));
+        let base = crate::module::base_path(unknown);
+        return Err(fail(Exit::NotFound, format!("{unknown} is not a dependency in module.cue: add it with 'opm mod get {base}@vX.Y.Z'")));
     }
     let roots: Vec<ModuleVersion> = all.into_iter().filter(|r| opts.modules.is_empty() || opts.modules.iter().any(|m| named(r, m))).collect();
     // The core model opm carries is updated by updating opm.

@@ -227,3 +227,45 @@ fn output_to_a_closed_pipe_or_a_full_disk_is_not_a_crash() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "a reader that went away ends opm quietly: {status}");
 }
+
+/// Small things a new user trips over (issue 10, items 2, 3 and 8).
+#[test]
+fn the_first_hour_small_things() {
+    let cache = tempdir();
+    let m = module(&[("cue.mod/module.cue", MODULE_CUE), ("a.cue", "package test\n\nx: 1\n")]);
+    let opm_m = |args: &[&str]| run(opm(cache.path()).current_dir(m.path()).args(args));
+
+    // `opm build` lives under `opm mod`.
+    let out = opm_m(&["build"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("did you mean 'opm mod build'"), "{}", stderr(&out));
+
+    // publish: VERSION is the required one; a second version is no REF.
+    let out = opm_m(&["mod", "publish", "--help"]);
+    assert!(stdout(&out).contains("opm mod publish [OPTIONS] [REF] <VERSION>"), "{}", stdout(&out));
+    let out = opm_m(&["mod", "publish", "v1.6.0", "v1.7.0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("v1.6.0 is a version, not a REF"), "{}", stderr(&out));
+
+    // cue's package pattern.
+    let out = opm_m(&["mod", "vet", "./..."]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Not a dependency: a get that can be copied.
+    let out = opm_m(&["mod", "update", "example.com/lib@v1"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(stderr(&out).contains("opm mod get example.com/lib@vX.Y.Z"), "{}", stderr(&out));
+
+    // A --check finding is a result, not a red error.
+    write(&m.path().join("b.cue"), "package test\n\nimport \"example.com/dep@v0\"\n\ny: dep.x\n");
+    let out = opm_m(&["mod", "tidy", "--check"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("error:"), "{}", stderr(&out));
+
+    // --help into a reader that went away.
+    let mut child = opm(cache.path()).arg("--help").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("Broken pipe"), "{}", stderr(&out));
+}
