@@ -5,10 +5,33 @@ use crate::cue::Diagnostic;
 use crate::files::display_path;
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-/// Whether stderr gets ANSI colours: a terminal, and NO_COLOR unset.
+/// When to colour: `--color auto|always|never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+static COLOR: AtomicU8 = AtomicU8::new(0);
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// The output settings of this process, set once from the command line.
+pub fn configure(color: Color, quiet: bool) {
+    COLOR.store(color as u8, Ordering::Relaxed);
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether stderr gets ANSI colours: `--color always`, or `auto` (the
+/// default) on a terminal with NO_COLOR unset.
 pub fn color_stderr() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+    match COLOR.load(Ordering::Relaxed) {
+        x if x == Color::Always as u8 => true,
+        x if x == Color::Never as u8 => false,
+        _ => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal(),
+    }
 }
 
 fn paint(code: &str, text: &str) -> String {
@@ -24,9 +47,12 @@ pub fn print_error(message: &str) {
     eprintln!("{} {message}", paint("1;31", "error:"));
 }
 
-/// A success or status line on stderr, so stdout stays for data.
+/// A success or status line on stderr, so stdout stays for data; none
+/// with `--quiet`.
 pub fn print_status(message: &str) {
-    eprintln!("{message}");
+    if !QUIET.load(Ordering::Relaxed) {
+        eprintln!("{message}");
+    }
 }
 
 /// Prints CUE diagnostics exactly as the `cue` CLI does: the message, and

@@ -30,17 +30,35 @@ pub struct Args {
     json: bool,
 }
 
+/// cue's registry when the configuration names none.
+const DEFAULT_REGISTRY: &str = "registry.cue.works";
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let routing = Routing::load()?;
     if args.json {
-        return ui::print_json(&routing);
+        let effective = if routing.cue_registry.is_empty() { DEFAULT_REGISTRY } else { &routing.cue_registry };
+        let routes: Vec<serde_json::Value> = effective
+            .split(',')
+            .filter(|e| !e.is_empty())
+            .map(|entry| match entry.split_once('=') {
+                Some((prefix, registry)) => serde_json::json!({ "prefix": prefix, "registry": registry }),
+                None => serde_json::json!({ "prefix": "*", "registry": entry }),
+            })
+            .collect();
+        return ui::print_json(&serde_json::json!({
+            "source": routing.source,
+            "cue_registry": routing.cue_registry,
+            "effective": effective,
+            "routes": routes,
+        }));
     }
     let from = match &routing.source {
         Source::Environment => "the CUE_REGISTRY environment variable".to_string(),
         Source::File { path } => path.display().to_string(),
         Source::Default => "cue's default (no CUE_REGISTRY, no config file)".to_string(),
     };
-    let value = if routing.cue_registry.is_empty() { "(default) registry.cue.works" } else { &routing.cue_registry };
+    let default = format!("(default) {DEFAULT_REGISTRY}");
+    let value = if routing.cue_registry.is_empty() { default.as_str() } else { &routing.cue_registry };
     let mut out = format!("source:       {from}\nCUE_REGISTRY: {value}\n");
     for entry in routing.cue_registry.split(',').filter(|e| !e.is_empty()) {
         match entry.split_once('=') {

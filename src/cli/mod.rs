@@ -46,6 +46,22 @@ pub struct Cli {
     /// Never use the network: the CUE cache is the registry (also OPM_OFFLINE=1)
     #[arg(long, global = true)]
     offline: bool,
+    /// Run as if opm was started in DIR
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    directory: Option<std::path::PathBuf>,
+    /// Print only results and errors, no status lines
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// When to colour the output (NO_COLOR is honoured with auto)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 /// Settings every command shares.
@@ -111,7 +127,7 @@ enum ConfigCommand {
 enum BundleCommand {
     /// Check a bundle release: values against #spec, every module compiles
     #[command(after_help = mod_build::BUNDLE_VET_EXAMPLES)]
-    Vet(mod_build::Args),
+    Vet(mod_build::VetArgs),
     /// Render every module of a bundle release to Kubernetes manifests
     #[command(after_help = mod_build::BUNDLE_BUILD_EXAMPLES)]
     Build(mod_build::BuildArgs),
@@ -155,6 +171,16 @@ pub fn run() -> anyhow::Result<()> {
             return Err(Reported(Exit::General).into());
         }
     };
+    let color = match cli.color {
+        ColorChoice::Auto => crate::ui::Color::Auto,
+        ColorChoice::Always => crate::ui::Color::Always,
+        ColorChoice::Never => crate::ui::Color::Never,
+    };
+    crate::ui::configure(color, cli.quiet);
+    if let Some(dir) = &cli.directory {
+        std::env::set_current_dir(dir)
+            .map_err(|e| crate::error::fail(Exit::General, format!("cannot change to directory {} (-C): {e}", dir.display())))?;
+    }
     let env_offline = std::env::var("OPM_OFFLINE").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
     let g = Global { offline: cli.offline || env_offline };
     match cli.command {

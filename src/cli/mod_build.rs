@@ -84,6 +84,16 @@ pub struct Args {
     tags: Vec<String>,
 }
 
+/// `bundle vet`: the release and how to report it.
+#[derive(Debug, clap::Args)]
+pub struct VetArgs {
+    #[command(flatten)]
+    release: Args,
+    /// Print the result as JSON (name, valid, objects)
+    #[arg(long)]
+    json: bool,
+}
+
 fn options(kind: ReleaseKind, args: Args, encoding: Encoding, g: Global) -> RenderOptions {
     RenderOptions {
         dir: args.dir,
@@ -105,8 +115,11 @@ fn what(kind: ReleaseKind) -> &'static str {
 }
 
 /// Checks a release: evaluates it and says whether it is valid.
-pub fn vet(kind: ReleaseKind, args: Args, g: Global) -> anyhow::Result<()> {
-    let rendered = render::render(&options(kind, args, Encoding::Yaml, g))?;
+pub fn vet(kind: ReleaseKind, args: VetArgs, g: Global) -> anyhow::Result<()> {
+    let rendered = render::render(&options(kind, args.release, Encoding::Yaml, g))?;
+    if args.json {
+        return ui::print_json(&serde_json::json!({ "name": rendered.name, "valid": true, "objects": rendered.objects.len() }));
+    }
     ui::print_status(&format!("ok: {} {} is valid: {} objects", what(kind), rendered.name, rendered.objects.len()));
     Ok(())
 }

@@ -35,6 +35,9 @@ pub struct GetArgs {
     /// Download the requested versions again, even when cached
     #[arg(long)]
     force: bool,
+    /// Print what changed as JSON (module_file, changes)
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -43,10 +46,17 @@ pub struct TidyArgs {
     /// Change nothing; exit 6 when module.cue is not tidy
     #[arg(long)]
     check: bool,
+    /// Print what changed as JSON (module_file, changes, cache: removed or kept)
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn get(args: GetArgs, g: super::Global) -> anyhow::Result<()> {
-    report(&deps::get(&GetOptions { modules: args.modules, force: args.force, offline: g.offline })?);
+    let changed = deps::get(&GetOptions { modules: args.modules, force: args.force, offline: g.offline })?;
+    if args.json {
+        return ui::print_json(&changed);
+    }
+    report(&changed);
     Ok(())
 }
 
@@ -55,6 +65,9 @@ pub fn tidy(args: TidyArgs, g: super::Global) -> anyhow::Result<()> {
         ui::print_status("offline: versions come from the CUE cache only");
     }
     let changed = deps::tidy(&TidyOptions { check: args.check, offline: g.offline })?;
+    if args.json {
+        return ui::print_json(&changed);
+    }
     if args.check {
         ui::print_status(&format!("ok: {} is tidy", display_path(&current_dir()?, &changed.module_file)));
     } else {

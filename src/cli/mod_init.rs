@@ -36,6 +36,9 @@ pub struct Args {
     /// What to start from
     #[arg(long, value_enum, default_value_t = Template::Opm)]
     template: Template,
+    /// Print what was created as JSON (module, module_file, package_file)
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -44,6 +47,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Template::Cue => init::Template::Cue,
     };
     let created = init::init(&InitOptions { module: args.module.clone(), dir: args.dir.clone(), template })?;
+    if args.json {
+        let package_file = created.package.as_ref().map(|(_, p)| p);
+        return ui::print_json(&serde_json::json!({ "module": args.module, "module_file": created.module_file, "package_file": package_file }));
+    }
     ui::print_status(&format!("created module {} in {}", args.module, args.dir.display()));
     if let Some((package, path)) = created.package {
         ui::print_status(&format!("created package {package} in {}", path.display()));

@@ -269,3 +269,42 @@ fn the_first_hour_small_things() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("Broken pipe"), "{}", stderr(&out));
 }
+
+/// -C, --quiet, --color and --json where scripts read output (issue 10,
+/// items 4 and 5, in part).
+#[test]
+fn conventions_every_command_shares() {
+    let cache = tempdir();
+    let m = module(&[("cue.mod/module.cue", MODULE_CUE), ("a.cue", "package test\n\nx: 1\n")]);
+    let elsewhere = tempdir();
+    let out = run(opm(cache.path()).current_dir(elsewhere.path()).arg("-C").arg(m.path()).args(["mod", "vet"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ok: 1 package valid"), "{}", stderr(&out));
+    let out = run(opm(cache.path()).current_dir(m.path()).args(["mod", "vet", "--quiet"]));
+    assert!(out.status.success() && stderr(&out).is_empty(), "{}", stderr(&out));
+    let out = run(opm(cache.path()).arg("-C").arg(elsewhere.path().join("missing")).arg("version"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot change to directory"), "{}", stderr(&out));
+
+    // Colour only when asked or on a terminal; never with `never`.
+    write(&m.path().join("b.cue"), "package test\n\nx: 2\n");
+    let out = run(opm(cache.path()).current_dir(m.path()).args(["--color", "always", "mod", "vet"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("\x1b[1;31merror:"), "{}", stderr(&out));
+    let out = run(opm(cache.path()).current_dir(m.path()).args(["--color", "never", "mod", "vet"]));
+    assert!(!stderr(&out).contains('\x1b'), "{}", stderr(&out));
+    std::fs::remove_file(m.path().join("b.cue")).unwrap();
+
+    // JSON for scripts.
+    let out = run(opm(cache.path()).current_dir(m.path()).args(["mod", "tidy", "--json"]));
+    let tidied: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(tidied["changes"], serde_json::json!([]), "{tidied}");
+    let fresh = tempdir();
+    let out = run(opm(cache.path()).args(["mod", "init", "example.com/j@v0", "--json", "--dir"]).arg(fresh.path()));
+    let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(created["module_file"].as_str().unwrap().ends_with("cue.mod/module.cue"), "{created}");
+    let out = run(opm(cache.path()).env_remove("CUE_REGISTRY").args(["config", "show", "--json"]));
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(shown["effective"], "registry.cue.works", "{shown}");
+    assert_eq!(shown["routes"][0]["prefix"], "*", "{shown}");
+}
