@@ -31,6 +31,20 @@ impl Exit {
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// The kind of failure, as `--json` errors name it.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Exit::Success => "success",
+            Exit::General => "error",
+            Exit::Invalid => "invalid",
+            Exit::Unreachable => "unreachable",
+            Exit::Auth => "auth",
+            Exit::NotFound => "not-found",
+            Exit::Outdated => "outdated",
+            Exit::Integrity => "integrity",
+        }
+    }
 }
 
 /// An error meant for the person at the terminal.

@@ -4,7 +4,20 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let Err(err) = opm::cli::run() else { return ExitCode::SUCCESS };
     let exit = opm::cli::exit_code(&err);
-    if err.chain().all(|e| !e.is::<Reported>()) {
+    let reported = err.chain().any(|e| e.is::<Reported>());
+    // With --json the failure is JSON too, on stdout where the result would be.
+    if !reported && std::env::args().any(|a| a == "--json") {
+        let diagnostics = err.chain().find_map(|e| e.downcast_ref::<Failure>()).map(|f| f.diagnostics.clone()).unwrap_or_default();
+        let error = serde_json::json!({ "error": {
+            "exit": exit.code(),
+            "kind": exit.kind(),
+            "message": format!("{err:#}"),
+            "diagnostics": diagnostics,
+        }});
+        let _ = opm::ui::print_json(&error);
+        return ExitCode::from(exit.code());
+    }
+    if !reported {
         if let Some(failure) = err.chain().find_map(|e| e.downcast_ref::<Failure>()) {
             let cwd = std::env::current_dir().unwrap_or_default();
             opm::ui::print_diagnostics(&failure.diagnostics, std::path::Path::new("/"), &cwd);

@@ -83,6 +83,24 @@ pub fn print_diagnostics(diagnostics: &[Diagnostic], root: &Path, cwd: &Path) {
     eprint!("{out}");
 }
 
+/// Asks a yes/no question on the terminal and reads a whole line (Enter
+/// required, so nothing typed leaks into the shell); only `y` or `yes`
+/// mean yes. Nothing about the terminal is changed, so there is nothing to
+/// restore when the user presses Ctrl-C.
+pub fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    write!(err, "{question} [y/N] ")?;
+    err.flush()?;
+    drop(err);
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line)? == 0 {
+        eprintln!();
+        return Ok(false);
+    }
+    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
 /// Writes `value` as pretty JSON on stdout, for scripts.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     write_stdout(&format!("{}\n", serde_json::to_string_pretty(value)?))

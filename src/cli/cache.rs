@@ -121,14 +121,14 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 }
             }
             if !damaged.is_empty() {
-                return Err(fail(
+                return Err(super::after_json(json, fail(
                     Exit::General,
                     format!(
                         "{} of {} damaged: run 'opm mod get --force MODULE@VERSION' in a project that uses each, or 'opm cache clean'",
                         damaged.len(),
                         entries(checked)
                     ),
-                ));
+                )));
             }
             if !json {
                 ui::print_status(&format!("ok: {} sound", entries(checked)));
@@ -150,10 +150,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
                     return Err(fail(Exit::General, "no terminal to confirm: run again with --yes to remove every module version"));
                 }
-                let go = dialoguer::Confirm::new()
-                    .with_prompt(format!("Remove every module version from {}?", cache::dir()?.display()))
-                    .default(false)
-                    .interact()?;
+                let go = ui::confirm(&format!("Remove every module version from {}?", cache::dir()?.display()))?;
                 if !go {
                     ui::print_status("nothing removed");
                     return Ok(());

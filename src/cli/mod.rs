@@ -204,6 +204,16 @@ pub fn run() -> anyhow::Result<()> {
     }
 }
 
+/// A failure whose result `--json` printed already: with JSON, only its
+/// exit code is left to give.
+pub(crate) fn after_json(json: bool, err: anyhow::Error) -> anyhow::Error {
+    if json {
+        Reported(exit_code(&err)).into()
+    } else {
+        err
+    }
+}
+
 /// The exit code of any error, the one place where kinds become codes:
 /// a [`Failure`]'s own, a registry error's by its kind, a tidy check's 6,
 /// anything else 1.

@@ -116,13 +116,13 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
         return Err(fail(Exit::Outdated, "cue.mod/opm.sum is stale: run 'opm mod tidy'"));
     }
     if updates.is_empty() {
-        return if plan.unchecked.is_empty() { Ok(()) } else { Err(unchecked()) };
+        return if plan.unchecked.is_empty() { Ok(()) } else { Err(super::after_json(args.json, unchecked())) };
     }
     if args.check {
         if !plan.unchecked.is_empty() {
-            return Err(unchecked());
+            return Err(super::after_json(args.json, unchecked()));
         }
-        return Err(fail(Exit::Outdated, format!("{} available: run 'opm mod update'", count(updates.len(), "update"))));
+        return Err(super::after_json(args.json, fail(Exit::Outdated, format!("{} available: run 'opm mod update'", count(updates.len(), "update")))));
     }
     let cwd = current_dir()?;
     for (file, changes) in &plan.rewrites {
@@ -131,10 +131,19 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
         }
     }
     if !args.yes {
+        // --json reports, it never asks: add --yes to apply.
+        if args.json {
+            return Ok(());
+        }
         if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
             return Err(fail(Exit::General, "no terminal to confirm the updates: run again with --yes"));
         }
-        let go = dialoguer::Confirm::new().with_prompt(format!("Apply {}?", count(updates.len(), "update"))).default(false).interact()?;
+        // The question goes with its table: on the terminal too when
+        // stdout went elsewhere.
+        if !std::io::stdout().is_terminal() {
+            eprint!("{}", table(updates, &plan.unchecked));
+        }
+        let go = ui::confirm(&format!("Apply {}?", count(updates.len(), "update")))?;
         if !go {
             ui::print_status("nothing changed");
             return Ok(());
@@ -151,6 +160,10 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
 }
 
 fn print_table(updates: &[Update], unchecked: &[Unchecked]) -> anyhow::Result<()> {
+    ui::write_stdout(&table(updates, unchecked))
+}
+
+fn table(updates: &[Update], unchecked: &[Unchecked]) -> String {
     let w = updates.iter().map(|u| u.module.len()).chain(unchecked.iter().map(|u| u.module.len())).max().unwrap_or(0).max("MODULE".len());
     let c = updates.iter().map(|u| u.current.len()).chain(unchecked.iter().map(|u| u.current.len())).max().unwrap_or(0).max("CURRENT".len());
     let a = updates.iter().map(|u| u.available.len()).max().unwrap_or(0).max("AVAILABLE".len());
@@ -170,7 +183,7 @@ fn print_table(updates: &[Update], unchecked: &[Unchecked]) -> anyhow::Result<()
     for u in unchecked {
         out += &format!("{:<w$}  {:<c$} -> {:<a$}  cannot check: {:#}\n", u.module, u.current, "?", u.error);
     }
-    ui::write_stdout(&out)
+    out
 }
 
 fn print_previews(previews: &[update::Preview], json: bool) -> anyhow::Result<()> {
@@ -248,10 +261,10 @@ fn every_module(args: &Args, g: super::Global, dir: &std::path::Path) -> anyhow:
         ui::write_stdout(&out)?;
     }
     if let Some(e) = failed {
-        return Err(e);
+        return Err(super::after_json(args.json, e));
     }
     if outdated && args.check {
-        return Err(fail(Exit::Outdated, "updates available: run 'opm mod update' in each module"));
+        return Err(super::after_json(args.json, fail(Exit::Outdated, "updates available: run 'opm mod update' in each module")));
     }
     Ok(())
 }

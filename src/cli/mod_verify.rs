@@ -43,10 +43,10 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
     }
     let bad = checked.iter().filter(|c| c.status == "mismatch").count();
     if bad > 0 {
-        return Err(fail(Exit::Integrity, format!("{bad} of {} module versions differ from cue.mod/opm.sum", checked.len())));
+        return Err(super::after_json(args.json, fail(Exit::Integrity, format!("{bad} of {} module versions differ from cue.mod/opm.sum", checked.len()))));
     }
     if checked.iter().any(|c| c.status == "stale") {
-        return Err(fail(Exit::Outdated, "cue.mod/opm.sum is stale: run 'opm mod tidy'"));
+        return Err(super::after_json(args.json, fail(Exit::Outdated, "cue.mod/opm.sum is stale: run 'opm mod tidy'")));
     }
     Ok(())
 }

@@ -62,7 +62,7 @@ pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
         let message = format!("{} in {}", count(vetted.errors.len(), "error"), root.display());
         // Printed with the failure, unless the JSON said it all already.
         let diagnostics = if args.json { Vec::new() } else { vet::absolute(vetted.errors, root) };
-        return Err(Failure { exit: Exit::Invalid, message, diagnostics }.into());
+        return Err(super::after_json(args.json, Failure { exit: Exit::Invalid, message, diagnostics }.into()));
     }
     if !args.json {
         ui::print_status(&format!("ok: {} valid in {}", count(vetted.packages.len(), "package"), root.display()));

@@ -41,8 +41,8 @@ pub enum Outcome {
 pub struct Published {
     pub module: String,
     pub version: String,
-    /// host/repository:tag
-    #[serde(rename = "ref")]
+    /// host/repository:tag; none for an OCI layout (--out)
+    #[serde(rename = "ref", skip_serializing_if = "String::is_empty")]
     pub reference: String,
     pub digest: String,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -113,7 +113,7 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
     Ok(Published {
         module: mf.module.clone(),
         version: version.to_string(),
-        reference: format!("{}/{}:{}", loc.host, loc.repository, loc.tag),
+        reference: if outcome == Outcome::Written { String::new() } else { format!("{}/{}:{}", loc.host, loc.repository, loc.tag) },
         digest: packed.manifest_digest.clone(),
         insecure: loc.insecure,
         files: packed.files,

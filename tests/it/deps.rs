@@ -167,3 +167,69 @@ fn tidy_check_says_what_is_missing_and_tidy_removes_unused_versions_from_the_cac
     assert!(!cache.path().join("mod/extract/lib.test/lib@v1.1.0").exists());
     assert!(!cache.path().join("mod/download/lib.test/lib/@v/v1.1.0.zip").exists());
 }
+
+/// The confirmation on a real terminal (a pseudo-terminal): a whole line
+/// is read, `yes` applies, `no` changes nothing; --json never asks.
+#[test]
+fn update_asks_on_a_terminal_and_reads_a_whole_line() {
+    let w = lib_world();
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", MAIN), ("app.cue", "package app\n\nimport \"lib.test/lib@v1\"\n\nuses: lib.name\n")]);
+    assert!(opm_in(&w, cache.path(), app.path(), &["mod", "get", "lib.test/lib@v1.0.0"]).status.success());
+    // Runs opm on a pty, answers the question, prints what the terminal showed.
+    let script = r#"
+import os, pty, sys, time, select
+answer, argv = sys.argv[1], sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+out, asked, deadline = b"", False, time.time() + 60
+while time.time() < deadline:
+    r, _, _ = select.select([fd], [], [], 0.5)
+    if r:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if not asked and b"[y/N]" in out:
+            os.write(fd, answer.encode() + b"\n")
+            asked = True
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let ask = |answer: &str| {
+        run(std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(answer)
+            .arg(env!("CARGO_BIN_EXE_opm"))
+            .args(["mod", "update"])
+            .current_dir(app.path())
+            .env("CUE_CACHE_DIR", cache.path())
+            .env("CUE_REGISTRY", &w.registry)
+            .env("OPM_STATE_DIR", cache.path().join("opm-state"))
+            .env("OPM_CONFIG", cache.path().join("none.yaml"))
+            .env("NO_COLOR", "1"))
+    };
+    let out = ask("no");
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("lib.test/lib@v1") && stdout(&out).contains("nothing changed"), "{}", stdout(&out));
+    assert!(std::fs::read_to_string(app.path().join("cue.mod/module.cue")).unwrap().contains("v1.0.0"));
+    let out = ask("yes");
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("updated lib.test/lib@v1 v1.0.0 -> v1.1.0"), "{}", stdout(&out));
+    assert!(std::fs::read_to_string(app.path().join("cue.mod/module.cue")).unwrap().contains("v1.1.0"));
+
+    // --json reports and never asks (no terminal needed, nothing applied).
+    let out = opm_in(&w, cache.path(), app.path(), &["mod", "update", "--json", "--major"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(serde_json::from_str::<serde_json::Value>(&stdout(&out)).is_ok());
+    // And a failure with --json is JSON too.
+    let out = opm_in(&w, cache.path(), &app.path().join("cue.mod"), &["mod", "tidy", "--json"]);
+    let error: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((error["error"]["exit"].as_u64(), error["error"]["kind"].as_str()), (Some(1), Some("error")), "{error}");
+}
