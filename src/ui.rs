@@ -17,11 +17,20 @@ pub enum Color {
 
 static COLOR: AtomicU8 = AtomicU8::new(0);
 static QUIET: AtomicBool = AtomicBool::new(false);
+static VERBOSE: AtomicBool = AtomicBool::new(false);
 
 /// The output settings of this process, set once from the command line.
-pub fn configure(color: Color, quiet: bool) {
+pub fn configure(color: Color, quiet: bool, verbose: bool) {
     COLOR.store(color as u8, Ordering::Relaxed);
     QUIET.store(quiet, Ordering::Relaxed);
+    VERBOSE.store(verbose, Ordering::Relaxed);
+}
+
+/// A line of detail for `--verbose`: registry requests, credential sources.
+pub fn verbose(message: &str) {
+    if VERBOSE.load(Ordering::Relaxed) {
+        eprintln!("{} {message}", paint("2", "opm:"));
+    }
 }
 
 /// Whether stderr gets ANSI colours: `--color always`, or `auto` (the
@@ -71,7 +80,8 @@ pub fn print_diagnostics(diagnostics: &[Diagnostic], root: &Path, cwd: &Path) {
             let file = if p.file.is_empty() {
                 String::new()
             } else {
-                display_path(cwd, &root.join(&p.file))
+                let abs = root.join(&p.file);
+                in_cache(&abs).unwrap_or_else(|| display_path(cwd, &abs))
             };
             match (p.line, file.is_empty()) {
                 (0, _) => out.push_str(&format!("    {file}\n")),
@@ -81,6 +91,16 @@ pub fn print_diagnostics(diagnostics: &[Diagnostic], root: &Path, cwd: &Path) {
         }
     }
     eprint!("{out}");
+}
+
+/// A file of a module in the CUE cache as `module@version:file`
+/// (`opmodel.dev/core@v0.1.0:release.cue`) rather than a path into it.
+fn in_cache(path: &Path) -> Option<String> {
+    let text = path.to_string_lossy();
+    let (_, rest) = text.split_once("/mod/extract/")?;
+    let at = rest.find('@')?;
+    let slash = at + rest[at..].find('/')?;
+    Some(format!("{}:{}", &rest[..slash], &rest[slash + 1..]))
 }
 
 /// Asks a yes/no question on the terminal and reads a whole line (Enter

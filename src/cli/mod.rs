@@ -50,8 +50,12 @@ pub struct Cli {
     #[arg(short = 'C', global = true, value_name = "DIR")]
     directory: Option<std::path::PathBuf>,
     /// Print only results and errors, no status lines
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
+    /// Say what is happening: each registry request (what, where, outcome,
+    /// time, retries) and where credentials come from (never the secret)
+    #[arg(short, long, global = true)]
+    verbose: bool,
     /// When to colour the output (NO_COLOR is honoured with auto)
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     color: ColorChoice,
@@ -176,7 +180,7 @@ pub fn run() -> anyhow::Result<()> {
         ColorChoice::Always => crate::ui::Color::Always,
         ColorChoice::Never => crate::ui::Color::Never,
     };
-    crate::ui::configure(color, cli.quiet);
+    crate::ui::configure(color, cli.quiet, cli.verbose);
     if let Some(dir) = &cli.directory {
         std::env::set_current_dir(dir)
             .map_err(|e| crate::error::fail(Exit::General, format!("cannot change to directory {} (-C): {e}", dir.display())))?;

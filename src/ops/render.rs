@@ -24,7 +24,32 @@ pub struct RenderOptions {
 }
 
 /// Evaluates the release and sorts its objects into apply order.
+/// A DNS-1123 label, as Kubernetes requires of namespaces and release
+/// names: lower-case letters, digits and `-`, at most 63, alphanumeric at
+/// both ends.
+fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
 pub fn render(opts: &RenderOptions) -> anyhow::Result<cue::Rendered> {
+    // Said in the flag's terms before CUE says it in the model's.
+    if !is_dns_label(&opts.namespace) {
+        return Err(fail(
+            Exit::General,
+            format!("--namespace {:?} is not a Kubernetes namespace: lower-case letters, digits and '-', at most 63, e.g. prod-ns", opts.namespace),
+        ));
+    }
+    if let Some(name) = opts.name.as_deref().filter(|n| !is_dns_label(n)) {
+        return Err(fail(
+            Exit::General,
+            format!("--name {name:?} is not a valid release name: lower-case letters, digits and '-', at most 63, e.g. my-release"),
+        ));
+    }
     let ws = Workspace::open(&opts.dir, opts.offline)?;
     let dir = std::path::absolute(&opts.dir)?;
     let cwd = files::current_dir()?;
@@ -46,9 +71,27 @@ pub fn render(opts: &RenderOptions) -> anyhow::Result<cue::Rendered> {
         values_files: &values,
         encoding: opts.encoding,
     });
-    let mut rendered = rendered.map_err(|e| Failure::from(e).summarize(&display_path(&cwd, &dir)))?;
+    let mut rendered = rendered.map_err(|e| {
+        let failure = Failure::from(e).summarize(&display_path(&cwd, &dir));
+        values_misfit(failure, &opts.values)
+    })?;
     rendered.objects.sort_by(|a, b| apply_order(a).cmp(&apply_order(b)));
     Ok(rendered)
+}
+
+/// A release whose values files do not fit says so first, in the user's
+/// terms: which files, and the one error that names the field (CUE's
+/// "conflicting values" with a default and its "empty disjunction" summary
+/// are the same problem seen from the model's side).
+fn values_misfit(mut failure: Failure, values: &[PathBuf]) -> Failure {
+    if values.is_empty() || !failure.diagnostics.iter().any(|d| d.message.starts_with("release.values")) {
+        return failure;
+    }
+    let telling = |d: &&cue::Diagnostic| !d.message.contains("empty disjunction") && !d.message.contains("conflicting values");
+    let first = failure.diagnostics.iter().find(telling).or(failure.diagnostics.first()).map(|d| d.message.clone()).unwrap_or_default();
+    let files: Vec<String> = values.iter().map(|v| v.display().to_string()).collect();
+    failure.message = format!("the values in {} do not fit the module: {first} ({})", files.join(", "), failure.message);
+    failure
 }
 
 /// Namespaces first, then configuration and secrets, storage, services,

@@ -51,3 +51,21 @@ pub fn for_host(host: &str) -> Result<RegistryAuth, Error> {
         Err(e) => Err(fail(format!("cannot read credentials for {host} from {}: {e}", path.display()))),
     }
 }
+
+/// Where the credentials for `host` come from, for `--verbose`: the
+/// helper or file that holds them, never the secret.
+pub fn source(host: &str) -> String {
+    let path = config_file();
+    let Ok(text) = std::fs::read(&path) else { return "none (no Docker config): anonymous".into() };
+    let Ok(config) = serde_json::from_slice::<serde_json::Value>(&text) else { return format!("{} (malformed)", path.display()) };
+    if let Some(helper) = config["credHelpers"][host].as_str() {
+        return format!("credential helper docker-credential-{helper} (credHelpers in {})", path.display());
+    }
+    if config["auths"].get(host).is_some() {
+        return format!("the auths entry in {}", path.display());
+    }
+    if let Some(store) = config["credsStore"].as_str() {
+        return format!("credential store docker-credential-{store} (credsStore in {})", path.display());
+    }
+    format!("none in {}: anonymous", path.display())
+}

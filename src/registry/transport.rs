@@ -61,11 +61,12 @@ impl Transport {
             return Ok(h.clone());
         }
         let auth = auth::for_host(&loc.host)?;
+        crate::ui::verbose(&format!("credentials for {}: {}", loc.host, auth::source(&loc.host)));
         let mut wire = auth.clone();
         if matches!(auth, RegistryAuth::Anonymous) {
             let probe = client(loc)?;
             let latest = reference(loc, "latest");
-            let challenge = retry(loc, &auth, || probe.auth(&latest, &auth, RegistryOperation::Pull)).await?;
+            let challenge = retry("GET /v2/ (authentication probe)", loc, &auth, || probe.auth(&latest, &auth, RegistryOperation::Pull)).await?;
             if challenge.is_none() {
                 wire = RegistryAuth::Bearer(String::new());
             }
@@ -86,7 +87,7 @@ impl Transport {
             return Ok(host);
         }
         let reference = reference(loc, "latest");
-        retry(loc, &host.auth, || host.client.auth(&reference, &host.wire, op)).await?;
+        retry(if matches!(op, RegistryOperation::Push) { "authorize push" } else { "authorize pull" }, loc, &host.auth, || host.client.auth(&reference, &host.wire, op)).await?;
         self.authorized.lock().expect("authorized set").insert(key);
         Ok(host)
     }
@@ -100,7 +101,7 @@ impl Transport {
         let mut tags: Vec<String> = Vec::new();
         let mut last: Option<String> = None;
         loop {
-            let page = retry(loc, &host.auth, || {
+            let page = retry("GET tags/list", loc, &host.auth, || {
                 host.client.list_tags(&reference, &host.wire, Some(1000), last.as_deref())
             })
             .await;
@@ -132,7 +133,7 @@ impl Transport {
         }
         let host = self.authorized(loc, RegistryOperation::Pull).await?;
         let reference = reference(loc, &loc.tag);
-        let got = retry(loc, &host.auth, || {
+        let got = retry(&format!("GET manifests/{}", loc.tag), loc, &host.auth, || {
             host.client.pull_manifest_raw(&reference, &host.wire, &[MANIFEST_MEDIA_TYPE])
         })
         .await;
@@ -149,7 +150,7 @@ impl Transport {
     pub async fn blob(&self, loc: &Location, digest: &str) -> Result<Vec<u8>> {
         let host = self.authorized(loc, RegistryOperation::Pull).await?;
         let reference = reference(loc, "latest");
-        let data = retry(loc, &host.auth, || async {
+        let data = retry(&format!("GET blobs/{}", short(digest)), loc, &host.auth, || async {
             let mut out = Vec::new();
             host.client.pull_blob(&reference, digest, &mut out).await.map(|()| out)
         })
@@ -164,10 +165,10 @@ impl Transport {
     pub async fn push_blob(&self, loc: &Location, data: &[u8], digest: &str) -> Result<()> {
         let host = self.authorized(loc, RegistryOperation::Push).await?;
         let reference = reference(loc, "latest");
-        if retry(loc, &host.auth, || host.client.blob_exists(&reference, digest)).await? {
+        if retry(&format!("HEAD blobs/{}", short(digest)), loc, &host.auth, || host.client.blob_exists(&reference, digest)).await? {
             return Ok(());
         }
-        retry(loc, &host.auth, || host.client.push_blob(&reference, data.to_vec(), digest)).await?;
+        retry(&format!("PUT blobs/{}", short(digest)), loc, &host.auth, || host.client.push_blob(&reference, data.to_vec(), digest)).await?;
         Ok(())
     }
 
@@ -177,7 +178,7 @@ impl Transport {
         let reference = reference(loc, &loc.tag);
         let content_type = http::HeaderValue::from_str(media_type)
             .map_err(|_| Error::new(ErrorKind::Other, format!("invalid media type {media_type:?}")))?;
-        retry(loc, &host.auth, || {
+        retry(&format!("PUT manifests/{}", loc.tag), loc, &host.auth, || {
             host.client.push_manifest_raw(&reference, data.to_vec(), content_type.clone())
         })
         .await?;
@@ -252,16 +253,24 @@ pub fn sha256(data: &[u8]) -> String {
 /// connections with a bounded exponential backoff (0.5 s, 1 s, 2 s; a 429's
 /// Retry-After instead, up to a minute), and turns the final error into
 /// one a person can act on.
-async fn retry<T, F, Fut>(loc: &Location, auth: &RegistryAuth, mut request: F) -> Result<T>
+async fn retry<T, F, Fut>(what: &str, loc: &Location, auth: &RegistryAuth, mut request: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, OciDistributionError>>,
 {
+    let started = std::time::Instant::now();
+    let log = |outcome: &str, retries: u32| {
+        let retried = if retries == 0 { String::new() } else { format!(", {retries} retr{}", if retries == 1 { "y" } else { "ies" }) };
+        crate::ui::verbose(&format!("{what} {}/{} -> {outcome} in {} ms{retried}", loc.host, loc.repository, started.elapsed().as_millis()));
+    };
     let mut delay = Duration::from_millis(500);
     let mut attempt = 1;
     loop {
         match request().await {
-            Ok(value) => return Ok(value),
+            Ok(value) => {
+                log("ok", attempt - 1);
+                return Ok(value);
+            }
             Err(e) if attempt < ATTEMPTS && is_transient(&e) => {
                 let wait = match (status_of(&e), url_of(&e)) {
                     (Some(429), Some(url)) => retry_after(url).await.unwrap_or(delay),
@@ -271,7 +280,11 @@ where
                 delay *= 2;
                 attempt += 1;
             }
-            Err(e) => return Err(explain(loc, auth, &e)),
+            Err(e) => {
+                let e = explain(loc, auth, &e);
+                log(&format!("failed ({})", e.message), attempt - 1);
+                return Err(e);
+            }
         }
     }
 }
@@ -376,6 +389,12 @@ fn explain(loc: &Location, auth: &RegistryAuth, e: &OciDistributionError) -> Err
         Some(code) => Error::new(ErrorKind::Other, format!("registry {host} answered HTTP {code} for {repo}")),
         None => Error::new(ErrorKind::Other, format!("registry {host}: {}", one_line(&e.to_string()))),
     }
+}
+
+/// The first 12 hex digits of a digest, for logs.
+fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
 }
 
 /// `host` without its port.

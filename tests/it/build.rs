@@ -252,3 +252,25 @@ fn a_bundle_compiles_each_module_and_checks_release_values_against_its_spec() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no `module` field"), "{}", stderr(&out));
 }
+
+/// Errors in the user's terms (issue 10, item 7): the flag, the values
+/// file and the field first; files of the core model named as
+/// module@version:file, never as a path into the cache.
+#[test]
+fn build_errors_speak_of_flags_values_and_modules() {
+    let cache = tempdir();
+    let dir = tempdir();
+    let out = run(opm(cache.path()).current_dir(dir.path()).args(["mod", "init", "example.com/shop@v0"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    write(&dir.path().join("bad.yaml"), "replicas: 0\n");
+    let out = run(opm(cache.path()).current_dir(dir.path()).args(["mod", "build", "-f", "bad.yaml"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("error: the values in bad.yaml do not fit the module: release.values.replicas: invalid value 0"), "{err}");
+    assert!(err.contains("opmodel.dev/core@v0.1.0:release.cue:") && !err.contains("mod/extract"), "{err}");
+    for (flag, value) in [("-n", "Prod_NS"), ("--name", "My Release")] {
+        let out = run(opm(cache.path()).current_dir(dir.path()).args(["mod", "build", flag, value]));
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("{value:?} is not")), "{}", stderr(&out));
+    }
+}

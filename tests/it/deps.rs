@@ -233,3 +233,18 @@ sys.exit(os.waitstatus_to_exitcode(status))
     let error: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!((error["error"]["exit"].as_u64(), error["error"]["kind"].as_str()), (Some(1), Some("error")), "{error}");
 }
+
+/// --verbose: every registry request and where credentials come from.
+#[test]
+fn verbose_shows_requests_and_credential_sources() {
+    let w = lib_world();
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", MAIN), ("app.cue", "package app\n\nimport \"lib.test/lib@v1\"\n\nuses: lib.name\n")]);
+    let out = opm_in(&w, cache.path(), app.path(), &["mod", "get", "-v", "lib.test/lib@v1.0.0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("opm: credentials for 127.0.0.1:") && err.contains("anonymous"), "{err}");
+    assert!(err.contains("GET manifests/v1.0.0 127.0.0.1:") && err.contains("-> ok in"), "{err}");
+    let out = opm_in(&w, cache.path(), app.path(), &["mod", "tidy", "--quiet"]);
+    assert!(out.status.success() && stderr(&out).is_empty(), "{}", stderr(&out));
+}

@@ -15,7 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["cue", "error"]),
     ("catalog", &["cue", "files", "module"]),
     ("ui", &["cue", "error", "files"]),
-    ("registry", &["config", "cue", "error", "module"]),
+    ("registry", &["config", "cue", "error", "module", "ui"]),
     ("cache", &["catalog", "config", "cue", "error", "files", "module", "registry", "ui"]),
     ("resolve", &["cue", "error", "files", "module"]),
     ("ops", &["cache", "catalog", "config", "cue", "error", "files", "module", "registry", "resolve", "ui"]),
