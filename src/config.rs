@@ -127,7 +127,16 @@ pub fn translate(text: &str, path: &std::path::Path) -> anyhow::Result<String> {
         let registry = match entry {
             serde_yaml::Value::String(url) => Registry { url, insecure: None },
             other => serde_yaml::from_value::<Registry>(other).map_err(|e| {
-                invalid(line_of(&prefix), format!("registries.{prefix}: {e} (write `url: HOST[/PREFIX]` and optionally `insecure: true`)"))
+                // The line of the field at fault (serde names it between
+                // backticks: `uri`), below its prefix; else the prefix's.
+                let why = e.to_string();
+                let field = why.split('`').nth(1).unwrap_or("");
+                let start = line_of(&prefix).unwrap_or(1);
+                let at = (!field.is_empty())
+                    .then(|| text.lines().enumerate().skip(start).find(|(_, l)| l.trim_start().starts_with(&format!("{field}:"))).map(|(i, _)| i + 1))
+                    .flatten()
+                    .or(Some(start));
+                invalid(at, format!("registries.{prefix}: {why} (write `url: HOST[/PREFIX]` and optionally `insecure: true`)"))
             })?,
         };
         entries.push((prefix, registry));
@@ -199,9 +208,9 @@ registries:
 
     #[test]
     fn malformed_files_name_the_line() {
-        let text = "registries:\n  opmodel.dev:\n    uri: x\n";
+        let text = "registries:\n  opmodel.dev:\n    insecure: true\n    uri: x\n";
         let err = translate(text, Path::new("c.yaml")).unwrap_err().to_string();
-        assert!(err.starts_with("invalid registry configuration c.yaml line "), "{err}");
+        assert!(err.starts_with("invalid registry configuration c.yaml line 4:"), "the bad field's line: {err}");
 
         let text = "registries:\n  opmodel.dev: registry.opm.dev\n  Bad Prefix!: x\n";
         let err = translate(text, Path::new("c.yaml")).unwrap_err().to_string();

@@ -90,13 +90,17 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
         return print_previews(&update::preview(&plan)?, args.json);
     }
     let updates = &plan.updates;
+    let rows: Vec<Row> = updates
+        .iter()
+        .map(|u| Row { module: &u.module, current: &u.current, available: Some(&u.available), kind: Some(u.kind), error: None })
+        .chain(plan.unchecked.iter().map(|u| Row { module: &u.module, current: &u.current, available: None, kind: None, error: Some(format!("{:#}", u.error)) }))
+        .collect();
+    // With --yes, --json reports what was applied, once it is.
+    let applying = args.yes && !args.check && !updates.is_empty();
     if args.json {
-        let rows: Vec<Row> = updates
-            .iter()
-            .map(|u| Row { module: &u.module, current: &u.current, available: Some(&u.available), kind: Some(u.kind), error: None })
-            .chain(plan.unchecked.iter().map(|u| Row { module: &u.module, current: &u.current, available: None, kind: None, error: Some(format!("{:#}", u.error)) }))
-            .collect();
-        ui::print_json(&rows)?;
+        if !applying {
+            ui::print_json(&rows)?;
+        }
     } else if updates.is_empty() && plan.unchecked.is_empty() {
         ui::print_status("all dependencies are up to date");
     } else {
@@ -143,14 +147,24 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
         if !std::io::stdout().is_terminal() {
             eprint!("{}", table(updates, &plan.unchecked));
         }
-        let go = ui::confirm(&format!("Apply {}?", count(updates.len(), "update")))?;
+        let go = ui::confirm(&format!("Apply {}?", count(update::to_apply(updates).len(), "update")))?;
         if !go {
             ui::print_status("nothing changed");
             return Ok(());
         }
     }
     update::apply(&plan)?;
-    for u in updates {
+    let applied = update::to_apply(updates);
+    if args.json {
+        let rewrites: Vec<serde_json::Value> = plan
+            .rewrites
+            .iter()
+            .flat_map(|(file, changes)| changes.iter().filter(|r| applied.iter().any(|u| u.module == r.module)).map(move |r| (file, r)))
+            .map(|(file, r)| serde_json::json!({ "file": file, "from": r.from, "to": r.to }))
+            .collect();
+        ui::print_json(&serde_json::json!({ "updates": rows, "applied": applied, "rewrites": rewrites }))?;
+    }
+    for u in &applied {
         ui::print_status(&format!("updated {} {} -> {}", u.module, u.current, u.available));
     }
     if !plan.unchecked.is_empty() {

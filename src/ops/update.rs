@@ -125,25 +125,23 @@ fn available(ws: &Workspace, roots: &[ModuleVersion], major: bool) -> (Vec<Updat
                 .cloned()
         };
         let (base, current_major) = split_major(&r.module);
+        // Within the major, and with `major` the newest of a higher one
+        // too: both are offered (applying takes the major).
         let found = take(&r.module).and_then(|same| {
-            let mut best = newest_above(&same);
+            let mut offers: Vec<String> = newest_above(&same).into_iter().collect();
             if major {
                 let higher: Vec<String> =
                     take(base)?.into_iter().filter(|v| semver::compare(semver::major(v), current_major).is_gt()).collect();
-                if let Some(v) = newest_above(&higher) {
-                    best = Some(v);
-                }
+                offers.extend(newest_above(&higher));
             }
-            Ok(best)
+            Ok(offers)
         });
         match found {
-            Ok(Some(available)) => out.push(Update {
-                module: r.module.clone(),
-                current: r.version.clone(),
-                kind: semver::change(&r.version, &available),
-                available,
-            }),
-            Ok(None) => {}
+            Ok(offers) => {
+                for available in offers {
+                    out.push(Update { module: r.module.clone(), current: r.version.clone(), kind: semver::change(&r.version, &available), available });
+                }
+            }
             Err(error) => unchecked.push(Unchecked { module: r.module.clone(), current: r.version.clone(), error }),
         }
     }
@@ -354,7 +352,7 @@ fn staged(plan: &Plan, applied: &Applied) -> anyhow::Result<(tempfile::TempDir, 
 /// held is named: when several are applied together, each is tried alone.
 pub fn apply(plan: &Plan) -> anyhow::Result<()> {
     let proof = if plan.verify { Some(what_holds(&plan.ws, &plan.values)?) } else { None };
-    let all: Vec<&Update> = plan.updates.iter().collect();
+    let all = to_apply(&plan.updates);
     match try_updates(plan, &all, proof.as_ref(), true)? {
         None => Ok(()),
         Some(broken) if all.len() == 1 => Err(broken.failure(&all, &plan.ws.root)),
@@ -367,6 +365,15 @@ pub fn apply(plan: &Plan) -> anyhow::Result<()> {
             Err(broken.failure(&all, &plan.ws.root))
         }
     }
+}
+
+/// The updates `apply` applies: a module's major update supersedes the
+/// update within its major that is offered next to it.
+pub fn to_apply(updates: &[Update]) -> Vec<&Update> {
+    updates
+        .iter()
+        .filter(|u| u.kind == semver::Change::Major || !updates.iter().any(|o| o.module == u.module && o.kind == semver::Change::Major))
+        .collect()
 }
 
 /// Applies `updates` in a staged copy and proves them there; when they

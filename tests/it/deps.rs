@@ -47,6 +47,10 @@ fn story_3_update_check_then_update_then_major() {
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
     assert_eq!(std::fs::read(app.path().join("cue.mod/module.cue")).unwrap(), before);
 
+    // --major offers the newest of the major in use and the new major.
+    let out = opm(&["mod", "update", "--check", "--major"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(stdout(&out).contains("v1.1.0") && stdout(&out).contains("v2.0.0"), "{}", stdout(&out));
     let out = opm(&["mod", "update", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let module_cue = std::fs::read_to_string(app.path().join("cue.mod/module.cue")).unwrap();
@@ -58,9 +62,12 @@ fn story_3_update_check_then_update_then_major() {
     let out = opm(&["mod", "update", "--check", "--major"]);
     assert_eq!(out.status.code(), Some(6));
     assert!(stdout(&out).contains("v2.0.0") && stdout(&out).contains("major"), "{}", stdout(&out));
-    let out = opm(&["mod", "update", "--major", "--yes"]);
+    let out = opm(&["mod", "update", "--major", "--yes", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("app.cue imports lib.test/lib@v1"), "{}", stderr(&out));
+    let done: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(done["applied"][0]["available"], "v2.0.0", "{done}");
+    assert_eq!((done["rewrites"][0]["from"].as_str(), done["rewrites"][0]["to"].as_str()), (Some("lib.test/lib@v1"), Some("lib.test/lib@v2")), "{done}");
     let source = std::fs::read_to_string(app.path().join("app.cue")).unwrap();
     assert!(source.contains("\"lib.test/lib@v2\""), "{source}");
     let module_cue = std::fs::read_to_string(app.path().join("cue.mod/module.cue")).unwrap();
