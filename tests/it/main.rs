@@ -15,6 +15,7 @@ mod integrity;
 mod layers;
 mod parity;
 mod publish;
+mod readme;
 mod safety;
 mod static_binary;
 mod vet_corpus;
