@@ -138,6 +138,26 @@ pub fn write_stdout(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// A spinner with a message on stderr while work of unknown length runs
+/// (resolving, listing versions); drawn only on a terminal. Clears itself
+/// when dropped.
+pub struct Spinner(indicatif::ProgressBar);
+
+pub fn spinner(message: &str) -> Spinner {
+    let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg}").expect("a valid spinner template"));
+    bar.set_message(message.to_string());
+    bar.tick(); // drawn at once, however short the work
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    Spinner(bar)
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
 /// A progress bar of bytes on stderr, drawn only when stderr is a terminal.
 pub fn progress_bytes(total: u64, message: &str) -> indicatif::ProgressBar {
     progress(total, message, "{msg} [{bar:30}] {bytes}/{total_bytes}")

@@ -94,9 +94,11 @@ pub fn get(opts: &GetOptions) -> anyhow::Result<Changed> {
     let ws = Workspace::open_to_change(opts.offline)?;
     let main = ws.main_file()?;
     let src = ws.source();
+    let resolving = crate::ui::spinner("resolving");
     let wanted = opts.modules.iter().map(|arg| get::parse_request(&src, arg)).collect::<anyhow::Result<Vec<_>>>()?;
     let before = main.roots();
     let after = get::update_versions(&src, &main.module, &wanted)?;
+    drop(resolving);
     // --force: the requested versions are downloaded again; the old copies
     // are replaced only once the new ones have arrived.
     let refresh = if opts.force { wanted.as_slice() } else { &[] };
@@ -129,6 +131,7 @@ pub fn tidy(opts: &TidyOptions) -> anyhow::Result<Changed> {
         tidy::Untidy(format!("module is not tidy{why}: run 'opm mod tidy'")).into()
     };
 
+    let resolving = crate::ui::spinner("resolving");
     let before = Requirements::of(&views.module);
     let replaces = views.local.as_ref().is_some_and(|l| l.deps.iter().any(|d| !d.replace_with.is_empty()));
     let published = tidy::tidy(&src, &ws.root, &sources, &before, opts.check, None).map_err(|e| {
@@ -193,6 +196,7 @@ pub fn tidy(opts: &TidyOptions) -> anyhow::Result<Changed> {
         return Ok(Changed { module_file: main.path, changes: Vec::new(), cache: Vec::new() });
     }
 
+    drop(resolving);
     let mut used = module_roots.clone();
     used.extend(local.iter().flat_map(|(_, t)| t.roots.iter().cloned()));
     ws.cache.record_use(&ws.root, &used)?;

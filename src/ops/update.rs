@@ -91,7 +91,9 @@ pub fn plan(opts: &UpdateOptions) -> anyhow::Result<Plan> {
     let roots: Vec<ModuleVersion> = all.into_iter().filter(|r| opts.modules.is_empty() || opts.modules.iter().any(|m| named(r, m))).collect();
     // The core model opm carries is updated by updating opm.
     let roots: Vec<ModuleVersion> = roots.into_iter().filter(|r| !catalog::is_embedded(r)).collect();
+    let checking = crate::ui::spinner("checking for newer releases");
     let (updates, unchecked) = available(&ws, &roots, opts.major);
+    drop(checking);
     let majors: Vec<&Update> = updates.iter().filter(|u| u.kind == semver::Change::Major).collect();
     let rewrites = import_rewrites(&ws, &majors)?;
     let stale_sums = ws.pins.as_ref().map(|p| super::sums::stale(p, &main.roots())).unwrap_or_default();

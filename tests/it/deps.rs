@@ -224,6 +224,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
     };
     let out = ask("no");
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("checking for newer releases"), "a spinner on the terminal: {}", stdout(&out));
     assert!(stdout(&out).contains("lib.test/lib@v1") && stdout(&out).contains("nothing changed"), "{}", stdout(&out));
     assert!(std::fs::read_to_string(app.path().join("cue.mod/module.cue")).unwrap().contains("v1.0.0"));
     let out = ask("yes");
