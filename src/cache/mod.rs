@@ -264,14 +264,15 @@ impl Cache {
             ));
         }
         let client = self.client()?;
-        let bar = ui::progress_count(missing.len() as u64, "downloading");
+        // Bytes: the total grows as each version's manifest says its size.
+        let bar = ui::progress_bytes(0, &format!("downloading {}", crate::error::count(missing.len(), "module version")));
         client.block_on(
             stream::iter(missing)
                 .map(|mv| {
                     let bar = &bar;
                     async move {
                         let entry = self.entry(mv)?;
-                        let download = client.module(mv).await?;
+                        let download = client.module(mv, bar).await?;
                         self.check_download(mv, &download.manifest_digest, Some(&download.zip))?;
                         // Unzipping and writing block: off the thread that
                         // drives the other downloads.
@@ -282,7 +283,6 @@ impl Cache {
                             entry.install(&download.zip, &download.module_file, &download.manifest_digest)
                         })
                         .await??;
-                        bar.inc(1);
                         anyhow::Ok(())
                     }
                 })

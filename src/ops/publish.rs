@@ -126,7 +126,7 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
 fn push(ws: &Workspace, loc: &cue::Location, packed: &Packed, zip: &[u8]) -> anyhow::Result<Outcome> {
     let client = ws.cache.client()?;
     let bar = ui::progress_bytes(registry::push_size(packed, zip), "publishing");
-    let pushed = client.block_on(client.publish(loc, packed, zip, &|n| bar.inc(n)))?;
+    let pushed = client.block_on(client.publish(loc, packed, zip, &bar))?;
     bar.finish_and_clear();
     Ok(match pushed {
         Pushed::Published => Outcome::Published,

@@ -42,6 +42,8 @@ struct Layers {
     manifest_digest: String,
     zip: String,
     module_file: String,
+    /// The bytes of both layers, as the manifest says.
+    size: u64,
 }
 
 /// What a publish did.
@@ -98,6 +100,8 @@ impl Client {
         struct Descriptor {
             media_type: String,
             digest: String,
+            #[serde(default)]
+            size: u64,
         }
         let corrupt = |why: String| Error::new(ErrorKind::Corrupt, format!("{mv}: {why}"));
         let manifest = self.transport.manifest(loc).await?.ok_or_else(|| {
@@ -112,7 +116,12 @@ impl Client {
             return Err(corrupt(format!("{}/{} holds an artifact that is not a CUE module", loc.host, loc.repository)).into());
         }
         // The digest of the bytes that arrived, whatever the registry says.
-        Ok(Layers { manifest_digest: sha256(&manifest.data), zip: zip.digest.clone(), module_file: module_file.digest.clone() })
+        Ok(Layers {
+            manifest_digest: sha256(&manifest.data),
+            zip: zip.digest.clone(),
+            module_file: module_file.digest.clone(),
+            size: zip.size.saturating_add(module_file.size),
+        })
     }
 
     /// A version's manifest digest and module file: what dependency
@@ -120,7 +129,7 @@ impl Client {
     pub async fn module_file(&self, mv: &ModuleVersion) -> anyhow::Result<(String, Vec<u8>)> {
         let loc = self.locate(mv)?;
         let layers = self.layers(&loc, mv).await?;
-        Ok((layers.manifest_digest, self.transport.blob(&loc, &layers.module_file).await?))
+        Ok((layers.manifest_digest, self.transport.blob(&loc, &layers.module_file, None).await?))
     }
 
     /// The digest of the manifest a version's tag points to now, and of
@@ -131,12 +140,16 @@ impl Client {
         Ok((layers.manifest_digest, layers.zip))
     }
 
-    /// A version's zip and module file, each checked against its digest.
-    pub async fn module(&self, mv: &ModuleVersion) -> anyhow::Result<Download> {
+    /// A version's zip and module file, each checked against its digest;
+    /// `progress` counts their bytes as they arrive.
+    pub async fn module(&self, mv: &ModuleVersion, progress: &indicatif::ProgressBar) -> anyhow::Result<Download> {
         let loc = self.locate(mv)?;
         let layers = self.layers(&loc, mv).await?;
-        let (zip, module_file) =
-            futures_util::try_join!(self.transport.blob(&loc, &layers.zip), self.transport.blob(&loc, &layers.module_file))?;
+        progress.inc_length(layers.size);
+        let (zip, module_file) = futures_util::try_join!(
+            self.transport.blob(&loc, &layers.zip, Some(progress)),
+            self.transport.blob(&loc, &layers.module_file, Some(progress))
+        )?;
         Ok(Download { manifest_digest: layers.manifest_digest, zip, module_file })
     }
 
@@ -166,8 +179,8 @@ impl Client {
     /// Pushes a packed module to `loc`: blobs the registry lacks first,
     /// then the manifest, so a failed publish leaves no tag. An existing
     /// tag is kept: identical content is a no-op, other content an error.
-    /// `progress` is told the bytes sent.
-    pub async fn publish(&self, loc: &Location, packed: &Packed, zip: &[u8], progress: &dyn Fn(u64)) -> anyhow::Result<Pushed> {
+    /// `progress` counts the bytes sent.
+    pub async fn publish(&self, loc: &Location, packed: &Packed, zip: &[u8], progress: &indicatif::ProgressBar) -> anyhow::Result<Pushed> {
         if let Some(existing) = self.transport.manifest(loc).await? {
             if existing.digest == packed.manifest_digest {
                 return Ok(Pushed::Unchanged);
@@ -182,8 +195,7 @@ impl Client {
             .into());
         }
         for (data, digest) in blobs(packed, zip) {
-            self.transport.push_blob(loc, data, digest).await?;
-            progress(data.len() as u64);
+            self.transport.push_blob(loc, data, digest, progress).await?;
         }
         self.transport.push_manifest(loc, packed.manifest.as_bytes(), MANIFEST_MEDIA_TYPE).await?;
         Ok(Pushed::Published)

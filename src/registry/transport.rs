@@ -3,6 +3,7 @@
 //! retries and errors of a kind. It knows OCI, not CUE modules.
 
 use super::auth;
+use futures_util::StreamExt as _;
 use super::error::{Error, ErrorKind};
 use crate::cue::Location;
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -147,12 +148,12 @@ impl Transport {
     }
 
     /// A blob, checked against its digest.
-    pub async fn blob(&self, loc: &Location, digest: &str) -> Result<Vec<u8>> {
+    pub async fn blob(&self, loc: &Location, digest: &str, progress: Option<&indicatif::ProgressBar>) -> Result<Vec<u8>> {
         let host = self.authorized(loc, RegistryOperation::Pull).await?;
         let reference = reference(loc, "latest");
         let data = retry(&format!("GET blobs/{}", short(digest)), loc, &host.auth, || async {
-            let mut out = Vec::new();
-            host.client.pull_blob(&reference, digest, &mut out).await.map(|()| out)
+            let mut out = Counted { data: Vec::new(), progress: progress.cloned() };
+            host.client.pull_blob(&reference, digest, &mut out).await.map(|()| out.data)
         })
         .await?;
         if sha256(&data) != digest {
@@ -161,14 +162,27 @@ impl Transport {
         Ok(data)
     }
 
-    /// Uploads a blob unless the repository has it already.
-    pub async fn push_blob(&self, loc: &Location, data: &[u8], digest: &str) -> Result<()> {
+    /// Uploads a blob unless the repository has it already, in chunks that
+    /// `progress` counts as they go.
+    pub async fn push_blob(&self, loc: &Location, data: &[u8], digest: &str, progress: &indicatif::ProgressBar) -> Result<()> {
         let host = self.authorized(loc, RegistryOperation::Push).await?;
         let reference = reference(loc, "latest");
         if retry(&format!("HEAD blobs/{}", short(digest)), loc, &host.auth, || host.client.blob_exists(&reference, digest)).await? {
+            progress.inc(data.len() as u64);
             return Ok(());
         }
-        retry(&format!("PUT blobs/{}", short(digest)), loc, &host.auth, || host.client.push_blob(&reference, data.to_vec(), digest)).await?;
+        let start = progress.position();
+        retry(&format!("PUT blobs/{}", short(digest)), loc, &host.auth, || {
+            progress.set_position(start);
+            let bar = progress.clone();
+            let chunks: Vec<bytes::Bytes> = data.chunks(256 << 10).map(bytes::Bytes::copy_from_slice).collect();
+            let stream = futures_util::stream::iter(chunks).map(move |c| {
+                bar.inc(c.len() as u64);
+                Ok(c)
+            });
+            host.client.push_blob_stream(&reference, stream, digest, Some(data.len() as u64))
+        })
+        .await?;
         Ok(())
     }
 
@@ -388,6 +402,31 @@ fn explain(loc: &Location, auth: &RegistryAuth, e: &OciDistributionError) -> Err
         Some(429) => Error::new(ErrorKind::RateLimited, format!("registry {host} answered HTTP 429 for {repo}")),
         Some(code) => Error::new(ErrorKind::Other, format!("registry {host} answered HTTP {code} for {repo}")),
         None => Error::new(ErrorKind::Other, format!("registry {host}: {}", one_line(&e.to_string()))),
+    }
+}
+
+/// A blob as it arrives, counted on a progress bar.
+struct Counted {
+    data: Vec<u8>,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        this.data.extend_from_slice(buf);
+        if let Some(bar) = &this.progress {
+            bar.inc(buf.len() as u64);
+        }
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 

@@ -175,16 +175,9 @@ fn tidy_check_says_what_is_missing_and_tidy_removes_unused_versions_from_the_cac
     assert!(!cache.path().join("mod/download/lib.test/lib/@v/v1.1.0.zip").exists());
 }
 
-/// The confirmation on a real terminal (a pseudo-terminal): a whole line
-/// is read, `yes` applies, `no` changes nothing; --json never asks.
-#[test]
-fn update_asks_on_a_terminal_and_reads_a_whole_line() {
-    let w = lib_world();
-    let cache = tempdir();
-    let app = module(&[("cue.mod/module.cue", MAIN), ("app.cue", "package app\n\nimport \"lib.test/lib@v1\"\n\nuses: lib.name\n")]);
-    assert!(opm_in(&w, cache.path(), app.path(), &["mod", "get", "lib.test/lib@v1.0.0"]).status.success());
-    // Runs opm on a pty, answers the question, prints what the terminal showed.
-    let script = r#"
+/// Runs a command on a pseudo-terminal, answers `[y/N]` with argv[1] when
+/// asked, prints what the terminal showed, exits with the command's code.
+const ON_PTY: &str = r#"
 import os, pty, sys, time, select
 answer, argv = sys.argv[1], sys.argv[2:]
 pid, fd = pty.fork()
@@ -208,10 +201,20 @@ _, status = os.waitpid(pid, 0)
 sys.stdout.write(out.decode(errors="replace"))
 sys.exit(os.waitstatus_to_exitcode(status))
 "#;
+
+/// The confirmation on a real terminal (a pseudo-terminal): a whole line
+/// is read, `yes` applies, `no` changes nothing; --json never asks.
+#[test]
+fn update_asks_on_a_terminal_and_reads_a_whole_line() {
+    let w = lib_world();
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", MAIN), ("app.cue", "package app\n\nimport \"lib.test/lib@v1\"\n\nuses: lib.name\n")]);
+    assert!(opm_in(&w, cache.path(), app.path(), &["mod", "get", "lib.test/lib@v1.0.0"]).status.success());
+
     let ask = |answer: &str| {
         run(std::process::Command::new("python3")
             .arg("-c")
-            .arg(script)
+            .arg(ON_PTY)
             .arg(answer)
             .arg(env!("CARGO_BIN_EXE_opm"))
             .args(["mod", "update"])
@@ -255,4 +258,34 @@ fn verbose_shows_requests_and_credential_sources() {
     assert!(err.contains("GET manifests/v1.0.0 127.0.0.1:") && err.contains("-> ok in"), "{err}");
     let out = opm_in(&w, cache.path(), app.path(), &["mod", "tidy", "--quiet"]);
     assert!(out.status.success() && stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+/// Progress on a terminal, in bytes, for downloads and uploads.
+#[test]
+fn progress_counts_bytes_on_a_terminal() {
+    let w = World::new();
+    let big = format!("package big\n\nname: \"big\"\nblob: \"{}\"\n", "x".repeat(6 << 20));
+    w.publish_files("big.test/big@v0", "v0.1.0", &[("big.cue", &big)]);
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", MAIN), ("app.cue", "package app\n")]);
+    let on_pty = |dir: &std::path::Path, args: &[&str]| {
+        run(std::process::Command::new("python3")
+            .arg("-c")
+            .arg(ON_PTY)
+            .arg("")
+            .arg(env!("CARGO_BIN_EXE_opm"))
+            .args(args)
+            .current_dir(dir)
+            .env("CUE_CACHE_DIR", cache.path())
+            .env("CUE_REGISTRY", &w.registry)
+            .env("OPM_STATE_DIR", cache.path().join("opm-state"))
+            .env("OPM_CONFIG", cache.path().join("none.yaml")))
+    };
+    let out = on_pty(app.path(), &["mod", "get", "big.test/big@v0.1.0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("downloading 1 module version [") && stdout(&out).contains(" KiB/"), "{}", stdout(&out));
+    let lib = publishable("big.test/up@v0", &format!("blob: \"{}\"", "y".repeat(6 << 20)));
+    let out = on_pty(lib.path(), &["mod", "publish", "v0.1.0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("publishing [") && stdout(&out).contains(" KiB/"), "{}", stdout(&out));
 }
