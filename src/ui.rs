@@ -26,6 +26,10 @@ pub fn configure(color: Color, quiet: bool, verbose: bool) {
     VERBOSE.store(verbose, Ordering::Relaxed);
 }
 
+pub fn is_verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
 /// A line of detail for `--verbose`: registry requests, credential sources.
 pub fn verbose(message: &str) {
     if VERBOSE.load(Ordering::Relaxed) {

@@ -91,6 +91,14 @@ fn values_misfit(mut failure: Failure, values: &[PathBuf]) -> Failure {
     let first = failure.diagnostics.iter().find(telling).or(failure.diagnostics.first()).map(|d| d.message.clone()).unwrap_or_default();
     let files: Vec<String> = values.iter().map(|v| v.display().to_string()).collect();
     failure.message = format!("the values in {} do not fit the module: {first} ({})", files.join(", "), failure.message);
+    // CUE's whole account of it under --verbose; else the telling part.
+    if !crate::ui::is_verbose() {
+        let told: Vec<cue::Diagnostic> = failure.diagnostics.iter().filter(telling).cloned().collect();
+        if !told.is_empty() && told.len() < failure.diagnostics.len() {
+            failure.diagnostics = told;
+            failure.message += " (--verbose: CUE's full detail)";
+        }
+    }
     failure
 }
 

@@ -267,6 +267,10 @@ fn build_errors_speak_of_flags_values_and_modules() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("error: the values in bad.yaml do not fit the module: release.values.replicas: invalid value 0"), "{err}");
+    assert!(!err.contains("empty disjunction") && err.contains("--verbose: CUE's full detail"), "the telling part only: {err}");
+    let out = run(opm(cache.path()).current_dir(dir.path()).args(["mod", "build", "-v", "-f", "bad.yaml"]));
+    let err = stderr(&out);
+    assert!(err.contains("empty disjunction") && err.contains("conflicting values 1 and 0"), "CUE's full detail: {err}");
     assert!(err.contains("opmodel.dev/core@v0.1.0:release.cue:") && !err.contains("mod/extract"), "{err}");
     for (flag, value) in [("-n", "Prod_NS"), ("--name", "My Release")] {
         let out = run(opm(cache.path()).current_dir(dir.path()).args(["mod", "build", flag, value]));
