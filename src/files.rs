@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 /// itself or a parent, with a `cue.mod`, as cue finds it; its
 /// `cue.mod/module.cue` must exist.
 pub fn find_root(dir: &Path) -> anyhow::Result<PathBuf> {
-    let abs = std::path::absolute(dir).map_err(|e| fail(Exit::General, format!("cannot use directory {}: {e}", dir.display())))?;
+    let abs = std::path::absolute(dir)
+        .map_err(|e| fail(Exit::General, format!("directory {} cannot be read (was it deleted?): {e}: cd to a directory that exists", dir.display())))?;
     if !abs.is_dir() {
         return Err(fail(Exit::General, format!("{} is not a directory", dir.display())));
     }
@@ -44,7 +45,7 @@ pub fn inside_cue_mod(dir: &Path) -> bool {
 
 /// The current directory, or an error that says it is gone.
 pub fn current_dir() -> anyhow::Result<PathBuf> {
-    std::env::current_dir().map_err(|e| fail(Exit::General, format!("cannot read the current directory: {e}")))
+    std::env::current_dir().map_err(|e| fail(Exit::General, format!("the current directory cannot be read (was it deleted?): {e}: cd to a directory that exists")))
 }
 
 /// What a directory entry of a module is.

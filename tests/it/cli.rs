@@ -262,6 +262,19 @@ fn the_first_hour_small_things() {
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(!stderr(&out).contains("error:"), "{}", stderr(&out));
 
+    // No short flag means two things: -n is build's --namespace only.
+    let out = opm_m(&["mod", "publish", "-n", "v0.1.0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    // A current directory that was deleted.
+    let out = run(std::process::Command::new("bash").arg("-c").arg(format!("mkdir gone && cd gone && rmdir ../gone && {} mod vet", env!("CARGO_BIN_EXE_opm"))).current_dir(cache.path()));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("was it deleted?") && !stderr(&out).contains("panicked"), "{}", stderr(&out));
+
+    // Completion instructions that work on a fresh machine.
+    let out = opm_m(&["completion", "--help"]);
+    assert!(stdout(&out).contains("mkdir -p ~/.local/share/bash-completion/completions"), "{}", stdout(&out));
+
     // --help into a reader that went away.
     let mut child = opm(cache.path()).arg("--help").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     drop(child.stdout.take());

@@ -256,6 +256,9 @@ fn verbose_shows_requests_and_credential_sources() {
     let err = stderr(&out);
     assert!(err.contains("opm: credentials for 127.0.0.1:") && err.contains("anonymous"), "{err}");
     assert!(err.contains("GET manifests/v1.0.0 127.0.0.1:") && err.contains("-> ok in"), "{err}");
+    let out = opm_in(&w, cache.path(), app.path(), &["mod", "get", "--json", "lib.test/lib@v1.1.0"]);
+    let changed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(changed["changes"][0], serde_json::json!({"change": "upgrade", "module": "lib.test/lib@v1", "from": "v1.0.0", "to": "v1.1.0"}), "{changed}");
     let out = opm_in(&w, cache.path(), app.path(), &["mod", "tidy", "--quiet"]);
     assert!(out.status.success() && stderr(&out).is_empty(), "{}", stderr(&out));
 }
