@@ -22,25 +22,23 @@ pub struct Fetched {
 /// named versions (`MODULE@vX.Y.Z`, a module not needed). module.cue is
 /// never changed.
 pub fn download(modules: &[String], offline: bool) -> anyhow::Result<Vec<Fetched>> {
-    let cwd = files::current_dir()?;
-    let ws = Workspace::open(&cwd, offline);
+    let ws = Workspace::open(&files::current_dir()?, offline);
+    // Named versions need no module: then the cache stands alone.
+    let standalone;
+    let cache: &Cache = match &ws {
+        Ok(ws) => &ws.cache,
+        Err(_) => {
+            standalone = Cache::new(cache::default_dir(), offline);
+            &standalone
+        }
+    };
     let wanted: Vec<ModuleVersion> = if modules.is_empty() {
         let ws = ws.as_ref().map_err(|e| fail(Exit::General, format!("{e:#}; or name the versions to download: opm mod download MODULE@VERSION")))?;
-        let mf = crate::cue::load_module_file(&ws.root).map_err(crate::error::Failure::from)?;
-        mf.deps
-            .iter()
-            .filter(|d| d.replace_with.is_empty() && !d.version.is_empty())
-            .map(|d| ModuleVersion { module: d.path.clone(), version: d.version.clone() })
-            .collect()
+        let wanted = ws.loadable_deps()?;
+        // The module's own graph is what it uses; named versions are not.
+        cache.record_use(&ws.root, &wanted)?;
+        wanted
     } else {
-        let standalone;
-        let cache: &Cache = match &ws {
-            Ok(ws) => &ws.cache,
-            Err(_) => {
-                standalone = Cache::new(cache::default_dir(), offline);
-                &standalone
-            }
-        };
         let src = super::CacheSource::new(cache);
         let named = modules.iter().map(|m| get::parse_request(&src, m)).collect::<anyhow::Result<Vec<_>>>()?;
         let mut all = named.clone();
@@ -51,19 +49,7 @@ pub fn download(modules: &[String], offline: bool) -> anyhow::Result<Vec<Fetched
         all.dedup();
         all
     };
-    let standalone;
-    let (cache, root) = match &ws {
-        Ok(ws) => (&ws.cache, Some(ws.root.clone())),
-        Err(_) => {
-            standalone = Cache::new(cache::default_dir(), offline);
-            (&standalone, None)
-        }
-    };
     let before: Vec<bool> = wanted.iter().map(|mv| cache.entry(mv).map(|e| e.is_complete())).collect::<anyhow::Result<_>>()?;
-    // The module's own graph is what it uses; named versions are not.
-    if let (Some(root), true) = (&root, modules.is_empty()) {
-        cache.record_use(root, &wanted)?;
-    }
     cache.ensure(&wanted, false)?;
     Ok(wanted
         .into_iter()

@@ -102,8 +102,20 @@ impl Workspace {
     /// it (strictly, local-module.cue applied), each version it names in
     /// the cache. Returns that view of the module file.
     pub fn ensure_deps(&self) -> anyhow::Result<ModuleFile> {
+        let (mf, wanted) = self.loader_view()?;
+        self.cache.record_use(&self.root, &wanted)?;
+        self.cache.ensure(&wanted, false)?;
+        Ok(mf)
+    }
+
+    /// The versions CUE's loader will read from the cache.
+    pub fn loadable_deps(&self) -> anyhow::Result<Vec<ModuleVersion>> {
+        Ok(self.loader_view()?.1)
+    }
+
+    fn loader_view(&self) -> anyhow::Result<(ModuleFile, Vec<ModuleVersion>)> {
         let mf = cue::load_module_file(&self.root).map_err(Failure::from)?;
-        let wanted: Vec<ModuleVersion> = mf
+        let wanted = mf
             .deps
             .iter()
             // A local replacement is loaded from its directory; a
@@ -111,9 +123,7 @@ impl Workspace {
             .filter(|d| d.replace_with.is_empty() && !d.version.is_empty())
             .map(|d| ModuleVersion { module: d.path.clone(), version: d.version.clone() })
             .collect();
-        self.cache.record_use(&self.root, &wanted)?;
-        self.cache.ensure(&wanted, false)?;
-        Ok(mf)
+        Ok((mf, wanted))
     }
 
     /// Downloads every module of `roots` (`refresh` again, even if
