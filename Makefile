@@ -23,6 +23,11 @@ BIN := $(CURDIR)/target/$(HOST)/release
 export OPM := $(BIN)/opm
 TOOLS := $(CURDIR)/tools/bin
 CUE := $(TOOLS)/cue
+# The real cosign CLI, for the signature interop tests (v2: signatures
+# under the sha256-<digest>.sig tag, as opm writes them).
+COSIGN_VERSION := v2.6.5
+COSIGN := $(TOOLS)/cosign
+COSIGN_STAMP := $(TOOLS)/.cosign-$(COSIGN_VERSION)
 # libclang-dev: bindgen; libc6-dev: the static C library (build). The rest: tests (real registry, skopeo,
 # htpasswd, openssl for a TLS registry; python3 for the demo and bench).
 BUILD_PACKAGES := libclang-dev libc6-dev
@@ -37,8 +42,8 @@ build: build-deps
 demo: build test-deps $(CUE)
 	OPM_TEST_CUE=$(CUE) scripts/demo.sh
 
-test: build-deps test-deps $(CUE)
-	OPM_TEST_CUE=$(CUE) cargo test --release --locked
+test: build-deps test-deps $(CUE) $(COSIGN_STAMP)
+	OPM_TEST_CUE=$(CUE) OPM_TEST_COSIGN=$(COSIGN) cargo test --release --locked
 
 # Figures (opm against cue), then the soak: 200 random dependency graphs
 # through both tools.
@@ -57,6 +62,11 @@ test-deps:
 $(CUE): go-shim/go.mod
 	GOBIN=$(TOOLS) GOTOOLCHAIN=local go install cuelang.org/go/cmd/cue@$(CUE_VERSION)
 	@touch $@
+
+# go install reuses Go's module and build caches: seconds when warm.
+$(COSIGN_STAMP):
+	GOBIN=$(TOOLS) GOTOOLCHAIN=local go install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION)
+	@rm -f $(TOOLS)/.cosign-* && touch $@
 
 clean:
 	cargo clean

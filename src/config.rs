@@ -9,15 +9,19 @@
 //!     url: harbor.internal/modules
 //!     insecure: true
 //!   "*": localhost:5000        # the catch-all (else cue's default)
+//! verify:                      # the signature policy (see trust.rs)
+//!   company.internal:
+//!     keys: [keys/platform.pub]
 //! ```
 //!
-//! `CUE_REGISTRY` in the environment, when set, wins over the file.
+//! `CUE_REGISTRY` in the environment, when set, wins over the file's
+//! routing (not over its policy).
 
 use crate::cue;
 use crate::error::{fail, Exit};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The key of the catch-all entry.
 pub const CATCH_ALL: &str = "*";
@@ -28,6 +32,17 @@ struct File {
     /// `PREFIX: URL` or `PREFIX: {url: URL, insecure: BOOL}`.
     #[serde(default)]
     registries: BTreeMap<String, serde_yaml::Value>,
+    /// `PREFIX: {keys: [PATH, ...]}`: the signature policy.
+    #[serde(default)]
+    verify: BTreeMap<String, serde_yaml::Value>,
+}
+
+/// A signature policy entry: every module under `prefix` must be signed by
+/// one of `keys` (cosign public key files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyRule {
+    pub prefix: String,
+    pub keys: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,23 +120,11 @@ pub fn config_path() -> PathBuf {
 /// `prefix=host/repo[+insecure]` per entry, longest prefix first, the
 /// catch-all last. Each entry is checked with CUE's own parser, and an
 /// error names the file and line.
-pub fn translate(text: &str, path: &std::path::Path) -> anyhow::Result<String> {
-    let invalid = |line: Option<usize>, why: String| {
-        let at = line.map_or(String::new(), |l| format!(" line {l}"));
-        fail(Exit::General, format!("invalid registry configuration {}{at}: {why}", path.display()))
-    };
-    let file: File = if text.trim().is_empty() {
-        File { registries: BTreeMap::new() }
-    } else {
-        serde_yaml::from_str(text).map_err(|e| {
-            let line = e.location().map(|l| l.line());
-            let why = e.to_string();
-            // serde_yaml appends " at line L column C"; the line is said once.
-            let why = why.split(" at line ").next().unwrap_or(&why).to_string();
-            invalid(line, why)
-        })?
-    };
-    let line_of = |prefix: &str| text.lines().position(|l| l.contains(prefix)).map(|i| i + 1);
+pub fn translate(text: &str, path: &Path) -> anyhow::Result<String> {
+    let file = parse(text, path)?;
+    let line_of = |prefix: &str| line_of(text, prefix);
+    let invalid = |line: Option<usize>, why: String| invalid(path, line, why);
+
     let mut entries = Vec::new();
     for (prefix, entry) in file.registries {
         let registry = match entry {
@@ -154,6 +157,69 @@ pub fn translate(text: &str, path: &std::path::Path) -> anyhow::Result<String> {
     Ok(parts.join(","))
 }
 
+/// The config file's first line that mentions `what`.
+fn line_of(text: &str, what: &str) -> Option<usize> {
+    text.lines().position(|l| l.contains(what)).map(|i| i + 1)
+}
+
+fn invalid(path: &Path, line: Option<usize>, why: String) -> anyhow::Error {
+    let at = line.map_or(String::new(), |l| format!(" line {l}"));
+    fail(Exit::General, format!("invalid registry configuration {}{at}: {why}", path.display()))
+}
+
+fn parse(text: &str, path: &Path) -> anyhow::Result<File> {
+    if text.trim().is_empty() {
+        return Ok(File { registries: BTreeMap::new(), verify: BTreeMap::new() });
+    }
+    serde_yaml::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| l.line());
+        let why = e.to_string();
+        // serde_yaml appends " at line L column C"; the line is said once.
+        let why = why.split(" at line ").next().unwrap_or(&why).to_string();
+        invalid(path, line, why)
+    })
+}
+
+/// The signature policy of the config file (CUE_REGISTRY does not replace
+/// it): one rule per module prefix, its key paths resolved (`~/` is the
+/// home directory, a relative path is relative to the config file).
+pub fn verify_rules() -> anyhow::Result<Vec<VerifyRule>> {
+    let path = config_path();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(fail(Exit::General, format!("cannot read {}: {e}", path.display()))),
+    };
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        keys: Vec<String>,
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    let mut rules = Vec::new();
+    for (prefix, entry) in parse(&text, &path)?.verify {
+        let bad = |why: String| invalid(&path, line_of(&text, &prefix), format!("verify.{prefix}: {why} (write `keys: [PATH, ...]`, cosign public key files)"));
+        let entry: Entry = serde_yaml::from_value(entry).map_err(|e| bad(e.to_string()))?;
+        if entry.keys.is_empty() {
+            return Err(bad("no keys".into()));
+        }
+        if prefix.is_empty() || prefix.contains('@') || prefix.ends_with('/') {
+            return Err(bad("a prefix is a module path or the start of one, without a major version".into()));
+        }
+        let keys = entry
+            .keys
+            .iter()
+            .map(|k| match k.strip_prefix("~/") {
+                Some(rest) => home.join(rest),
+                None => base.join(k),
+            })
+            .collect();
+        rules.push(VerifyRule { prefix, keys });
+    }
+    Ok(rules)
+}
+
 /// One CUE_REGISTRY entry. `http://` or `insecure: true` means plain HTTP
 /// (`+insecure`), `https://` or `insecure: false` HTTPS (`+secure`).
 fn cue_entry(prefix: &str, registry: &Registry) -> String {
@@ -182,7 +248,6 @@ fn cue_entry(prefix: &str, registry: &Registry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     #[test]
     fn translates_longest_prefix_first_and_catch_all_last() {

@@ -25,6 +25,8 @@ pub enum Exit {
     Outdated = 6,
     /// A module's content differs from what cue.mod/opm.sum records.
     Integrity = 7,
+    /// A module version fails the signature policy (config `verify:`).
+    Untrusted = 8,
 }
 
 impl Exit {
@@ -43,6 +45,7 @@ impl Exit {
             Exit::NotFound => "not-found",
             Exit::Outdated => "outdated",
             Exit::Integrity => "integrity",
+            Exit::Untrusted => "untrusted",
         }
     }
 }
@@ -104,6 +107,11 @@ impl Failure {
         }
         self
     }
+}
+
+/// The exit code a [`Failure`] in the chain of `err` carries.
+pub fn exit_of(err: &anyhow::Error) -> Option<Exit> {
+    err.chain().find_map(|c| c.downcast_ref::<Failure>()).map(|f| f.exit)
 }
 
 /// `1 error`, `3 errors`.

@@ -4,7 +4,8 @@
 //! `cli` parses arguments and prints; `ops` does one command over a
 //! workspace; `resolve` is cue's dependency resolution over a `Source`;
 //! `cache` is the CUE cache and the only fetcher; `registry` the only code
-//! that knows CUE's OCI module format; `config`, `catalog`, `files`, `ui`
+//! that knows CUE's OCI module format; `trust` checks cosign signatures;
+//! `config`, `catalog`, `files`, `ui`
 //! and `error` serve them; `cue` is the safe API over the linked CUE;
 //! `module` is the vocabulary all of them share.
 
@@ -19,4 +20,5 @@ pub mod module;
 pub mod ops;
 pub mod registry;
 pub mod resolve;
+pub mod trust;
 pub mod ui;

@@ -2,6 +2,7 @@
 //! terminal), error lines and CUE diagnostics, and `--json` output.
 
 use crate::cue::Diagnostic;
+use crate::error::{fail, Exit};
 use crate::files::display_path;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -123,6 +124,15 @@ pub fn confirm(question: &str) -> anyhow::Result<bool> {
         return Ok(false);
     }
     Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+/// A secret typed on the terminal without echo (a key's password); None
+/// when there is no terminal to ask on.
+pub fn secret(prompt: &str) -> anyhow::Result<Option<String>> {
+    if !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    rpassword::prompt_password(prompt).map(Some).map_err(|e| fail(Exit::General, format!("cannot read the password from the terminal: {e}")))
 }
 
 /// Writes `value` as pretty JSON on stdout, for scripts.

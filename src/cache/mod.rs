@@ -12,6 +12,7 @@ use crate::error::{fail, Exit};
 use crate::files::write_cached;
 use crate::module::{semver, ModuleVersion};
 use crate::registry::{self, Client, PARALLEL};
+use crate::trust::{Policy, PublicKey, Verdict};
 use crate::ui;
 use fs_err as fs;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -48,6 +49,8 @@ pub struct Cache {
     dir: Result<PathBuf, String>,
     offline: bool,
     client: OnceCell<Client>,
+    /// The signature policy, read on first download.
+    policy: OnceCell<Policy>,
     /// What the module's sums file records: every fetch of these versions
     /// must bring exactly this content.
     pins: Pins,
@@ -61,6 +64,20 @@ pub struct Digests {
 }
 
 pub type Pins = BTreeMap<ModuleVersion, Digests>;
+
+/// A cached version against the signature policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureStatus {
+    /// No rule of the policy covers it.
+    Exempt,
+    /// Signed by this key (its file).
+    Signed(String),
+    /// Refused, and why.
+    Refused(String),
+    NotCached,
+    /// Offline, and never checked.
+    Unchecked,
+}
 
 /// What differs from the sums file: refused, nothing written.
 fn mismatch(mv: &ModuleVersion, what: &str, expected: &str, received: &str) -> anyhow::Error {
@@ -77,7 +94,7 @@ fn mismatch(mv: &ModuleVersion, what: &str, expected: &str, received: &str) -> a
 impl Cache {
     /// The cache at `dir`; `offline` never touches the network.
     pub fn new(dir: Result<PathBuf, String>, offline: bool) -> Cache {
-        Cache { dir, offline, client: OnceCell::new(), pins: Pins::new() }
+        Cache { dir, offline, client: OnceCell::new(), policy: OnceCell::new(), pins: Pins::new() }
     }
 
     /// The cache, checking what it fetches against `pins`.
@@ -217,8 +234,122 @@ impl Cache {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
+        // The policy's keys are read before anything is fetched.
+        self.policy()?;
         let client = Client::new(Routing::load()?)?;
         Ok(self.client.get_or_init(|| client))
+    }
+
+    /// The signature policy of the config file.
+    pub fn policy(&self) -> anyhow::Result<&Policy> {
+        if let Some(policy) = self.policy.get() {
+            return Ok(policy);
+        }
+        let policy = Policy::load()?;
+        Ok(self.policy.get_or_init(|| policy))
+    }
+
+    /// Checks a version's signatures against the policy, before anything
+    /// of it is written; the fingerprint of the key that signed it, None
+    /// when no rule covers it (nothing is then asked of the registry). The
+    /// core model opm carries is as trusted as opm itself.
+    async fn check_signature(&self, client: &Client, mv: &ModuleVersion, manifest_digest: &str) -> anyhow::Result<Option<&PublicKey>> {
+        let policy = self.policy()?;
+        if policy.keys_for(&mv.module).is_none() || catalog::is_embedded(mv) {
+            return Ok(None);
+        }
+        let signatures = client.signatures(mv, manifest_digest).await?;
+        Ok(match policy.check(mv, manifest_digest, &signatures)? {
+            Verdict::Signed(key) => Some(key),
+            Verdict::Exempt => None,
+        })
+    }
+
+    /// Checks a complete entry against the signature policy now, asking its
+    /// registry, and records the result; the key that signed it.
+    async fn check_cached(&self, client: &Client, mv: &ModuleVersion) -> anyhow::Result<Option<&PublicKey>> {
+        let entry = self.entry(mv)?;
+        let zip = entry.zip_digest()?;
+        let manifest = match entry.recorded_manifest_digest() {
+            Some(d) => d,
+            None => {
+                let (d, zip_layer) = client.manifest_digests(mv).await?;
+                if zip_layer != zip {
+                    return Err(fail(
+                        Exit::Untrusted,
+                        format!("{mv}: the cached zip ({zip}) is not the one the registry's manifest names ({zip_layer}): run 'opm mod get --force {mv}'"),
+                    ));
+                }
+                d
+            }
+        };
+        let key = self.check_signature(client, mv, &manifest).await?;
+        if let Some(key) = key {
+            entry.record_manifest_digest(&manifest)?;
+            entry.record_verified(&manifest, &key.fingerprint())?;
+        }
+        Ok(key)
+    }
+
+    /// `opm mod verify --signatures`: a cached version against the policy,
+    /// checked again with its registry (offline: what is on record).
+    pub fn signature_status(&self, mv: &ModuleVersion) -> anyhow::Result<SignatureStatus> {
+        let Some(keys) = self.policy()?.keys_for(&mv.module) else { return Ok(SignatureStatus::Exempt) };
+        if catalog::is_embedded(mv) {
+            return Ok(SignatureStatus::Exempt);
+        }
+        let entry = self.entry(mv)?;
+        if !entry.is_complete() {
+            return Ok(SignatureStatus::NotCached);
+        }
+        if self.offline {
+            let signer = keys.iter().find(|k| entry.is_verified(&[k.fingerprint()]));
+            return Ok(match signer {
+                Some(k) => SignatureStatus::Signed(k.path.display().to_string()),
+                None => SignatureStatus::Unchecked,
+            });
+        }
+        let client = self.client()?;
+        match client.block_on(self.check_cached(client, mv)) {
+            Ok(Some(key)) => Ok(SignatureStatus::Signed(key.path.display().to_string())),
+            Ok(None) => Ok(SignatureStatus::Exempt),
+            Err(e) if crate::error::exit_of(&e) == Some(Exit::Untrusted) => Ok(SignatureStatus::Refused(format!("{e:#}"))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether a complete entry still needs a signature check: a rule
+    /// covers it and no check of its manifest by an accepted key is on
+    /// record.
+    fn needs_signature_check(&self, mv: &ModuleVersion) -> anyhow::Result<bool> {
+        if catalog::is_embedded(mv) {
+            return Ok(false);
+        }
+        let Some(keys) = self.policy()?.keys_for(&mv.module) else { return Ok(false) };
+        let fingerprints: Vec<String> = keys.iter().map(|k| k.fingerprint()).collect();
+        Ok(!self.entry(mv)?.is_verified(&fingerprints))
+    }
+
+    /// Checks cached versions (downloaded by cue, or before the policy
+    /// existed) against the signature policy, and records the result.
+    fn check_cached_signatures(&self, mvs: &[&ModuleVersion]) -> anyhow::Result<()> {
+        if mvs.is_empty() {
+            return Ok(());
+        }
+        if self.offline {
+            let names = mvs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            return Err(fail(
+                Exit::Untrusted,
+                format!("--offline: {names}: covered by the verify policy, but its signatures were never checked; run once without --offline"),
+            ));
+        }
+        let client = self.client()?;
+        client.block_on(
+            stream::iter(mvs)
+                .map(|mv| async move { self.check_cached(client, mv).await.map(drop) })
+                .buffer_unordered(PARALLEL)
+                .try_collect::<()>(),
+        )
     }
 
     /// Makes every version complete in the cache: complete entries are
@@ -228,12 +359,16 @@ impl Cache {
     /// copy is replaced only once its new one has arrived.
     pub fn ensure(&self, mvs: &[ModuleVersion], refresh: bool) -> anyhow::Result<()> {
         let mut missing: Vec<&ModuleVersion> = Vec::new();
+        let mut unchecked: Vec<&ModuleVersion> = Vec::new();
         for mv in mvs {
             let entry = self.entry(mv)?;
             if refresh {
                 missing.push(mv);
             } else if entry.is_complete() {
                 entry.verify()?;
+                if self.needs_signature_check(mv)? {
+                    unchecked.push(mv);
+                }
                 if let Some(pin) = self.pins.get(mv) {
                     let zip = entry.zip_digest()?;
                     if zip != pin.zip {
@@ -253,6 +388,7 @@ impl Cache {
                 missing.push(mv);
             }
         }
+        self.check_cached_signatures(&unchecked)?;
         if missing.is_empty() {
             return Ok(());
         }
@@ -274,13 +410,18 @@ impl Cache {
                         let entry = self.entry(mv)?;
                         let download = client.module(mv, bar).await?;
                         self.check_download(mv, &download.manifest_digest, Some(&download.zip))?;
+                        let signed_by = self.check_signature(client, mv, &download.manifest_digest).await?.map(PublicKey::fingerprint);
                         // Unzipping and writing block: off the thread that
                         // drives the other downloads.
                         tokio::task::spawn_blocking(move || {
                             if refresh {
                                 entry.remove()?;
                             }
-                            entry.install(&download.zip, &download.module_file, &download.manifest_digest)
+                            entry.install(&download.zip, &download.module_file, &download.manifest_digest)?;
+                            match signed_by {
+                                Some(key) => entry.record_verified(&download.manifest_digest, &key),
+                                None => Ok(()),
+                            }
                         })
                         .await??;
                         anyhow::Ok(())
@@ -316,17 +457,24 @@ impl Cache {
                 return Err(fail(Exit::NotFound, format!("--offline, and the CUE cache lacks the module files of {}", names.join(", "))));
             }
             let client = self.client()?;
-            let fetched: Vec<(usize, (String, Vec<u8>))> = client.block_on(
+            let fetched: Vec<(usize, (String, Vec<u8>, Option<String>))> = client.block_on(
                 stream::iter(missing)
-                    .map(|i| async move { anyhow::Ok((i, client.module_file(&mvs[i]).await?)) })
+                    .map(|i| async move {
+                        let (manifest, data) = client.module_file(&mvs[i]).await?;
+                        let signed_by = self.check_signature(client, &mvs[i], &manifest).await?.map(PublicKey::fingerprint);
+                        anyhow::Ok((i, (manifest, data, signed_by)))
+                    })
                     .buffer_unordered(PARALLEL)
                     .try_collect(),
             )?;
-            for (i, (manifest, data)) in fetched {
+            for (i, (manifest, data, signed_by)) in fetched {
                 self.check_download(&mvs[i], &manifest, None)?;
                 let entry = self.entry(&mvs[i])?;
                 entry.write_module_file(&data)?;
                 entry.record_manifest_digest(&manifest)?;
+                if let Some(key) = signed_by {
+                    entry.record_verified(&manifest, &key)?;
+                }
                 out[i] = Some(data);
             }
         }
@@ -478,6 +626,31 @@ impl Entry {
         write_cached(&self.manifest_digest_file(), digest.as_bytes())
     }
 
+    /// opm's record of signature checks: `<manifest digest> <key fingerprint>` lines.
+    fn verified_file(&self) -> PathBuf {
+        self.file("verified")
+    }
+
+    /// Whether a check of the entry's recorded manifest by one of these
+    /// keys is on record.
+    pub fn is_verified(&self, fingerprints: &[String]) -> bool {
+        let Some(manifest) = self.recorded_manifest_digest() else { return false };
+        let records = std::fs::read_to_string(self.verified_file()).unwrap_or_default();
+        records.lines().filter_map(|l| l.split_once(' ')).any(|(d, k)| d == manifest && fingerprints.iter().any(|f| f == k))
+    }
+
+    fn record_verified(&self, manifest_digest: &str, fingerprint: &str) -> anyhow::Result<()> {
+        let _lock = self.lock()?;
+        let mut records = std::fs::read_to_string(self.verified_file()).unwrap_or_default();
+        let line = format!("{manifest_digest} {fingerprint}");
+        if !records.lines().any(|l| l == line) {
+            records += &line;
+            records.push('\n');
+            write_cached(&self.verified_file(), records.as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// The digest of the entry's zip: recorded, else computed.
     pub fn zip_digest(&self) -> anyhow::Result<String> {
         if let Ok(d) = std::fs::read_to_string(self.digest_file()) {
@@ -512,7 +685,7 @@ impl Entry {
     }
 
     fn remove_locked(&self) -> anyhow::Result<()> {
-        for suffix in ["mod", "ziphash", "manifesthash", "zip", "partial"] {
+        for suffix in ["mod", "ziphash", "manifesthash", "verified", "zip", "partial"] {
             match fs::remove_file(self.file(suffix)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}

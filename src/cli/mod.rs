@@ -10,6 +10,7 @@ mod mod_deps;
 mod mod_graph;
 mod mod_init;
 mod mod_publish;
+mod mod_sign;
 mod mod_update;
 mod mod_verify;
 mod mod_vet;
@@ -35,7 +36,8 @@ Examples:
 Exit codes: 0 ok, 1 usage or other error, 2 CUE validation failed,
 3 registry unreachable, 4 authentication or permission, 5 not found,
 6 --check found work to do (updates available, module not tidy),
-7 a dependency's content differs from cue.mod/opm.sum.";
+7 a dependency's content differs from cue.mod/opm.sum,
+8 a module version fails the signature policy (config `verify:`).";
 
 /// opm: CUE modules for the Open Platform Model, with cue's exact behaviour.
 #[derive(Debug, Parser)]
@@ -105,6 +107,8 @@ enum ModCommand {
     Build(mod_build::BuildArgs),
     /// Vet the module and push it to an OCI registry in CUE's module format
     Publish(mod_publish::Args),
+    /// Sign a published version in cosign's format
+    Sign(mod_sign::Args),
     /// Add or change dependencies at exact versions, as `cue mod get` does
     Get(mod_deps::GetArgs),
     /// Add missing and remove unused dependencies, as `cue mod tidy` does
@@ -192,6 +196,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Mod(ModCommand::Vet(args)) => mod_vet::run(args, g),
         Command::Mod(ModCommand::Build(args)) => mod_build::build(ReleaseKind::Module, args, g),
         Command::Mod(ModCommand::Publish(args)) => mod_publish::run(args, g),
+        Command::Mod(ModCommand::Sign(args)) => mod_sign::run(args, g),
         Command::Mod(ModCommand::Get(args)) => mod_deps::get(args, g),
         Command::Mod(ModCommand::Tidy(args)) => mod_deps::tidy(args, g),
         Command::Mod(ModCommand::Update(args)) => mod_update::run(args, g),

@@ -13,6 +13,7 @@ Examples:
   opm mod publish v1.2.0 --dry-run           Check and pack, push nothing
   opm mod publish v1.2.0 --json              Report ref and digest as JSON
   opm mod publish v1.2.0 --out ./image       Write an OCI image layout instead
+  opm mod publish v1.2.0 --sign cosign.key   Also sign it, as cosign does
 
 The module is vetted first and must be tidy (as `opm mod tidy` leaves it):
 otherwise nothing is pushed. The
@@ -36,6 +37,9 @@ pub struct Args {
     /// Write the artifact as an OCI image layout into DIR instead of pushing
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Sign the pushed version with this cosign private key (password from COSIGN_PASSWORD or asked)
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
 }
 
 pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
@@ -50,7 +54,7 @@ pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
         [reference, version] => (Some(reference.clone()), version.clone()),
         _ => unreachable!("clap takes one or two values"),
     };
-    let opts = PublishOptions { reference, version, dry_run: args.dry_run, out: args.out.clone(), offline: g.offline };
+    let opts = PublishOptions { reference, version, dry_run: args.dry_run, out: args.out.clone(), offline: g.offline, sign: args.sign.clone() };
     let p = publish::publish(&opts)?;
     if args.json {
         return ui::print_json(&p);
@@ -65,6 +69,9 @@ pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
             args.out.as_ref().expect("written to --out").display()
         )),
         Outcome::DryRun => ui::print_status(&format!("dry run: {what} ({} files) would be published to {reference}", p.files)),
+    }
+    if let Some(signature) = &p.signature {
+        ui::print_status(&format!("signed {what}: {signature}"));
     }
     Ok(())
 }

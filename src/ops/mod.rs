@@ -7,6 +7,7 @@ pub mod graph;
 pub mod init;
 pub mod publish;
 pub mod render;
+pub mod sign;
 mod source;
 pub mod sums;
 pub mod update;

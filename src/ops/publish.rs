@@ -1,12 +1,12 @@
 //! `opm mod publish`: vet, require tidy, pack with CUE's rules, push in
 //! CUE's format (or write an OCI layout).
 
-use super::{vet, Workspace};
+use super::{sign, vet, Workspace};
 use crate::config::Routing;
 use crate::cue::{self, Packed};
 use crate::error::{fail, Exit, Failure};
 use crate::files;
-use crate::module::{base_path, semver, split_major};
+use crate::module::{base_path, semver, split_major, ModuleVersion};
 use crate::registry::{self, Pushed};
 use crate::resolve::{tidy, Requirements};
 use crate::ui;
@@ -24,6 +24,8 @@ pub struct PublishOptions {
     /// Write an OCI image layout into this directory instead of pushing.
     pub out: Option<PathBuf>,
     pub offline: bool,
+    /// Sign the pushed manifest with this cosign private key.
+    pub sign: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -49,6 +51,9 @@ pub struct Published {
     pub insecure: bool,
     pub files: usize,
     pub outcome: Outcome,
+    /// Where the signature is (--sign): host/repository:sha256-<hex>.sig
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
@@ -56,6 +61,11 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
     let mf = ws.ensure_deps()?;
     let version = opts.version.as_str();
     check_version(&mf.module, version)?;
+    if opts.sign.is_some() && opts.out.is_some() {
+        return Err(fail(Exit::General, "--sign signs what is pushed to a registry: push the layout, then run 'opm mod sign'"));
+    }
+    // The key opens before anything is pushed: a wrong password changes nothing.
+    let key = opts.sign.as_deref().map(sign::open_key).transpose()?;
     let mut routing = Routing::load()?;
     if let Some(reference) = &opts.reference {
         if reference != &mf.module && reference != base_path(&mf.module) {
@@ -110,6 +120,13 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
     } else {
         push(&ws, &loc, &packed, &zip_data)?
     };
+    let signature = match &key {
+        Some(key) if matches!(outcome, Outcome::Published | Outcome::Unchanged) => {
+            let mv = ModuleVersion::new(base_path(&mf.module), version);
+            Some(sign::attach(ws.cache.client()?, &mv, &loc, &packed.manifest_digest, key)?.signature)
+        }
+        _ => None,
+    };
     Ok(Published {
         module: mf.module.clone(),
         version: version.to_string(),
@@ -118,6 +135,7 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
         insecure: loc.insecure,
         files: packed.files,
         outcome,
+        signature,
     })
 }
 

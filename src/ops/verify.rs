@@ -2,6 +2,7 @@
 //! `remote` in their registries, against cue.mod/opm.sum.
 
 use super::{sums, Workspace};
+use crate::cache::SignatureStatus;
 use crate::error::{fail, Exit};
 use crate::files;
 use crate::module::ModuleVersion;
@@ -13,11 +14,32 @@ pub struct VerifyOptions {
     pub offline: bool,
 }
 
+/// `opm mod verify --signatures`: every dependency in module.cue, as
+/// cached, against the signature policy (asking the registries again
+/// unless offline).
+pub fn signatures(offline: bool) -> anyhow::Result<Vec<Checked>> {
+    let ws = Workspace::open(&files::current_dir()?, offline)?;
+    let main = ws.main_file()?;
+    let mut out = Vec::new();
+    for mv in main.roots() {
+        let (status, problem) = match ws.cache.signature_status(&mv)? {
+            SignatureStatus::Exempt => ("exempt", None),
+            SignatureStatus::Signed(key) => ("signed", Some(format!("by {key}"))),
+            SignatureStatus::Refused(why) => ("refused", Some(why)),
+            SignatureStatus::NotCached => ("not-cached", None),
+            SignatureStatus::Unchecked => ("unchecked", Some("never checked; run without --offline".to_string())),
+        };
+        out.push(Checked { module: mv.module.clone(), version: mv.version.clone(), status, problem });
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Serialize)]
 pub struct Checked {
     pub module: String,
     pub version: String,
-    /// ok, mismatch, not-cached, stale (module.cue and the sums file disagree)
+    /// ok, mismatch, not-cached, stale (module.cue and the sums file
+    /// disagree); with --signatures: signed, refused, exempt, unchecked
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,

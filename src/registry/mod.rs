@@ -10,9 +10,11 @@
 
 pub mod auth;
 mod error;
+mod signatures;
 mod transport;
 
 pub use error::{kind_of, Error, ErrorKind};
+pub use signatures::{signature_location, signed_reference};
 pub use transport::sha256;
 
 use crate::config::Routing;

@@ -196,6 +196,9 @@ impl Transport {
             host.client.push_manifest_raw(&reference, data.to_vec(), content_type.clone())
         })
         .await?;
+        // What this run reads of the tag from now on.
+        let key = (loc.host.clone(), loc.repository.clone(), loc.tag.clone());
+        self.manifests.lock().expect("manifest memo").insert(key, Some(Manifest { data: data.to_vec(), digest: sha256(data) }));
         Ok(())
     }
 }

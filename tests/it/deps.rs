@@ -177,7 +177,9 @@ fn tidy_check_says_what_is_missing_and_tidy_removes_unused_versions_from_the_cac
 
 /// Runs a command on a pseudo-terminal, answers `[y/N]` with argv[1] when
 /// asked, prints what the terminal showed, exits with the command's code.
-const ON_PTY: &str = r#"
+/// Runs argv on a pseudo-terminal, typing `answer` and Enter at the first
+/// question (`[y/N]`) or password prompt.
+pub(crate) const ON_PTY: &str = r#"
 import os, pty, sys, time, select
 answer, argv = sys.argv[1], sys.argv[2:]
 pid, fd = pty.fork()
@@ -194,7 +196,7 @@ while time.time() < deadline:
         if not chunk:
             break
         out += chunk
-        if not asked and b"[y/N]" in out:
+        if not asked and (b"[y/N]" in out or b"password for" in out):
             os.write(fd, answer.encode() + b"\n")
             asked = True
 _, status = os.waitpid(pid, 0)

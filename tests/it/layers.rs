@@ -15,10 +15,11 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["cue", "error"]),
     ("catalog", &["cue", "files", "module"]),
     ("ui", &["cue", "error", "files"]),
-    ("registry", &["config", "cue", "error", "module", "ui"]),
-    ("cache", &["catalog", "config", "cue", "error", "files", "module", "registry", "ui"]),
+    ("trust", &["config", "error", "module"]),
+    ("registry", &["config", "cue", "error", "module", "trust", "ui"]),
+    ("cache", &["catalog", "config", "cue", "error", "files", "module", "registry", "trust", "ui"]),
     ("resolve", &["cue", "error", "files", "module"]),
-    ("ops", &["cache", "catalog", "config", "cue", "error", "files", "module", "registry", "resolve", "ui"]),
+    ("ops", &["cache", "catalog", "config", "cue", "error", "files", "module", "registry", "resolve", "trust", "ui"]),
     // cli also names the error kinds of registry and resolve: it maps
     // them to exit codes, in one place.
     ("cli", &["config", "cue", "error", "files", "module", "ops", "registry", "resolve", "ui"]),

@@ -17,5 +17,6 @@ mod parity;
 mod publish;
 mod readme;
 mod safety;
+mod signatures;
 mod static_binary;
 mod vet_corpus;
