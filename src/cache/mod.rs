@@ -254,12 +254,23 @@ impl Cache {
     /// when no rule covers it (nothing is then asked of the registry). The
     /// core model opm carries is as trusted as opm itself.
     async fn check_signature(&self, client: &Client, mv: &ModuleVersion, manifest_digest: &str) -> anyhow::Result<Option<&PublicKey>> {
-        let policy = self.policy()?;
-        if policy.keys_for(&mv.module).is_none() || catalog::is_embedded(mv) {
+        if !self.must_be_signed(mv)? {
             return Ok(None);
         }
         let signatures = client.signatures(mv, manifest_digest).await?;
-        Ok(match policy.check(mv, manifest_digest, &signatures)? {
+        self.judge(mv, manifest_digest, Some(&signatures))
+    }
+
+    /// Whether the policy covers a version.
+    fn must_be_signed(&self, mv: &ModuleVersion) -> anyhow::Result<bool> {
+        Ok(self.policy()?.keys_for(&mv.module).is_some() && !catalog::is_embedded(mv))
+    }
+
+    /// The policy's verdict on the signatures fetched with a version (None:
+    /// none were asked for, as it needs none).
+    fn judge(&self, mv: &ModuleVersion, manifest_digest: &str, signatures: Option<&[crate::trust::Signature]>) -> anyhow::Result<Option<&PublicKey>> {
+        let Some(signatures) = signatures else { return Ok(None) };
+        Ok(match self.policy()?.check(mv, manifest_digest, signatures)? {
             Verdict::Signed(key) => Some(key),
             Verdict::Exempt => None,
         })
@@ -294,10 +305,7 @@ impl Cache {
     /// `opm mod verify --signatures`: a cached version against the policy,
     /// checked again with its registry (offline: what is on record).
     pub fn signature_status(&self, mv: &ModuleVersion) -> anyhow::Result<SignatureStatus> {
-        let Some(keys) = self.policy()?.keys_for(&mv.module) else { return Ok(SignatureStatus::Exempt) };
-        if catalog::is_embedded(mv) {
-            return Ok(SignatureStatus::Exempt);
-        }
+        let Some(keys) = self.policy()?.keys_for(&mv.module).filter(|_| !catalog::is_embedded(mv)) else { return Ok(SignatureStatus::Exempt) };
         let entry = self.entry(mv)?;
         if !entry.is_complete() {
             return Ok(SignatureStatus::NotCached);
@@ -322,7 +330,7 @@ impl Cache {
     /// covers it and no check of its manifest by an accepted key is on
     /// record.
     fn needs_signature_check(&self, mv: &ModuleVersion) -> anyhow::Result<bool> {
-        if catalog::is_embedded(mv) {
+        if !self.must_be_signed(mv)? {
             return Ok(false);
         }
         let Some(keys) = self.policy()?.keys_for(&mv.module) else { return Ok(false) };
@@ -408,9 +416,9 @@ impl Cache {
                     let bar = &bar;
                     async move {
                         let entry = self.entry(mv)?;
-                        let download = client.module(mv, bar).await?;
+                        let download = client.module(mv, bar, self.must_be_signed(mv)?).await?;
                         self.check_download(mv, &download.manifest_digest, Some(&download.zip))?;
-                        let signed_by = self.check_signature(client, mv, &download.manifest_digest).await?.map(PublicKey::fingerprint);
+                        let signed_by = self.judge(mv, &download.manifest_digest, download.signatures.as_deref())?.map(PublicKey::fingerprint);
                         // Unzipping and writing block: off the thread that
                         // drives the other downloads.
                         tokio::task::spawn_blocking(move || {
@@ -460,8 +468,8 @@ impl Cache {
             let fetched: Vec<(usize, (String, Vec<u8>, Option<String>))> = client.block_on(
                 stream::iter(missing)
                     .map(|i| async move {
-                        let (manifest, data) = client.module_file(&mvs[i]).await?;
-                        let signed_by = self.check_signature(client, &mvs[i], &manifest).await?.map(PublicKey::fingerprint);
+                        let (manifest, data, signatures) = client.module_file(&mvs[i], self.must_be_signed(&mvs[i])?).await?;
+                        let signed_by = self.judge(&mvs[i], &manifest, signatures.as_deref())?.map(PublicKey::fingerprint);
                         anyhow::Ok((i, (manifest, data, signed_by)))
                     })
                     .buffer_unordered(PARALLEL)

@@ -20,6 +20,7 @@ pub use transport::sha256;
 use crate::config::Routing;
 use crate::cue::{Location, Packed};
 use crate::module::{semver, split_major, ModuleVersion};
+use crate::trust::Signature;
 use serde::Deserialize;
 use std::future::Future;
 use std::path::Path;
@@ -37,6 +38,8 @@ pub struct Download {
     pub manifest_digest: String,
     pub zip: Vec<u8>,
     pub module_file: Vec<u8>,
+    /// The signatures stored for the manifest, when asked for.
+    pub signatures: Option<Vec<Signature>>,
 }
 
 /// The layers of a module version's manifest.
@@ -127,11 +130,20 @@ impl Client {
     }
 
     /// A version's manifest digest and module file: what dependency
-    /// resolution reads of it.
-    pub async fn module_file(&self, mv: &ModuleVersion) -> anyhow::Result<(String, Vec<u8>)> {
+    /// resolution reads of it; with `signed`, its signatures too (fetched
+    /// alongside, not after).
+    pub async fn module_file(&self, mv: &ModuleVersion, signed: bool) -> anyhow::Result<(String, Vec<u8>, Option<Vec<Signature>>)> {
         let loc = self.locate(mv)?;
         let layers = self.layers(&loc, mv).await?;
-        Ok((layers.manifest_digest, self.transport.blob(&loc, &layers.module_file, None).await?))
+        let (data, signatures) = futures_util::try_join!(
+            async { Ok(self.transport.blob(&loc, &layers.module_file, None).await?) },
+            self.signatures_if(signed, &loc, &layers.manifest_digest)
+        )?;
+        Ok((layers.manifest_digest, data, signatures))
+    }
+
+    async fn signatures_if(&self, signed: bool, loc: &Location, manifest_digest: &str) -> anyhow::Result<Option<Vec<Signature>>> {
+        Ok(if signed { Some(self.signatures_at(loc, manifest_digest).await?) } else { None })
     }
 
     /// The digest of the manifest a version's tag points to now, and of
@@ -142,17 +154,19 @@ impl Client {
         Ok((layers.manifest_digest, layers.zip))
     }
 
-    /// A version's zip and module file, each checked against its digest;
-    /// `progress` counts their bytes as they arrive.
-    pub async fn module(&self, mv: &ModuleVersion, progress: &indicatif::ProgressBar) -> anyhow::Result<Download> {
+    /// A version's zip and module file, each checked against its digest,
+    /// and with `signed` its signatures, all fetched at once; `progress`
+    /// counts their bytes as they arrive.
+    pub async fn module(&self, mv: &ModuleVersion, progress: &indicatif::ProgressBar, signed: bool) -> anyhow::Result<Download> {
         let loc = self.locate(mv)?;
         let layers = self.layers(&loc, mv).await?;
         progress.inc_length(layers.size);
-        let (zip, module_file) = futures_util::try_join!(
-            self.transport.blob(&loc, &layers.zip, Some(progress)),
-            self.transport.blob(&loc, &layers.module_file, Some(progress))
+        let (zip, module_file, signatures) = futures_util::try_join!(
+            async { Ok(self.transport.blob(&loc, &layers.zip, Some(progress)).await?) },
+            async { Ok(self.transport.blob(&loc, &layers.module_file, Some(progress)).await?) },
+            self.signatures_if(signed, &loc, &layers.manifest_digest)
         )?;
-        Ok(Download { manifest_digest: layers.manifest_digest, zip, module_file })
+        Ok(Download { manifest_digest: layers.manifest_digest, zip, module_file, signatures })
     }
 
     /// The versions the registry holds of a module: `path@vN` lists that

@@ -197,6 +197,8 @@ while time.time() < deadline:
             break
         out += chunk
         if not asked and (b"[y/N]" in out or b"password for" in out):
+            # As a person would: after the prompt, once echo is off.
+            time.sleep(0.5)
             os.write(fd, answer.encode() + b"\n")
             asked = True
 _, status = os.waitpid(pid, 0)
