@@ -39,7 +39,7 @@ pub enum Command {
     /// Remove the versions no recorded project uses that were not used for a while
     Gc {
         /// Keep what was used within this long: 30d, 12h, 90m, 45s or 0
-        #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = super::parse_duration)]
         older_than: u64,
         /// Say what would be removed, remove nothing
         #[arg(long)]
@@ -51,21 +51,6 @@ pub enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
-}
-
-/// `30d`, `12h`, `90m`, `45s` or `0` in seconds.
-fn parse_duration(s: &str) -> Result<u64, String> {
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration such as 30d, 12h, 90m or 45s"))?;
-    let scale = match unit {
-        "" if n == 0 => 0,
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("{s:?} is not a duration such as 30d, 12h, 90m or 45s")),
-    };
-    n.checked_mul(scale).ok_or_else(|| format!("{s:?} is too long a duration"))
 }
 
 fn entries(n: usize) -> String {

@@ -61,6 +61,10 @@ pub struct Cli {
     /// When to colour the output (NO_COLOR is honoured with auto)
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     color: ColorChoice,
+    /// The most a command may spend on registries and credential helpers
+    /// (also OPM_TIMEOUT): 90s, 10m; default 5m
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -153,6 +157,21 @@ Examples:
 
 
 
+/// `30d`, `12h`, `90m`, `45s` or `0` in seconds.
+pub(crate) fn parse_duration(s: &str) -> Result<u64, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration such as 30d, 12h, 90m or 45s"))?;
+    let scale = match unit {
+        "" if n == 0 => 0,
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?} is not a duration such as 30d, 12h, 90m or 45s")),
+    };
+    n.checked_mul(scale).ok_or_else(|| format!("{s:?} is too long a duration"))
+}
+
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<()> {
     // clap exits 2 on a bad command line; 2 means "CUE validation failed"
@@ -189,6 +208,12 @@ pub fn run() -> anyhow::Result<()> {
         std::env::set_current_dir(dir)
             .map_err(|e| crate::error::fail(Exit::General, format!("cannot change to directory {} (-C): {e}", dir.display())))?;
     }
+    let budget = match (cli.timeout, std::env::var("OPM_TIMEOUT").ok().filter(|v| !v.is_empty())) {
+        (Some(secs), _) => secs,
+        (None, Some(v)) => parse_duration(&v).map_err(|why| crate::error::fail(Exit::General, format!("OPM_TIMEOUT: {why}")))?,
+        (None, None) => registry::DEFAULT_BUDGET.as_secs(),
+    };
+    registry::set_budget(std::time::Duration::from_secs(budget.max(1)));
     let env_offline = std::env::var("OPM_OFFLINE").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
     let g = Global { offline: cli.offline || env_offline };
     match cli.command {
@@ -238,8 +263,9 @@ pub fn exit_code(err: &anyhow::Error) -> Exit {
             return match e.kind {
                 ErrorKind::NotFound => Exit::NotFound,
                 ErrorKind::Unauthorized | ErrorKind::Denied | ErrorKind::Credentials => Exit::Auth,
-                ErrorKind::Unreachable => Exit::Unreachable,
-                ErrorKind::RateLimited | ErrorKind::Corrupt | ErrorKind::Conflict | ErrorKind::Other => Exit::General,
+                // Rate limiting, like a registry that is down, passes.
+                ErrorKind::Unreachable | ErrorKind::RateLimited => Exit::Unreachable,
+                ErrorKind::Corrupt | ErrorKind::Conflict | ErrorKind::Limit | ErrorKind::Other => Exit::General,
             };
         }
         if cause.is::<tidy::Untidy>() {

@@ -22,6 +22,9 @@ pub enum ErrorKind {
     Corrupt,
     /// The version exists with other content (versions are immutable).
     Conflict,
+    /// The registry sent more than opm accepts (a manifest over 4 MiB, a
+    /// tag list that never ends).
+    Limit,
     /// Any other answer.
     Other,
 }

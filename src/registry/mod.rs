@@ -15,7 +15,7 @@ mod transport;
 
 pub use error::{kind_of, Error, ErrorKind};
 pub use signatures::{signature_location, signed_reference};
-pub use transport::sha256;
+pub use transport::{redact_url, set_budget, sha256, Challenge, DEFAULT_BUDGET};
 
 use crate::config::Routing;
 use crate::cue::{Location, Packed};
@@ -31,6 +31,10 @@ pub const PARALLEL: usize = 32;
 
 const MODULE_ARTIFACT_TYPE: &str = "application/vnd.cue.module.v1+json";
 const MODULE_FILE_MEDIA_TYPE: &str = "application/vnd.cue.modulefile.v1";
+/// CUE's own limits (modzip): a module.cue of at most 16 MiB, a zip of at
+/// most 500 MiB.
+const MAX_MODULE_FILE: u64 = 16 << 20;
+const MAX_ZIP: u64 = 500 << 20;
 
 /// A module version as the registry holds it.
 pub struct Download {
@@ -45,10 +49,9 @@ pub struct Download {
 /// The layers of a module version's manifest.
 struct Layers {
     manifest_digest: String,
-    zip: String,
-    module_file: String,
-    /// The bytes of both layers, as the manifest says.
-    size: u64,
+    /// Digest and size of each layer, as the manifest says.
+    zip: (String, u64),
+    module_file: (String, u64),
 }
 
 /// What a publish did.
@@ -121,11 +124,13 @@ impl Client {
             return Err(corrupt(format!("{}/{} holds an artifact that is not a CUE module", loc.host, loc.repository)).into());
         }
         // The digest of the bytes that arrived, whatever the registry says.
+        if module_file.size > MAX_MODULE_FILE || zip.size > MAX_ZIP {
+            return Err(Error::new(ErrorKind::Limit, format!("{mv}: its layers exceed CUE's limits (module file {} MiB, zip {} MiB)", MAX_MODULE_FILE >> 20, MAX_ZIP >> 20)).into());
+        }
         Ok(Layers {
             manifest_digest: sha256(&manifest.data),
-            zip: zip.digest.clone(),
-            module_file: module_file.digest.clone(),
-            size: zip.size.saturating_add(module_file.size),
+            zip: (zip.digest.clone(), zip.size),
+            module_file: (module_file.digest.clone(), module_file.size),
         })
     }
 
@@ -135,8 +140,9 @@ impl Client {
     pub async fn module_file(&self, mv: &ModuleVersion, signed: bool) -> anyhow::Result<(String, Vec<u8>, Option<Vec<Signature>>)> {
         let loc = self.locate(mv)?;
         let layers = self.layers(&loc, mv).await?;
+        let (digest, size) = &layers.module_file;
         let (data, signatures) = futures_util::try_join!(
-            async { Ok(self.transport.blob(&loc, &layers.module_file, None).await?) },
+            async { Ok(self.transport.blob(&loc, digest, *size, None).await?) },
             self.signatures_if(signed, &loc, &layers.manifest_digest)
         )?;
         Ok((layers.manifest_digest, data, signatures))
@@ -151,7 +157,7 @@ impl Client {
     pub async fn manifest_digests(&self, mv: &ModuleVersion) -> anyhow::Result<(String, String)> {
         let loc = self.locate(mv)?;
         let layers = self.layers(&loc, mv).await?;
-        Ok((layers.manifest_digest, layers.zip))
+        Ok((layers.manifest_digest, layers.zip.0))
     }
 
     /// A version's zip and module file, each checked against its digest,
@@ -160,10 +166,10 @@ impl Client {
     pub async fn module(&self, mv: &ModuleVersion, progress: &indicatif::ProgressBar, signed: bool) -> anyhow::Result<Download> {
         let loc = self.locate(mv)?;
         let layers = self.layers(&loc, mv).await?;
-        progress.inc_length(layers.size);
+        progress.inc_length(layers.zip.1.saturating_add(layers.module_file.1));
         let (zip, module_file, signatures) = futures_util::try_join!(
-            async { Ok(self.transport.blob(&loc, &layers.zip, Some(progress)).await?) },
-            async { Ok(self.transport.blob(&loc, &layers.module_file, Some(progress)).await?) },
+            async { Ok(self.transport.blob(&loc, &layers.zip.0, layers.zip.1, Some(progress)).await?) },
+            async { Ok(self.transport.blob(&loc, &layers.module_file.0, layers.module_file.1, Some(progress)).await?) },
             self.signatures_if(signed, &loc, &layers.manifest_digest)
         )?;
         Ok(Download { manifest_digest: layers.manifest_digest, zip, module_file, signatures })
@@ -200,6 +206,17 @@ impl Client {
         if let Some(existing) = self.transport.manifest(loc).await? {
             if existing.digest == packed.manifest_digest {
                 return Ok(Pushed::Unchanged);
+            }
+            let mv = ModuleVersion { module: String::new(), version: loc.tag.clone() };
+            if self.layers(loc, &mv).await.is_err() {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "{}/{}:{} exists but is not a readable CUE module (a broken or foreign manifest, {}): versions are immutable, publish a new version or have the tag removed",
+                        loc.host, loc.repository, loc.tag, existing.digest
+                    ),
+                )
+                .into());
             }
             return Err(Error::new(
                 ErrorKind::Conflict,

@@ -47,17 +47,17 @@ impl Client {
         let Some(manifest) = self.transport.manifest(&loc).await? else { return Ok(Vec::new()) };
         let corrupt = |why: &str| Error::new(ErrorKind::Corrupt, format!("the signature manifest {}/{}:{} {why}", loc.host, loc.repository, loc.tag));
         let parsed: SignatureManifest = serde_json::from_slice(&manifest.data).map_err(|_| corrupt("is not a cosign signature manifest"))?;
-        let wanted: Vec<(String, String)> = parsed
+        let wanted: Vec<(String, u64, String)> = parsed
             .layers
             .into_iter()
             .filter(|l| l.media_type == SIMPLE_SIGNING && l.size <= MAX_PAYLOAD)
-            .filter_map(|mut l| Some((l.digest, l.annotations.remove(ANNOTATION)?)))
+            .filter_map(|mut l| Some((l.digest, l.size, l.annotations.remove(ANNOTATION)?)))
             .take(MAX_SIGNATURES)
             .collect();
         let loc = &loc;
         futures_util::stream::iter(wanted)
-            .map(|(digest, signature)| async move {
-                let payload = self.transport.blob(loc, &digest, None).await?;
+            .map(|(digest, size, signature)| async move {
+                let payload = self.transport.blob(loc, &digest, size, None).await?;
                 anyhow::Ok(Signature { payload, signature })
             })
             .buffered(PARALLEL)

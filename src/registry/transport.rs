@@ -1,25 +1,44 @@
 //! OCI transport: every byte opm sends to or reads from a registry goes
-//! through here (oci-client over reqwest), with credentials, timeouts,
-//! retries and errors of a kind. It knows OCI, not CUE modules.
+//! through here, the distribution API over reqwest, with credentials
+//! (Basic, and Docker's token auth with tokens per repository, renewed
+//! when they expire), deadlines, retries, size caps and errors of a kind.
+//! It knows OCI, not CUE modules.
+//!
+//! Bounds: connect 10 s; each read 30 s; each request, body included,
+//! 60 s (blobs: plus a second per 64 KiB); every request of a command
+//! within the command's time budget (`--timeout`, default 5 minutes).
+//! Requests that can be repeated are tried up to 4 times on 429, 500,
+//! 502, 503, 504, a broken or truncated body and a request deadline.
 
-use super::auth;
-use futures_util::StreamExt as _;
+use super::auth::{self, Credentials};
 use super::error::{Error, ErrorKind};
 use crate::cue::Location;
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client as OciClient, Reference, RegistryOperation};
+use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// One request, body included (small documents; blobs get more).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The slowest transfer a blob's deadline allows for, in bytes a second.
+const MIN_RATE: u64 = 64 << 10;
 /// Tries of an idempotent request: the first and three retries.
 const ATTEMPTS: u32 = 4;
+/// A Retry-After longer than this is not waited for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The default time budget of a command.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(300);
+
+/// Caps on what a registry may send (other registry clients cap manifests
+/// at 4 MiB too).
+pub const MAX_MANIFEST: u64 = 4 << 20;
+const MAX_DOCUMENT: u64 = 4 << 20;
+const MAX_TAG_PAGES: usize = 100;
+const MAX_TAGS: usize = 100_000;
 
 /// A manifest as the registry stores it.
 #[derive(Clone)]
@@ -30,116 +49,364 @@ pub struct Manifest {
 
 type Result<T> = std::result::Result<T, Error>;
 
-/// A connection pool per registry host, with that host's credentials,
-/// and what this run has already learnt from each registry.
-#[derive(Default)]
-pub struct Transport {
-    /// Held while a host is first set up, so that parallel requests to a
-    /// new host run its credential helper and its probe once.
-    hosts: tokio::sync::Mutex<HashMap<String, Host>>,
-    /// (host, repository, push) authorized in this run.
-    authorized: Mutex<HashSet<(String, String, bool)>>,
-    /// Manifests by (host, repository, tag), each fetched once per run.
-    manifests: Mutex<HashMap<(String, String, String), Option<Manifest>>>,
+static DEADLINE: OnceLock<Instant> = OnceLock::new();
+
+/// Sets the time budget of this command (once, before any request).
+pub fn set_budget(budget: Duration) {
+    let _ = DEADLINE.set(Instant::now() + budget);
 }
 
-#[derive(Clone)]
+/// When the command's time budget ends.
+pub(super) fn deadline() -> Instant {
+    *DEADLINE.get_or_init(|| Instant::now() + DEFAULT_BUDGET)
+}
+
+fn budget_secs() -> u64 {
+    // The budget as the user gave it, for messages.
+    static GIVEN: OnceLock<u64> = OnceLock::new();
+    *GIVEN.get_or_init(|| deadline().saturating_duration_since(Instant::now()).as_secs_f64().ceil() as u64)
+}
+
+/// A connection pool shared by every registry host, each host's
+/// credentials and authentication scheme, tokens per repository, and
+/// what this run has already read.
+#[derive(Default)]
+pub struct Transport {
+    http: OnceLock<reqwest::Client>,
+    /// Held while a host is first set up, so that parallel requests to a
+    /// new host read its credentials and probe it once.
+    hosts: tokio::sync::Mutex<HashMap<String, Arc<Host>>>,
+    /// Bearer tokens by (host, scope), each fetched once (renewed when a
+    /// registry says it expired).
+    tokens: Mutex<HashMap<(String, String), Arc<tokio::sync::OnceCell<String>>>>,
+    /// Manifests by (host, repository, tag), each fetched once per run.
+    manifests: Mutex<HashMap<(String, String, String), Option<Manifest>>>,
+    /// Blobs known to exist by (host, repository, digest).
+    present: Mutex<HashSet<(String, String, String)>>,
+}
+
 struct Host {
-    client: OciClient,
-    /// The user's credentials (what error messages speak of).
-    auth: RegistryAuth,
-    /// What oci-client is given. oci-client checks `/v2/` again before
-    /// every request when a registry asks for no credentials at all; such
-    /// hosts get an empty bearer token, which oci-client sends without
-    /// asking and which a registry without authentication ignores.
-    wire: RegistryAuth,
+    /// `http://host` or `https://host`.
+    base: String,
+    credentials: Credentials,
+    challenge: Challenge,
+}
+
+/// What the registry's `GET /v2/` asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    None,
+    Basic,
+    Bearer { realm: String, service: Option<String> },
+}
+
+/// What a request needs permission for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Pull,
+    Push,
+}
+
+/// What went wrong with one attempt, before it is explained.
+enum Fault {
+    Status { code: u16, error_code: Option<String>, retry_after: Option<Duration> },
+    Network(reqwest::Error),
+    /// The request's own deadline (not the command's budget).
+    Deadline(Duration),
+    /// The command's time budget ran out.
+    Budget,
+    TooLarge { limit: u64 },
+    /// A body that does not match its digest or declared size.
+    Mismatch(String),
+    /// The answer makes no sense (malformed JSON, no upload location).
+    Malformed(String),
+    /// Already explained (credentials, token service).
+    Final(Error),
+}
+
+impl Fault {
+    fn is_transient(&self) -> bool {
+        match self {
+            Fault::Status { code, .. } => matches!(code, 429 | 500 | 502 | 503 | 504),
+            // A refused connection is a registry that is down: said at once.
+            Fault::Network(e) => !e.is_connect() && !is_certificate(e) && !is_dns(e),
+            Fault::Deadline(_) | Fault::Mismatch(_) => true,
+            Fault::Budget | Fault::TooLarge { .. } | Fault::Malformed(_) | Fault::Final(_) => false,
+        }
+    }
+}
+
+impl From<reqwest::Error> for Fault {
+    fn from(e: reqwest::Error) -> Fault {
+        Fault::Network(e)
+    }
+}
+
+impl From<Error> for Fault {
+    fn from(e: Error) -> Fault {
+        Fault::Final(e)
+    }
+}
+
+/// A request, built again for each attempt.
+struct Request<'a> {
+    method: reqwest::Method,
+    /// A path under the host (`/v2/...`) or a whole URL (upload locations).
+    url: String,
+    access: Access,
+    headers: Vec<(http::HeaderName, String)>,
+    body: Option<&'a [u8]>,
+    /// Counts the bytes of an upload body as they go.
+    progress: Option<&'a indicatif::ProgressBar>,
 }
 
 impl Transport {
-    async fn host(&self, loc: &Location) -> Result<Host> {
+    fn http(&self) -> Result<&reqwest::Client> {
+        if let Some(c) = self.http.get() {
+            return Ok(c);
+        }
+        ensure_tls_roots()?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .user_agent(concat!("opm/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| Error::new(ErrorKind::Other, format!("cannot set up the HTTP client: {}", one_line(&e.without_url().to_string()))))?;
+        Ok(self.http.get_or_init(|| client))
+    }
+
+    /// The host of `loc`, set up on first use: its credentials (a
+    /// credential helper runs once) and what its `GET /v2/` asks for
+    /// (retried on transient answers, so a flaky probe never drops the
+    /// credentials).
+    async fn host(&self, loc: &Location) -> Result<Arc<Host>> {
         let mut hosts = self.hosts.lock().await;
         if let Some(h) = hosts.get(&loc.host) {
             return Ok(h.clone());
         }
-        let auth = auth::for_host(&loc.host)?;
+        let credentials = auth::for_host(&loc.host, deadline())?;
         crate::ui::verbose(&format!("credentials for {}: {}", loc.host, auth::source(&loc.host)));
-        let mut wire = auth.clone();
-        if matches!(auth, RegistryAuth::Anonymous) {
-            let probe = client(loc)?;
-            let latest = reference(loc, "latest");
-            let challenge = retry("GET /v2/ (authentication probe)", loc, &auth, || probe.auth(&latest, &auth, RegistryOperation::Pull)).await?;
-            if challenge.is_none() {
-                wire = RegistryAuth::Bearer(String::new());
+        let base = format!("{}://{}", if loc.insecure { "http" } else { "https" }, loc.host);
+        let http = self.http()?;
+        let challenge = attempts("GET /v2/ (authentication probe)", loc, &credentials, || async {
+            let r = limited(REQUEST_TIMEOUT, http.get(format!("{base}/v2/")).send()).await??;
+            match r.status().as_u16() {
+                401 => Ok(parse_challenge(r.headers().get(http::header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or(""))),
+                s if r.status().is_success() => {
+                    let _ = s;
+                    Ok(Challenge::None)
+                }
+                _ => Err(status_fault(r).await),
             }
-        }
-        let host = Host { client: client(loc)?, auth, wire };
+        })
+        .await?;
+        crate::ui::verbose(&format!("{} asks for {}", loc.host, match &challenge {
+            Challenge::None => "no authentication".to_string(),
+            Challenge::Basic => "Basic authentication".to_string(),
+            Challenge::Bearer { realm, .. } => format!("bearer tokens from {}", redact_url(realm)),
+        }));
+        let host = Arc::new(Host { base, credentials, challenge });
         hosts.insert(loc.host.clone(), host.clone());
         Ok(host)
     }
 
-    /// Authenticates for `op` on the repository of `loc`, once per run (a
-    /// token exchange when the registry asks for one). oci-client drops
-    /// token-exchange failures on its own request paths, so this is done
-    /// first and its failure reported as rejected credentials.
-    async fn authorized(&self, loc: &Location, op: RegistryOperation) -> Result<Host> {
-        let host = self.host(loc).await?;
-        let key = (loc.host.clone(), loc.repository.clone(), matches!(op, RegistryOperation::Push));
-        if self.authorized.lock().expect("authorized set").contains(&key) {
-            return Ok(host);
+    /// The Authorization header for a request, if the host wants one.
+    async fn authorization(&self, host: &Host, loc: &Location, access: Access, renew: bool) -> std::result::Result<Option<String>, Fault> {
+        match (&host.challenge, &host.credentials) {
+            (Challenge::None, _) | (Challenge::Basic, Credentials::Anonymous) => Ok(None),
+            (Challenge::Basic, Credentials::Basic { user, password }) => {
+                Ok(Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))))
+            }
+            (Challenge::Basic, _) => Ok(None),
+            (_, Credentials::AccessToken(token)) => Ok(Some(format!("Bearer {token}"))),
+            (Challenge::Bearer { realm, service }, creds) => {
+                let scope = format!("repository:{}:{}", loc.repository, if access == Access::Push { "pull,push" } else { "pull" });
+                let key = (loc.host.clone(), scope.clone());
+                let cell = {
+                    let mut tokens = self.tokens.lock().expect("token map");
+                    if renew {
+                        tokens.remove(&key);
+                    }
+                    tokens.entry(key).or_default().clone()
+                };
+                let token = cell.get_or_try_init(|| self.fetch_token(loc, realm, service.as_deref(), &scope, creds)).await?;
+                Ok(Some(format!("Bearer {token}")))
+            }
         }
-        let reference = reference(loc, "latest");
-        retry(if matches!(op, RegistryOperation::Push) { "authorize push" } else { "authorize pull" }, loc, &host.auth, || host.client.auth(&reference, &host.wire, op)).await?;
-        self.authorized.lock().expect("authorized set").insert(key);
-        Ok(host)
     }
 
-    /// Every tag of the repository of `loc`. Pages through the list and
-    /// stops when a page brings nothing new, for registries that ignore
-    /// `n` and `last`.
-    pub async fn tags(&self, loc: &Location) -> Result<Vec<String>> {
-        let host = self.authorized(loc, RegistryOperation::Pull).await?;
-        let reference = reference(loc, "latest");
-        let mut tags: Vec<String> = Vec::new();
-        let mut last: Option<String> = None;
-        loop {
-            let page = retry("GET tags/list", loc, &host.auth, || {
-                host.client.list_tags(&reference, &host.wire, Some(1000), last.as_deref())
+    /// Asks the registry's token service for a token (Docker's token
+    /// protocol; identity tokens through OAuth2's refresh grant).
+    async fn fetch_token(&self, loc: &Location, realm: &str, service: Option<&str>, scope: &str, creds: &Credentials) -> std::result::Result<String, Fault> {
+        let http = self.http()?;
+        let mut query: Vec<(&str, &str)> = vec![("scope", scope)];
+        if let Some(s) = service {
+            query.push(("service", s));
+        }
+        let what = format!("token for {scope}");
+        attempts(&what, loc, creds, || async {
+            let request = match creds {
+                Credentials::RefreshToken(refresh) => {
+                    let mut form = query.clone();
+                    form.extend([("grant_type", "refresh_token"), ("refresh_token", refresh.as_str()), ("client_id", "opm")]);
+                    http.post(realm).form(&form)
+                }
+                Credentials::Basic { user, password } => http.get(realm).query(&query).basic_auth(user, Some(password)),
+                _ => http.get(realm).query(&query),
+            };
+            let r = limited(REQUEST_TIMEOUT, request.send()).await??;
+            if !r.status().is_success() {
+                return Err(status_fault(r).await);
+            }
+            let body = limited(REQUEST_TIMEOUT, read_all(r, MAX_DOCUMENT, None)).await??;
+            #[derive(serde::Deserialize)]
+            struct Answer {
+                #[serde(default)]
+                token: String,
+                #[serde(default)]
+                access_token: String,
+            }
+            let a: Answer = serde_json::from_slice(&body).map_err(|_| Fault::Malformed("the token service's answer is not a token".into()))?;
+            let token = if a.token.is_empty() { a.access_token } else { a.token };
+            if token.is_empty() {
+                return Err(Fault::Malformed("the token service's answer holds no token".into()));
+            }
+            Ok(token)
+        })
+        .await
+        .map_err(Fault::Final)
+    }
+
+    /// Sends a request (authorized for its access, a bearer token renewed
+    /// once if the registry rejects it) and returns the response if it is
+    /// a success; anything else is a fault.
+    async fn send(&self, loc: &Location, host: &Host, req: &Request<'_>) -> std::result::Result<reqwest::Response, Fault> {
+        let http = self.http()?;
+        let url = if req.url.starts_with("http://") || req.url.starts_with("https://") { req.url.clone() } else { format!("{}{}", host.base, req.url) };
+        for renew in [false, true] {
+            let mut builder = http.request(req.method.clone(), &url);
+            if let Some(a) = self.authorization(host, loc, req.access, renew).await? {
+                builder = builder.header(http::header::AUTHORIZATION, a);
+            }
+            for (k, v) in &req.headers {
+                builder = builder.header(k, v);
+            }
+            if let Some(body) = req.body {
+                builder = builder.header(http::header::CONTENT_LENGTH, body.len());
+                builder = match req.progress {
+                    Some(bar) => {
+                        let bar = bar.clone();
+                        let chunks: Vec<bytes::Bytes> = body.chunks(256 << 10).map(bytes::Bytes::copy_from_slice).collect();
+                        builder.body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks.into_iter().map(move |c| {
+                            bar.inc(c.len() as u64);
+                            Ok::<_, std::io::Error>(c)
+                        }))))
+                    }
+                    None => builder.body(body.to_vec()),
+                };
+            }
+            let r = builder.send().await?;
+            let bearer = matches!(host.challenge, Challenge::Bearer { .. }) && !matches!(host.credentials, Credentials::AccessToken(_));
+            if r.status() == reqwest::StatusCode::UNAUTHORIZED && bearer && !renew {
+                // An expired token: a new one, once.
+                continue;
+            }
+            if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND && req.method == reqwest::Method::HEAD {
+                return Ok(r);
+            }
+            return Err(status_fault(r).await);
+        }
+        unreachable!("the second pass returns")
+    }
+
+    /// Runs one request with retries, reading its answer with `read`.
+    async fn run<T, F, Fut>(&self, what: &str, loc: &Location, req: Request<'_>, deadline: Duration, read: F) -> Result<T>
+    where
+        F: Fn(reqwest::Response) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, Fault>>,
+    {
+        let host = self.host(loc).await?;
+        let (req, read, host) = (&req, &read, &host);
+        attempts(what, loc, &host.credentials, || async move {
+            limited(deadline, async {
+                let r = self.send(loc, host, req).await?;
+                read(r).await
             })
-            .await;
-            let page = match page {
-                Ok(page) => page,
+            .await?
+        })
+        .await
+    }
+
+    /// Every tag of the repository of `loc`, following `Link` pages (or
+    /// asking from the last tag, for registries that send none) until a
+    /// page brings nothing new; at most 100 pages and 100,000 tags.
+    pub async fn tags(&self, loc: &Location) -> Result<Vec<String>> {
+        let mut tags: Vec<String> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut url = format!("/v2/{}/tags/list?n=1000", loc.repository);
+        for _ in 0..MAX_TAG_PAGES {
+            let req = Request { method: reqwest::Method::GET, url: url.clone(), access: Access::Pull, headers: vec![], body: None, progress: None };
+            let page = self
+                .run("GET tags/list", loc, req, REQUEST_TIMEOUT, |r| async move {
+                    let next = r.headers().get(http::header::LINK).and_then(|v| v.to_str().ok()).and_then(next_link);
+                    let body = read_all(r, MAX_DOCUMENT, None).await?;
+                    #[derive(serde::Deserialize)]
+                    struct Page {
+                        #[serde(default)]
+                        tags: Option<Vec<String>>,
+                    }
+                    let page: Page = serde_json::from_slice(&body).map_err(|_| Fault::Malformed("the tag list is not JSON".into()))?;
+                    Ok((page.tags.unwrap_or_default(), next))
+                })
+                .await;
+            let (page, next) = match page {
+                Ok(p) => p,
                 // A repository that does not exist has no versions.
                 Err(e) if e.kind == ErrorKind::NotFound => return Ok(tags),
                 Err(e) => return Err(e),
             };
             let before = tags.len();
-            for tag in page.tags {
-                if !tags.contains(&tag) {
+            for tag in page {
+                if seen.insert(tag.clone()) {
                     tags.push(tag);
                 }
+            }
+            if tags.len() > MAX_TAGS {
+                return Err(Error::new(ErrorKind::Limit, format!("{}/{} lists more than {MAX_TAGS} tags: opm reads no more (a registry that pages forever?)", loc.host, loc.repository)));
             }
             if tags.len() == before {
                 return Ok(tags);
             }
-            last = tags.last().cloned();
+            url = match next {
+                Some(next) => next,
+                None => match tags.last() {
+                    Some(last) => format!("/v2/{}/tags/list?n=1000&last={}", loc.repository, percent(last)),
+                    None => return Ok(tags),
+                },
+            };
         }
+        Err(Error::new(ErrorKind::Limit, format!("the tag list of {}/{} goes on for more than {MAX_TAG_PAGES} pages: opm reads no more (a registry that pages forever?)", loc.host, loc.repository)))
     }
 
     /// The manifest tagged `loc.tag`, or None when there is no such tag.
-    /// Fetched once per run.
+    /// Fetched once per run; at most 4 MiB.
     pub async fn manifest(&self, loc: &Location) -> Result<Option<Manifest>> {
         let key = (loc.host.clone(), loc.repository.clone(), loc.tag.clone());
         if let Some(m) = self.manifests.lock().expect("manifest memo").get(&key) {
             return Ok(m.clone());
         }
-        let host = self.authorized(loc, RegistryOperation::Pull).await?;
-        let reference = reference(loc, &loc.tag);
-        let got = retry(&format!("GET manifests/{}", loc.tag), loc, &host.auth, || {
-            host.client.pull_manifest_raw(&reference, &host.wire, &[MANIFEST_MEDIA_TYPE])
-        })
-        .await;
+        let req = Request {
+            method: reqwest::Method::GET,
+            url: format!("/v2/{}/manifests/{}", loc.repository, loc.tag),
+            access: Access::Pull,
+            headers: vec![(http::header::ACCEPT, MANIFEST_MEDIA_TYPE.to_string())],
+            body: None,
+            progress: None,
+        };
+        let got = self.run(&format!("GET manifests/{}", loc.tag), loc, req, REQUEST_TIMEOUT, |r| read_all(r, MAX_MANIFEST, None)).await;
         let manifest = match got {
-            Ok((data, digest)) => Some(Manifest { data: data.to_vec(), digest }),
+            Ok(data) => Some(Manifest { digest: sha256(&data), data }),
             Err(e) if e.kind == ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
@@ -147,55 +414,97 @@ impl Transport {
         Ok(manifest)
     }
 
-    /// A blob, checked against its digest.
-    pub async fn blob(&self, loc: &Location, digest: &str, progress: Option<&indicatif::ProgressBar>) -> Result<Vec<u8>> {
-        let host = self.authorized(loc, RegistryOperation::Pull).await?;
-        let reference = reference(loc, "latest");
-        let data = retry(&format!("GET blobs/{}", short(digest)), loc, &host.auth, || async {
-            let mut out = Counted { data: Vec::new(), progress: progress.cloned() };
-            host.client.pull_blob(&reference, digest, &mut out).await.map(|()| out.data)
-        })
-        .await?;
-        if sha256(&data) != digest {
-            return Err(Error::new(ErrorKind::Corrupt, format!("blob {digest} from {} does not match its digest", loc.host)));
-        }
+    /// A blob of the declared `size`, checked against its digest as it
+    /// arrives (a truncated or altered body is fetched again).
+    pub async fn blob(&self, loc: &Location, digest: &str, size: u64, progress: Option<&indicatif::ProgressBar>) -> Result<Vec<u8>> {
+        let req = Request { method: reqwest::Method::GET, url: format!("/v2/{}/blobs/{digest}", loc.repository), access: Access::Pull, headers: vec![], body: None, progress: None };
+        let deadline = REQUEST_TIMEOUT + Duration::from_secs(size / MIN_RATE);
+        let start = progress.map(|p| p.position());
+        let data = self
+            .run(&format!("GET blobs/{}", short(digest)), loc, req, deadline, |r| async move {
+                if let (Some(p), Some(s)) = (progress, start) {
+                    p.set_position(s);
+                }
+                let data = read_all(r, size, progress).await.map_err(|f| match f {
+                    Fault::TooLarge { .. } => Fault::Mismatch(format!("blob {digest} is larger than its manifest says ({size} bytes)")),
+                    f => f,
+                })?;
+                if data.len() as u64 != size {
+                    return Err(Fault::Mismatch(format!("blob {digest} arrived with {} of its {size} bytes", data.len())));
+                }
+                if sha256(&data) != digest {
+                    return Err(Fault::Mismatch(format!("blob {digest} does not match its digest")));
+                }
+                Ok(data)
+            })
+            .await
+            .map_err(|e| match e.kind {
+                ErrorKind::NotFound => Error::new(
+                    ErrorKind::NotFound,
+                    format!("blob {digest} is missing from {}/{} although a manifest names it (the registry lost it, or it was never pushed)", loc.host, loc.repository),
+                ),
+                _ => e,
+            })?;
         Ok(data)
     }
 
-    /// Uploads a blob unless the repository has it already, in chunks that
-    /// `progress` counts as they go.
+    /// Uploads a blob unless the repository has it already (one POST and
+    /// one PUT, tried again as a pair), counted on `progress`.
     pub async fn push_blob(&self, loc: &Location, data: &[u8], digest: &str, progress: &indicatif::ProgressBar) -> Result<()> {
-        let host = self.authorized(loc, RegistryOperation::Push).await?;
-        let reference = reference(loc, "latest");
-        if retry(&format!("HEAD blobs/{}", short(digest)), loc, &host.auth, || host.client.blob_exists(&reference, digest)).await? {
+        let key = (loc.host.clone(), loc.repository.clone(), digest.to_string());
+        let head = Request { method: reqwest::Method::HEAD, url: format!("/v2/{}/blobs/{digest}", loc.repository), access: Access::Push, headers: vec![], body: None, progress: None };
+        let exists = self.present.lock().expect("blob set").contains(&key)
+            || self.run(&format!("HEAD blobs/{}", short(digest)), loc, head, REQUEST_TIMEOUT, |r| async move { Ok(r.status().is_success()) }).await?;
+        if exists {
             progress.inc(data.len() as u64);
             return Ok(());
         }
         let start = progress.position();
-        retry(&format!("PUT blobs/{}", short(digest)), loc, &host.auth, || {
+        let host = self.host(loc).await?;
+        let deadline = REQUEST_TIMEOUT + Duration::from_secs(data.len() as u64 / MIN_RATE);
+        let (host_ref, key_ref) = (&host, &key);
+        attempts(&format!("PUT blobs/{}", short(digest)), loc, &host.credentials, || async move {
             progress.set_position(start);
-            let bar = progress.clone();
-            let chunks: Vec<bytes::Bytes> = data.chunks(256 << 10).map(bytes::Bytes::copy_from_slice).collect();
-            let stream = futures_util::stream::iter(chunks).map(move |c| {
-                bar.inc(c.len() as u64);
-                Ok(c)
-            });
-            host.client.push_blob_stream(&reference, stream, digest, Some(data.len() as u64))
+            limited(deadline, async {
+                let post = Request { method: reqwest::Method::POST, url: format!("/v2/{}/blobs/uploads/", loc.repository), access: Access::Push, headers: vec![], body: None, progress: None };
+                let r = self.send(loc, host_ref, &post).await?;
+                let location = r
+                    .headers()
+                    .get(http::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| Fault::Malformed("the registry gave no upload location".into()))?
+                    .to_string();
+                let location = if location.starts_with('/') { format!("{}{location}", host_ref.base) } else { location };
+                let sep = if location.contains('?') { '&' } else { '?' };
+                let put = Request {
+                    method: reqwest::Method::PUT,
+                    url: format!("{location}{sep}digest={digest}"),
+                    access: Access::Push,
+                    headers: vec![(http::header::CONTENT_TYPE, "application/octet-stream".into())],
+                    body: Some(data),
+                    progress: Some(progress),
+                };
+                self.send(loc, host_ref, &put).await?;
+                Ok(())
+            })
+            .await?
         })
         .await?;
+        self.present.lock().expect("blob set").insert(key_ref.clone());
         Ok(())
     }
 
     /// Uploads a manifest under `loc.tag`, with its media type set.
     pub async fn push_manifest(&self, loc: &Location, data: &[u8], media_type: &str) -> Result<()> {
-        let host = self.authorized(loc, RegistryOperation::Push).await?;
-        let reference = reference(loc, &loc.tag);
-        let content_type = http::HeaderValue::from_str(media_type)
-            .map_err(|_| Error::new(ErrorKind::Other, format!("invalid media type {media_type:?}")))?;
-        retry(&format!("PUT manifests/{}", loc.tag), loc, &host.auth, || {
-            host.client.push_manifest_raw(&reference, data.to_vec(), content_type.clone())
-        })
-        .await?;
+        let req = Request {
+            method: reqwest::Method::PUT,
+            url: format!("/v2/{}/manifests/{}", loc.repository, loc.tag),
+            access: Access::Push,
+            headers: vec![(http::header::CONTENT_TYPE, media_type.to_string())],
+            body: Some(data),
+            progress: None,
+        };
+        self.run(&format!("PUT manifests/{}", loc.tag), loc, req, REQUEST_TIMEOUT, |_| async { Ok(()) }).await?;
         // What this run reads of the tag from now on.
         let key = (loc.host.clone(), loc.repository.clone(), loc.tag.clone());
         self.manifests.lock().expect("manifest memo").insert(key, Some(Manifest { data: data.to_vec(), digest: sha256(data) }));
@@ -203,34 +512,320 @@ impl Transport {
     }
 }
 
-/// A client for the registry of `loc`.
-fn client(loc: &Location) -> Result<OciClient> {
-    ensure_tls_roots()?;
-    let config = ClientConfig {
-        protocol: if loc.insecure { ClientProtocol::Http } else { ClientProtocol::Https },
-        connect_timeout: Some(CONNECT_TIMEOUT),
-        read_timeout: Some(READ_TIMEOUT),
-        ..ClientConfig::default()
+/// Runs `attempt` until it succeeds, fails for good, or runs out of tries
+/// or of the command's budget, waiting between tries (0.5 s, 1 s, 2 s; a
+/// 429's Retry-After up to a minute), then explains the last fault. Each
+/// request is logged with --verbose.
+async fn attempts<T, F, Fut>(what: &str, loc: &Location, creds: &Credentials, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, Fault>>,
+{
+    let started = Instant::now();
+    let log = |outcome: &str, retries: u32| {
+        let retried = if retries == 0 { String::new() } else { format!(", {retries} retr{}", if retries == 1 { "y" } else { "ies" }) };
+        crate::ui::verbose(&format!("{what} {}/{} -> {outcome} in {} ms{retried}", loc.host, loc.repository, started.elapsed().as_millis()));
     };
-    OciClient::try_from(config)
-        .map_err(|e| Error::new(ErrorKind::Other, format!("cannot set up a client for registry {}: {}", loc.host, one_line(&e.to_string()))))
+    let mut delay = Duration::from_millis(500);
+    let mut tries = 1;
+    loop {
+        let fault = match attempt().await {
+            Ok(value) => {
+                log("ok", tries - 1);
+                return Ok(value);
+            }
+            Err(f) => f,
+        };
+        let remaining = deadline().saturating_duration_since(Instant::now());
+        let wait = match &fault {
+            Fault::Status { code: 429, retry_after: Some(after), .. } => *after,
+            _ => delay,
+        };
+        if tries < ATTEMPTS && fault.is_transient() && wait <= MAX_RETRY_AFTER && wait < remaining {
+            crate::ui::verbose(&format!("{what} {}/{}: {}; trying again in {} ms", loc.host, loc.repository, describe(&fault), wait.as_millis()));
+            tokio::time::sleep(wait).await;
+            delay *= 2;
+            tries += 1;
+            continue;
+        }
+        let mut e = explain(loc, creds, what, fault);
+        if tries > 1 && matches!(e.kind, ErrorKind::Unreachable | ErrorKind::Corrupt | ErrorKind::Other) {
+            e.message += &format!(" (after {tries} tries)");
+        }
+        log(&format!("failed ({})", e.message), tries - 1);
+        return Err(e);
+    }
+}
+
+/// Runs `work` within `limit` and the command's budget.
+async fn limited<T>(limit: Duration, work: impl std::future::Future<Output = T>) -> std::result::Result<T, Fault> {
+    let remaining = deadline().saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(Fault::Budget);
+    }
+    let budget_first = remaining < limit;
+    match tokio::time::timeout(limit.min(remaining), work).await {
+        Ok(v) => Ok(v),
+        Err(_) if budget_first => Err(Fault::Budget),
+        Err(_) => Err(Fault::Deadline(limit)),
+    }
+}
+
+/// Reads a body up to `cap` bytes (refusing a larger one before reading
+/// it, when the registry says its length), counting on `progress`.
+async fn read_all(mut r: reqwest::Response, cap: u64, progress: Option<&indicatif::ProgressBar>) -> std::result::Result<Vec<u8>, Fault> {
+    if r.content_length().is_some_and(|n| n > cap) {
+        return Err(Fault::TooLarge { limit: cap });
+    }
+    let mut data = Vec::with_capacity(r.content_length().unwrap_or(0).min(cap) as usize);
+    while let Some(chunk) = r.chunk().await? {
+        if (data.len() + chunk.len()) as u64 > cap {
+            return Err(Fault::TooLarge { limit: cap });
+        }
+        data.extend_from_slice(&chunk);
+        if let Some(p) = progress {
+            p.inc(chunk.len() as u64);
+        }
+    }
+    Ok(data)
+}
+
+/// A non-success answer as a fault: its status, the OCI error code of its
+/// body and a Retry-After in seconds or as an HTTP date.
+async fn status_fault(r: reqwest::Response) -> Fault {
+    let code = r.status().as_u16();
+    let retry_after = r.headers().get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+    let body = read_all(r, 64 << 10, None).await.unwrap_or_default();
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        #[serde(default)]
+        errors: Vec<ErrorBody>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        #[serde(default)]
+        code: String,
+    }
+    let error_code = serde_json::from_slice::<Envelope>(&body).ok().and_then(|e| e.errors.into_iter().next()).map(|e| e.code).filter(|c| !c.is_empty());
+    Fault::Status { code, error_code, retry_after }
+}
+
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate(v.trim())?;
+    Some(when.duration_since(SystemTime::now()).unwrap_or_default())
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form of HTTP
+/// dates servers send.
+fn httpdate(s: &str) -> Option<SystemTime> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].iter().position(|m| m == month)? as i64 + 1;
+    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<i64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let [h, m, sec] = hms.as_slice() else { return None };
+    // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    let secs = days * 86400 + h * 3600 + m * 60 + sec;
+    u64::try_from(secs).ok().map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+}
+
+/// Parses `WWW-Authenticate: Bearer realm="...",service="..."` (or Basic).
+fn parse_challenge(header: &str) -> Challenge {
+    let (scheme, params) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        return Challenge::Basic;
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Challenge::Basic;
+    }
+    let mut realm = String::new();
+    let mut service = None;
+    let mut rest = params;
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let (value, tail) = match after.strip_prefix('"') {
+            Some(quoted) => quoted.split_once('"').unwrap_or((quoted, "")),
+            None => after.split_once(',').unwrap_or((after, "")),
+        };
+        match key.as_str() {
+            "realm" => realm = value.to_string(),
+            "service" => service = Some(value.to_string()),
+            _ => {}
+        }
+        rest = tail.trim_start_matches(',');
+    }
+    Challenge::Bearer { realm, service }
+}
+
+/// The next page of a `Link: <url>; rel="next"` header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find(|l| l.contains("rel=\"next\"")).and_then(|l| Some(l.split_once('<')?.1.split_once('>')?.0.to_string()))
+}
+
+fn percent(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// A fault in a few words, for --verbose.
+fn describe(f: &Fault) -> String {
+    match f {
+        Fault::Status { code, .. } => format!("HTTP {code}"),
+        Fault::Network(e) => one_line(&e.without_url_ref()),
+        Fault::Deadline(d) => format!("no complete answer within {} s", d.as_secs()),
+        Fault::Budget => "the time budget ran out".into(),
+        Fault::TooLarge { limit } => format!("larger than {} MiB", limit >> 20),
+        Fault::Mismatch(why) | Fault::Malformed(why) => why.clone(),
+        Fault::Final(e) => e.message.clone(),
+    }
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    /// The error and its causes, without the URL (upload URLs carry the
+    /// registry's state, and any URL may carry a query).
+    fn without_url_ref(&self) -> String {
+        let mut out = String::new();
+        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(self);
+        out.push_str(&self.to_string().split(" for url (").next().unwrap_or_default().to_string());
+        while let Some(err) = source {
+            out.push_str(": ");
+            out.push_str(&err.to_string());
+            source = err.source();
+        }
+        out
+    }
+}
+
+fn is_certificate(e: &reqwest::Error) -> bool {
+    e.without_url_ref().contains("certificate")
+}
+
+fn is_dns(e: &reqwest::Error) -> bool {
+    let s = e.without_url_ref();
+    s.contains("dns error") || s.contains("failed to lookup address")
+}
+
+/// One line with the cause and the fix, and its kind. No secret is in it:
+/// bodies and URLs of the registry are not quoted, our credentials never.
+fn explain(loc: &Location, creds: &Credentials, what: &str, fault: Fault) -> Error {
+    let host = &loc.host;
+    let repo = format!("{host}/{}", loc.repository);
+    let anonymous = matches!(creds, Credentials::Anonymous);
+    match fault {
+        Fault::Final(e) => e,
+        Fault::Budget => Error::new(
+            ErrorKind::Unreachable,
+            format!("{what} from {repo} did not finish within the command's time budget ({} s): raise it with --timeout (or OPM_TIMEOUT) if the registry is just slow", budget_secs()),
+        ),
+        Fault::Deadline(limit) => Error::new(
+            ErrorKind::Unreachable,
+            format!("{what} from {repo} did not complete within {} s (opm's limit for one request): the registry or the network is stalling", limit.as_secs()),
+        ),
+        Fault::TooLarge { limit } => Error::new(
+            ErrorKind::Limit,
+            format!("{what} from {repo} is larger than {} MiB, the most opm accepts: not a CUE module artifact", limit >> 20),
+        ),
+        Fault::Mismatch(why) => Error::new(ErrorKind::Corrupt, format!("{why} from {repo}")),
+        Fault::Malformed(why) => Error::new(ErrorKind::Other, format!("registry {host}: {why}")),
+        Fault::Network(e) => {
+            if is_certificate(&e) {
+                return Error::new(
+                    ErrorKind::Unreachable,
+                    format!("the TLS certificate of registry {host} is not trusted: add its CA to the system's trust store (or point SSL_CERT_FILE at it)"),
+                );
+            }
+            if is_dns(&e) {
+                return Error::new(
+                    ErrorKind::Unreachable,
+                    format!("cannot resolve registry host {} (name lookup failed): check the name, /etc/hosts and /etc/resolv.conf", host_name(host)),
+                );
+            }
+            if e.is_connect() {
+                let scheme = if loc.insecure { "http" } else { "https" };
+                return Error::new(
+                    ErrorKind::Unreachable,
+                    format!("cannot reach registry {host} over {scheme} (connection failed): check that it is running and the routing ('opm config show')"),
+                );
+            }
+            let why = if e.is_timeout() { "a read timed out (30 s without a byte)".to_string() } else { one_line(&e.without_url_ref()) };
+            Error::new(ErrorKind::Unreachable, format!("{what} from {repo}: the connection broke ({why})"))
+        }
+        Fault::Status { code, error_code, retry_after } => match code {
+            401 if anonymous => Error::new(ErrorKind::Unauthorized, format!("registry {host} requires authentication for {repo}: run 'docker login {host}'")),
+            401 => Error::new(ErrorKind::Unauthorized, format!("credentials for {host} were rejected: run 'docker login {host}'")),
+            403 if anonymous => Error::new(ErrorKind::Denied, format!("access to {repo} was denied to anonymous requests: run 'docker login {host}'")),
+            403 => Error::new(ErrorKind::Denied, format!("access to {repo} was denied: the credentials for {host} lack permission")),
+            404 => {
+                let what_missing = match error_code.as_deref() {
+                    Some("BLOB_UNKNOWN") => "blob not found",
+                    Some("MANIFEST_UNKNOWN") => "manifest not found",
+                    Some("NAME_UNKNOWN") => "repository not found",
+                    _ => "not found",
+                };
+                Error::new(ErrorKind::NotFound, format!("{repo}: {what_missing} ({what})"))
+            }
+            429 => {
+                let when = match retry_after {
+                    Some(after) => {
+                        let at = chrono_free_utc(SystemTime::now() + after);
+                        format!(": it asks to wait {} s, try again after {at}", after.as_secs())
+                    }
+                    None => ": try again later".into(),
+                };
+                Error::new(ErrorKind::RateLimited, format!("registry {host} is rate limiting requests ({what}, HTTP 429){when}"))
+            }
+            code => Error::new(ErrorKind::Other, format!("registry {host} answered HTTP {code} to {what} for {repo}")),
+        },
+    }
+}
+
+/// `HH:MM:SS UTC` of a time.
+fn chrono_free_utc(t: SystemTime) -> String {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() % 86400;
+    format!("{:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// A URL without its query and userinfo, for messages.
+pub fn redact_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or(url);
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+            let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            if path.is_empty() {
+                format!("{scheme}://{authority}")
+            } else {
+                format!("{scheme}://{authority}/{path}")
+            }
+        }
+        None => url.to_string(),
+    }
 }
 
 /// TLS trusts the system's roots (SSL_CERT_FILE and SSL_CERT_DIR
 /// honoured). A machine or container with none gets the Mozilla roots
-/// built into opm, so that it still reaches public registries. They are
-/// handed over as SSL_CERT_FILE, written to a private temporary directory:
-/// oci-client builds a default HTTP client next to every configured one,
-/// and that one reads the system's roots only (and panics without any).
+/// built into opm, handed over as SSL_CERT_FILE in a private temporary
+/// directory, so that it still reaches public registries.
 fn ensure_tls_roots() -> Result<()> {
-    static ROOTS: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    static ROOTS: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     let done = ROOTS.get_or_init(|| {
         if !rustls_native_certs::load_native_certs().certs.is_empty() {
             return Ok(());
         }
         let mut pem = String::new();
         for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-            use base64::Engine as _;
             let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
             pem += "-----BEGIN CERTIFICATE-----\n";
             for line in b64.as_bytes().chunks(64) {
@@ -255,182 +850,11 @@ fn ensure_tls_roots() -> Result<()> {
     done.clone().map_err(|why| Error::new(ErrorKind::Unreachable, why))
 }
 
-fn reference(loc: &Location, tag: &str) -> Reference {
-    Reference::with_tag(loc.host.clone(), loc.repository.clone(), tag.to_string())
-}
-
 /// The OCI digest of `data`: `sha256:<hex>`.
 pub fn sha256(data: &[u8]) -> String {
     let hash = Sha256::digest(data);
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
-}
-
-/// Runs an idempotent request, retrying on 429, 502, 503, 504 and broken
-/// connections with a bounded exponential backoff (0.5 s, 1 s, 2 s; a 429's
-/// Retry-After instead, up to a minute), and turns the final error into
-/// one a person can act on.
-async fn retry<T, F, Fut>(what: &str, loc: &Location, auth: &RegistryAuth, mut request: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = std::result::Result<T, OciDistributionError>>,
-{
-    let started = std::time::Instant::now();
-    let log = |outcome: &str, retries: u32| {
-        let retried = if retries == 0 { String::new() } else { format!(", {retries} retr{}", if retries == 1 { "y" } else { "ies" }) };
-        crate::ui::verbose(&format!("{what} {}/{} -> {outcome} in {} ms{retried}", loc.host, loc.repository, started.elapsed().as_millis()));
-    };
-    let mut delay = Duration::from_millis(500);
-    let mut attempt = 1;
-    loop {
-        match request().await {
-            Ok(value) => {
-                log("ok", attempt - 1);
-                return Ok(value);
-            }
-            Err(e) if attempt < ATTEMPTS && is_transient(&e) => {
-                let wait = match (status_of(&e), url_of(&e)) {
-                    (Some(429), Some(url)) => retry_after(url).await.unwrap_or(delay),
-                    _ => delay,
-                };
-                tokio::time::sleep(wait).await;
-                delay *= 2;
-                attempt += 1;
-            }
-            Err(e) => {
-                let e = explain(loc, auth, &e);
-                log(&format!("failed ({})", e.message), attempt - 1);
-                return Err(e);
-            }
-        }
-    }
-}
-
-fn url_of(e: &OciDistributionError) -> Option<&str> {
-    match e {
-        OciDistributionError::ServerError { url, .. } | OciDistributionError::RegistryError { url, .. } => Some(url),
-        _ => None,
-    }
-}
-
-/// How long a rate-limiting registry asks clients to wait. oci-client keeps
-/// response headers to itself, so the same URL is asked again (HEAD) and
-/// its Retry-After (in seconds) read; at most a minute.
-async fn retry_after(url: &str) -> Option<Duration> {
-    let client = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).build().ok()?;
-    let response = client.head(url).send().await.ok()?;
-    let seconds: u64 = response.headers().get(http::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds.min(60)))
-}
-
-fn status_of(e: &OciDistributionError) -> Option<u16> {
-    match e {
-        OciDistributionError::ServerError { code, .. } => Some(*code),
-        OciDistributionError::UnauthorizedError { .. } => Some(401),
-        OciDistributionError::RequestError(e) => e.status().map(|s| s.as_u16()),
-        OciDistributionError::RegistryError { envelope, .. } => {
-            envelope.errors.iter().find_map(|err| match err.code {
-                OciErrorCode::Unauthorized => Some(401),
-                OciErrorCode::Denied => Some(403),
-                OciErrorCode::NameUnknown
-                | OciErrorCode::ManifestUnknown
-                | OciErrorCode::BlobUnknown
-                | OciErrorCode::NotFound => Some(404),
-                OciErrorCode::Toomanyrequests => Some(429),
-                _ => None,
-            })
-        }
-        OciDistributionError::ImageManifestNotFoundError(_) => Some(404),
-        OciDistributionError::AuthenticationFailure(_) => Some(401),
-        _ => None,
-    }
-}
-
-fn is_transient(e: &OciDistributionError) -> bool {
-    match status_of(e) {
-        Some(code) => matches!(code, 429 | 502 | 503 | 504),
-        None => matches!(e, OciDistributionError::RequestError(r) if r.is_timeout() || (r.is_request() && !r.is_connect())),
-    }
-}
-
-/// One line with the cause and the fix, and its kind: unreachable,
-/// unauthorized, denied, not found, rate limited or other. No secret is in it:
-/// oci-client's errors carry server bodies, never our credentials.
-fn explain(loc: &Location, auth: &RegistryAuth, e: &OciDistributionError) -> Error {
-    let host = &loc.host;
-    let repo = format!("{host}/{}", loc.repository);
-    if let OciDistributionError::RequestError(r) = e {
-        let mut causes = String::new();
-        let mut source: Option<&dyn std::error::Error> = Some(r);
-        while let Some(err) = source {
-            causes.push_str(&err.to_string());
-            source = err.source();
-        }
-        if causes.contains("certificate") {
-            return Error::new(
-                ErrorKind::Unreachable,
-                format!("the TLS certificate of registry {host} is not trusted: add its CA to the system's trust store (or point SSL_CERT_FILE at it)"),
-            );
-        }
-        if causes.contains("dns error") || causes.contains("failed to lookup address") {
-            return Error::new(
-                ErrorKind::Unreachable,
-                format!("cannot resolve registry host {} (name lookup failed): check the name, /etc/hosts and /etc/resolv.conf", host_name(host)),
-            );
-        }
-        if r.is_connect() || r.is_timeout() {
-            let scheme = if loc.insecure { "http" } else { "https" };
-            let why = if r.is_timeout() { "timed out" } else { "connection failed" };
-            return Error::new(
-                ErrorKind::Unreachable,
-                format!("cannot reach registry {host} over {scheme} ({why}): check that it is running and the routing ('opm config show')"),
-            );
-        }
-    }
-    let anonymous = matches!(auth, RegistryAuth::Anonymous);
-    match status_of(e) {
-        Some(401) if anonymous => Error::new(
-            ErrorKind::Unauthorized,
-            format!("registry {host} requires authentication: run 'docker login {host}'"),
-        ),
-        Some(401) => Error::new(
-            ErrorKind::Unauthorized,
-            format!("credentials for {host} were rejected: run 'docker login {host}'"),
-        ),
-        Some(403) => Error::new(
-            ErrorKind::Denied,
-            format!("access to {repo} was denied: the credentials for {host} lack permission"),
-        ),
-        Some(404) => Error::new(ErrorKind::NotFound, format!("{repo}: not found")),
-        Some(429) => Error::new(ErrorKind::RateLimited, format!("registry {host} answered HTTP 429 for {repo}")),
-        Some(code) => Error::new(ErrorKind::Other, format!("registry {host} answered HTTP {code} for {repo}")),
-        None => Error::new(ErrorKind::Other, format!("registry {host}: {}", one_line(&e.to_string()))),
-    }
-}
-
-/// A blob as it arrives, counted on a progress bar.
-struct Counted {
-    data: Vec<u8>,
-    progress: Option<indicatif::ProgressBar>,
-}
-
-impl tokio::io::AsyncWrite for Counted {
-    fn poll_write(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        this.data.extend_from_slice(buf);
-        if let Some(bar) = &this.progress {
-            bar.inc(buf.len() as u64);
-        }
-        std::task::Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
 }
 
 /// The first 12 hex digits of a digest, for logs.
@@ -449,4 +873,33 @@ fn host_name(host: &str) -> &str {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_and_links_parse() {
+        assert_eq!(
+            parse_challenge(r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a:pull""#),
+            Challenge::Bearer { realm: "https://auth.example/token".into(), service: Some("registry.example".into()) }
+        );
+        assert_eq!(parse_challenge(r#"Basic realm="Registry""#), Challenge::Basic);
+        assert_eq!(next_link(r#"</v2/a/tags/list?n=2&last=b>; rel="next""#).as_deref(), Some("/v2/a/tags/list?n=2&last=b"));
+        assert_eq!(next_link(""), None);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(httpdate("Sun, 06 Nov 1994 08:49:37 GMT"), Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784111777)));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn urls_lose_queries_and_userinfo() {
+        assert_eq!(redact_url("http://u:pw@h:5000/v2/x/blobs/uploads/abc?_state=SECRET"), "http://h:5000/v2/x/blobs/uploads/abc");
+        assert_eq!(redact_url("https://auth.example/token?scope=x"), "https://auth.example/token");
+    }
 }

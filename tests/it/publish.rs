@@ -406,13 +406,17 @@ fn a_rate_limited_registry_is_waited_for_as_it_asks() {
     let m = publishable("example.com/limited@v0", "x: 1");
     assert!(run(opm_at(cache.path(), &format!("{}+insecure", reg.host), m.path()).args(["mod", "publish", "v0.1.0"])).status.success());
 
-    // Two refusals (the request, and opm's look at Retry-After), then through.
-    let proxy = crate::registry_server::rate_limiting_proxy(&reg.host, 2, 2);
+    // Two refusals, then through.
+    let proxy = crate::registry_server::FaultProxy::start(
+        &reg.host,
+        serde_json::json!([{"match": "GET /v2/.*/manifests/", "times": 2, "action": "status", "code": 429, "headers": {"Retry-After": "1"}}]),
+    );
+    let proxy = &proxy.host;
     let c = consumer("example.com/limited@v0", "v0.1.0", "example.com/limited", "limited.x");
     let fresh = tempdir();
     let started = std::time::Instant::now();
     let out = run(opm_at(fresh.path(), &format!("{proxy}+insecure"), c.path()).args(["mod", "vet", "--concrete"]));
     assert!(out.status.success(), "{}", stderr(&out));
-    // The backoff alone would have waited 0.5 s; Retry-After asked for 2 s.
+    // The backoff alone would have waited 0.5 s + 1 s; Retry-After asked for 1 s twice.
     assert!(started.elapsed() >= std::time::Duration::from_secs(2), "waited only {:?}", started.elapsed());
 }

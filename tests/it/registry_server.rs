@@ -169,48 +169,46 @@ fn base64(s: &str) -> String {
     out
 }
 
-/// A proxy in front of a registry that answers the first `limited`
-/// manifest requests with 429 Too Many Requests and `Retry-After`, then
-/// forwards everything: a registry that rate-limits. Runs until the test
-/// process ends (its listener thread is detached).
-pub fn rate_limiting_proxy(upstream: &str, limited: usize, retry_after_secs: u64) -> String {
-    use std::io::{Read, Write};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let upstream = upstream.to_string();
-    let refused = Arc::new(AtomicUsize::new(0));
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let (upstream, refused) = (upstream.clone(), refused.clone());
-            std::thread::spawn(move || {
-                let mut client = client;
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && client.read(&mut byte).map(|n| n == 1).unwrap_or(false) {
-                    head.push(byte[0]);
-                }
-                let first_line = String::from_utf8_lossy(&head).lines().next().unwrap_or("").to_string();
-                if first_line.contains("/manifests/") && refused.fetch_add(1, Ordering::SeqCst) < limited {
-                    let _ = write!(
-                        client,
-                        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {retry_after_secs}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    );
-                    return;
-                }
-                let Ok(mut server) = std::net::TcpStream::connect(&upstream) else { return };
-                if server.write_all(&head).is_err() {
-                    return;
-                }
-                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut c2, &mut s2);
-                    let _ = s2.shutdown(std::net::Shutdown::Write);
-                });
-                let _ = std::io::copy(&mut server, &mut client);
-            });
-        }
-    });
-    addr
+/// tests/fault-proxy.py in front of a registry: each request logged, the
+/// first rule that matches it deciding its fault (see the script). Stopped
+/// when dropped.
+pub struct FaultProxy {
+    child: Child,
+    pub host: String,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: &str, rules: serde_json::Value) -> FaultProxy {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let (rules_file, log) = (dir.path().join("rules.json"), dir.path().join("requests.log"));
+        std::fs::write(&rules_file, rules.to_string()).unwrap();
+        let mut child = Command::new("python3")
+            .arg(crate::support::repo_dir().join("tests/fault-proxy.py"))
+            .arg(upstream)
+            .arg(&rules_file)
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 is installed by `make test`");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("fault proxy did not start: {line:?}"));
+        FaultProxy { child, host: format!("127.0.0.1:{port}"), log, _dir: dir }
+    }
+
+    /// The requests it saw, as "METHOD PATH".
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
