@@ -3,6 +3,7 @@ package main
 import (
 	goerrors "errors"
 	"path/filepath"
+	"strings"
 
 	"cuelang.org/go/cue/errors"
 )
@@ -34,6 +35,24 @@ type callError struct {
 
 func (e *callError) Error() string { return e.Message }
 
+// message is err's text with every error of a CUE error list (whose own
+// Error() shows the first and "(and N more errors)").
+func message(err error) string {
+	var cueErr errors.Error
+	if !goerrors.As(err, &cueErr) {
+		return err.Error()
+	}
+	list := errors.Errors(cueErr)
+	if len(list) <= 1 {
+		return err.Error()
+	}
+	parts := make([]string, len(list))
+	for i, e := range list {
+		parts[i] = errors.String(e)
+	}
+	return strings.Join(parts, "; ")
+}
+
 // toCallError classifies err; CUE errors keep every diagnostic.
 func toCallError(err error) *callError {
 	var ce *callError
@@ -44,7 +63,7 @@ func toCallError(err error) *callError {
 	// the file system or a bug.
 	var cueErr errors.Error
 	if !goerrors.As(err, &cueErr) {
-		return &callError{Kind: kindIO, Message: err.Error()}
+		return &callError{Kind: kindIO, Message: message(err)}
 	}
 	return &callError{Kind: kindInvalid, Message: err.Error(), Errors: diagnostics(err, "", "")}
 }
@@ -55,7 +74,7 @@ func toCallError(err error) *callError {
 func diagnostics(err error, root, cwd string) []diagnostic {
 	var cueErr errors.Error
 	if !goerrors.As(err, &cueErr) {
-		return []diagnostic{{Message: err.Error(), Positions: []position{}}}
+		return []diagnostic{{Message: message(err), Positions: []position{}}}
 	}
 	var out []diagnostic
 	cfg := &errors.Config{Cwd: cwd}

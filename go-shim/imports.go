@@ -143,7 +143,7 @@ func opImportsMain(body []byte) (any, error) {
 	}
 	imports, err := canonicalImports(files)
 	if err != nil {
-		return nil, &callError{Kind: kindInvalid, Message: err.Error()}
+		return nil, &callError{Kind: kindInvalid, Message: message(err)}
 	}
 	return imports, nil
 }
@@ -217,7 +217,7 @@ func opImportsPackage(body []byte) (any, error) {
 			p := filepath.Join(dir, e.Name())
 			f, err := readImportsOnly(p)
 			if err != nil {
-				return nil, &callError{Kind: kindInvalid, Message: err.Error()}
+				return nil, &callError{Kind: kindInvalid, Message: message(err)}
 			}
 			if !selected(f.PackageName()) {
 				continue
@@ -237,7 +237,7 @@ func opImportsPackage(body []byte) (any, error) {
 	}
 	imports, err := canonicalImports(included)
 	if err != nil {
-		return nil, &callError{Kind: kindInvalid, Message: err.Error()}
+		return nil, &callError{Kind: kindInvalid, Message: message(err)}
 	}
 	return packageImports{Included: len(included), Excluded: excluded, Imports: imports}, nil
 }

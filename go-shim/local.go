@@ -47,14 +47,14 @@ func opTidyViews(body []byte) (any, error) {
 	if data, err := os.ReadFile(localPath); err == nil {
 		out.LocalExists = true
 		if local, err = modfile.ParseLocal(data, "cue.mod/local-module.cue", base); err != nil {
-			return nil, &callError{Kind: kindInvalid, Message: err.Error()}
+			return nil, &callError{Kind: kindInvalid, Message: message(err)}
 		}
 	} else if !goerrors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("cannot read cue.mod/local-module.cue: %v", err)
 	}
 	merged, err := mergeLocalReplaces(base, local)
 	if err != nil {
-		return nil, &callError{Kind: kindInvalid, Message: err.Error()}
+		return nil, &callError{Kind: kindInvalid, Message: message(err)}
 	}
 	if merged != nil {
 		d := describe(merged)

@@ -34,7 +34,7 @@ func opModfileInit(body []byte) (any, error) {
 		return nil, err
 	}
 	if err := module.CheckPath(req.Module); err != nil {
-		return nil, &callError{Kind: kindUsage, Message: err.Error()}
+		return nil, &callError{Kind: kindUsage, Message: message(err)}
 	}
 	mf := &modfile.File{
 		Module:   req.Module,
@@ -43,7 +43,7 @@ func opModfileInit(body []byte) (any, error) {
 	if req.SourceKind != "" {
 		mf.Source = &modfile.Source{Kind: req.SourceKind}
 		if err := mf.Source.Validate(); err != nil {
-			return nil, &callError{Kind: kindUsage, Message: err.Error()}
+			return nil, &callError{Kind: kindUsage, Message: message(err)}
 		}
 	}
 	for p, v := range req.Deps {

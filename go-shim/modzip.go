@@ -23,7 +23,7 @@ type zipRequest struct {
 func (r zipRequest) moduleVersion() (module.Version, error) {
 	mv, err := module.NewVersion(r.Module, r.Version)
 	if err != nil {
-		return module.Version{}, &callError{Kind: kindUsage, Message: err.Error()}
+		return module.Version{}, &callError{Kind: kindUsage, Message: message(err)}
 	}
 	return mv, nil
 }
@@ -39,7 +39,7 @@ func opZipUnzip(body []byte) (any, error) {
 		return nil, err
 	}
 	if err := modzip.Unzip(filepath.Clean(req.Dir), mv, req.Zip); err != nil {
-		return nil, &callError{Kind: kindUsage, Message: err.Error()}
+		return nil, &callError{Kind: kindUsage, Message: message(err)}
 	}
 	return struct{}{}, nil
 }
@@ -53,7 +53,7 @@ func opZipCompare(body []byte) (any, error) {
 	}
 	z, err := zip.OpenReader(req.Zip)
 	if err != nil {
-		return nil, &callError{Kind: kindUsage, Message: err.Error()}
+		return nil, &callError{Kind: kindUsage, Message: message(err)}
 	}
 	defer z.Close()
 	differ := []string{}

@@ -71,7 +71,7 @@ func opModulePack(body []byte) (any, error) {
 	}
 	mv, err := module.NewVersion(req.Module, req.Version)
 	if err != nil {
-		return nil, &callError{Kind: kindUsage, Message: err.Error()}
+		return nil, &callError{Kind: kindUsage, Message: message(err)}
 	}
 	f, err := os.Create(req.Zip)
 	if err != nil {
@@ -79,7 +79,7 @@ func opModulePack(body []byte) (any, error) {
 	}
 	defer f.Close()
 	if err := modzip.Create(f, mv, req.Files, packFileIO{}); err != nil {
-		return nil, &callError{Kind: kindUsage, Message: err.Error()}
+		return nil, &callError{Kind: kindUsage, Message: message(err)}
 	}
 	info, err := f.Stat()
 	if err != nil {

@@ -38,7 +38,7 @@ func opRegistryResolve(body []byte) (any, error) {
 		Env:         []string{}, // the request says everything
 	})
 	if err != nil {
-		return nil, &callError{Kind: kindUsage, Message: err.Error()}
+		return nil, &callError{Kind: kindUsage, Message: message(err)}
 	}
 	out := make([]location, 0, len(req.Modules))
 	for _, m := range req.Modules {

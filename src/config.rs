@@ -85,16 +85,12 @@ impl Routing {
             });
         }
         let path = config_path();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Routing {
+        match read(&path)? {
+            Some(text) => Ok(Routing {
                 cue_registry: translate(&text, &path)?,
                 source: Source::File { path },
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Routing {
-                source: Source::Default,
-                cue_registry: String::new(),
-            }),
-            Err(e) => Err(fail(Exit::General, format!("cannot read {}: {e}", path.display()))),
+            None => Ok(Routing { source: Source::Default, cue_registry: String::new() }),
         }
     }
 
@@ -127,6 +123,16 @@ pub fn translate(text: &str, path: &Path) -> anyhow::Result<String> {
 
     let mut entries = Vec::new();
     for (prefix, entry) in file.registries {
+        let refuse_userinfo = |url: &str| {
+            let authority = url.split("://").last().unwrap_or(url).split('/').next().unwrap_or("");
+            if authority.contains('@') {
+                return Err(invalid(
+                    line_of(&prefix),
+                    format!("registries.{prefix}: the URL carries a user name and password: remove them, and put credentials in the Docker config instead (docker login HOST)"),
+                ));
+            }
+            Ok(())
+        };
         let registry = match entry {
             serde_yaml::Value::String(url) => Registry { url, insecure: None },
             other => serde_yaml::from_value::<Registry>(other).map_err(|e| {
@@ -142,6 +148,7 @@ pub fn translate(text: &str, path: &Path) -> anyhow::Result<String> {
                 invalid(at, format!("registries.{prefix}: {why} (write `url: HOST[/PREFIX]` and optionally `insecure: true`)"))
             })?,
         };
+        refuse_userinfo(&registry.url)?;
         entries.push((prefix, registry));
     }
     // Longest prefix first; the catch-all ("*", or no prefix) last.
@@ -150,11 +157,38 @@ pub fn translate(text: &str, path: &Path) -> anyhow::Result<String> {
     for (prefix, registry) in &entries {
         let part = cue_entry(prefix, registry);
         if let Err(e) = cue::resolve(&part, &[]) {
-            return Err(invalid(line_of(prefix), format!("registries.{prefix:?}: {}", e.message)));
+            return Err(invalid(line_of(prefix), format!("registries.{prefix:?}: {}", redact(&e.message))));
         }
         parts.push(part);
     }
     Ok(parts.join(","))
+}
+
+/// `text` with the userinfo of every registry address masked
+/// (`u:PW@host` -> `***@host`), for anything opm prints. An `@` followed by a
+/// version (`example.com/x@v1`, `@vX.Y.Z`) is a module path's and stays.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut segment_start = 0;
+    for (i, c) in text.char_indices() {
+        if matches!(c, ',' | '=' | '"' | '\'' | ' ' | '(' | '\n' | '/' | '<' | '[') {
+            out.push_str(&text[segment_start..=i]);
+            segment_start = i + 1;
+        } else if c == '@' {
+            let rest = &text[i + 1..];
+            // `@v1`, `@v0.2.0`, `@vX.Y.Z`: a module's version, not a host.
+            let is_major = rest.starts_with('v') && rest[1..].starts_with(|d: char| d.is_ascii_digit() || d == 'X' || d == 'N');
+            if is_major {
+                out.push_str(&text[segment_start..=i]);
+            } else {
+                // Userinfo: masked.
+                out.push_str("***@");
+            }
+            segment_start = i + 1;
+        }
+    }
+    out.push_str(&text[segment_start..]);
+    out
 }
 
 /// The config file's first line that mentions `what`.
@@ -167,7 +201,52 @@ fn invalid(path: &Path, line: Option<usize>, why: String) -> anyhow::Error {
     fail(Exit::General, format!("invalid registry configuration {}{at}: {why}", path.display()))
 }
 
+/// The largest config file opm reads, and its deepest nesting: a real one
+/// is a few hundred bytes and four levels deep.
+const MAX_CONFIG: u64 = 256 << 10;
+const MAX_DEPTH: usize = 32;
+
+/// The config file's text; None when there is none.
+fn read(path: &Path) -> anyhow::Result<Option<String>> {
+    let cannot = |e: std::io::Error| fail(Exit::General, format!("cannot read {}: {e}", path.display()));
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > MAX_CONFIG => {
+            Err(invalid(path, None, format!("the file is {} KiB; a configuration is at most {} KiB", m.len() >> 10, MAX_CONFIG >> 10)))
+        }
+        Ok(_) => std::fs::read_to_string(path).map(Some).map_err(cannot),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(cannot(e)),
+    }
+}
+
+/// How deeply YAML text nests: indentation, `- ` items and brackets.
+fn depth(text: &str) -> usize {
+    let (mut deepest, mut brackets) = (0, 0usize);
+    for line in text.lines() {
+        let rest = line.trim_start();
+        let mut items = 0;
+        let mut tail = rest;
+        while let Some(t) = tail.strip_prefix("- ") {
+            items += 1;
+            tail = t.trim_start();
+        }
+        for c in rest.chars() {
+            match c {
+                '[' | '{' => brackets += 1,
+                ']' | '}' => brackets = brackets.saturating_sub(1),
+                _ => {}
+            }
+            deepest = deepest.max(brackets);
+        }
+        deepest = deepest.max((line.len() - rest.len()) / 2 + items);
+    }
+    deepest
+}
+
 fn parse(text: &str, path: &Path) -> anyhow::Result<File> {
+    if depth(text) > MAX_DEPTH {
+        return Err(invalid(path, None, format!("it nests deeper than {MAX_DEPTH} levels; a configuration is a few levels deep")));
+    }
     if text.trim().is_empty() {
         return Ok(File { registries: BTreeMap::new(), verify: BTreeMap::new() });
     }
@@ -185,11 +264,7 @@ fn parse(text: &str, path: &Path) -> anyhow::Result<File> {
 /// home directory, a relative path is relative to the config file).
 pub fn verify_rules() -> anyhow::Result<Vec<VerifyRule>> {
     let path = config_path();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(fail(Exit::General, format!("cannot read {}: {e}", path.display()))),
-    };
+    let Some(text) = read(&path)? else { return Ok(Vec::new()) };
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Entry {
@@ -280,6 +355,16 @@ registries:
         let text = "registries:\n  opmodel.dev: registry.opm.dev\n  Bad Prefix!: x\n";
         let err = translate(text, Path::new("c.yaml")).unwrap_err().to_string();
         assert!(err.contains("line 3") && err.contains("Bad Prefix!"), "{err}");
+    }
+
+    #[test]
+    fn userinfo_is_redacted_and_module_majors_stay() {
+        assert_eq!(redact("example.com=u:PW@127.0.0.1:5000,x.org=h/p"), "example.com=***@127.0.0.1:5000,x.org=h/p");
+        assert_eq!(redact("invalid registry \"u:PW@h:5000+insecure\""), "invalid registry \"***@h:5000+insecure\"");
+        assert_eq!(redact("example.com/x@v1 and http://a:b@host/y"), "example.com/x@v1 and http://***@host/y");
+        let text = "registries:\n  example.com: http://u:PW@127.0.0.1:5000\n";
+        let err = translate(text, Path::new("c.yaml")).unwrap_err().to_string();
+        assert!(err.contains("carries a user name and password") && !err.contains("PW"), "{err}");
     }
 
     #[test]

@@ -158,10 +158,36 @@ pub fn write_cached(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     write_replacing(path, data, false)
 }
 
+/// The largest module file opm reads. CUE's own limit is 16 MiB, but CUE
+/// needs minutes for a few MiB of dependencies; a module with a thousand
+/// dependencies has a module file of about 40 KB.
+pub const MAX_MODULE_FILE: u64 = 1 << 20;
+
+/// Refuses a module file over [`MAX_MODULE_FILE`], naming it.
+pub fn check_module_file_size(what: &str, len: u64) -> anyhow::Result<()> {
+    if len > MAX_MODULE_FILE {
+        return Err(fail(
+            Exit::General,
+            format!(
+                "{what} is {:.1} MiB: opm reads module files of at most {} MiB (one with a thousand dependencies is about 40 KB)",
+                len as f64 / (1 << 20) as f64,
+                MAX_MODULE_FILE >> 20
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What the name of every temporary file opm writes contains: it is
+/// `.<final name>.tmp-XXXXXX`, so that whoever owns the final name can tell
+/// its leftovers.
+pub const TEMP_MARK: &str = ".tmp-";
+
 fn write_replacing(path: &Path, data: &[u8], durable: bool) -> anyhow::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let failed = |e: std::io::Error| fail(Exit::General, format!("cannot write {}: {e}", path.display()));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}{TEMP_MARK}")).tempfile_in(dir).map_err(failed)?;
     // Keep the mode of the file we replace; a new file gets the usual 0644
     // rather than the temp file's 0600.
     let mode = std::fs::metadata(path).map(|m| m.permissions()).unwrap_or_else(|_| default_permissions());

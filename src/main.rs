@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         let error = serde_json::json!({ "error": {
             "exit": exit.code(),
             "kind": exit.kind(),
-            "message": format!("{err:#}"),
+            "message": opm::config::redact(&format!("{err:#}")),
             "diagnostics": diagnostics,
         }});
         let _ = opm::ui::print_json(&error);
@@ -26,7 +26,8 @@ fn main() -> ExitCode {
             // A --check finding is a result, not a failure of opm.
             opm::ui::print_status(&format!("{err:#}"));
         } else {
-            opm::ui::print_error(&format!("{err:#}"));
+            // No registry credentials in any message (CUE_REGISTRY may carry them).
+            opm::ui::print_error(&opm::config::redact(&format!("{err:#}")));
         }
     }
     ExitCode::from(exit.code())

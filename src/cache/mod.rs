@@ -9,7 +9,7 @@ use crate::catalog;
 use crate::config::Routing;
 use crate::cue;
 use crate::error::{fail, Exit};
-use crate::files::write_cached;
+use crate::files::{self, write_cached};
 use crate::module::{semver, ModuleVersion};
 use crate::registry::{self, Client, PARALLEL};
 use crate::trust::{Policy, PublicKey, Verdict};
@@ -101,6 +101,21 @@ impl Cache {
     pub fn with_pins(mut self, pins: Pins) -> Cache {
         self.pins = pins;
         self
+    }
+
+    /// Refuses an artifact that is not the module it claims to be: its
+    /// module file must declare the version's module path (and major).
+    fn check_artifact(mv: &ModuleVersion, module_file: &[u8]) -> anyhow::Result<()> {
+        let lie = |why: String| fail(Exit::General, format!("{mv}: the registry's artifact is not the module it claims to be ({why}); nothing was written"));
+        files::check_module_file_size(&format!("the module file of {mv}"), module_file.len() as u64)?;
+        let text = std::str::from_utf8(module_file).map_err(|_| lie("its module file is not UTF-8".into()))?;
+        let parsed = cue::parse_module_file(text, &mv.to_string(), true).map_err(|e| lie(format!("its module file does not parse: {}", e.message)))?;
+        let (base, major) = crate::module::split_major(&parsed.module);
+        let major = if major.is_empty() { "v0" } else { major };
+        if base != mv.base() || major != semver::major(&mv.version) {
+            return Err(lie(format!("its module file declares {}", parsed.module)));
+        }
+        Ok(())
     }
 
     /// The pinned digests of a version, when the sums file has them.
@@ -418,6 +433,7 @@ impl Cache {
                         let entry = self.entry(mv)?;
                         let download = client.module(mv, bar, self.must_be_signed(mv)?).await?;
                         self.check_download(mv, &download.manifest_digest, Some(&download.zip))?;
+                        Self::check_artifact(mv, &download.module_file)?;
                         let signed_by = self.judge(mv, &download.manifest_digest, download.signatures.as_deref())?.map(PublicKey::fingerprint);
                         // Unzipping and writing block: off the thread that
                         // drives the other downloads.
@@ -469,6 +485,7 @@ impl Cache {
                 stream::iter(missing)
                     .map(|i| async move {
                         let (manifest, data, signatures) = client.module_file(&mvs[i], self.must_be_signed(&mvs[i])?).await?;
+                        Self::check_artifact(&mvs[i], &data)?;
                         let signed_by = self.judge(&mvs[i], &manifest, signatures.as_deref())?.map(PublicKey::fingerprint);
                         anyhow::Ok((i, (manifest, data, signed_by)))
                     })
@@ -693,14 +710,16 @@ impl Entry {
     }
 
     fn remove_locked(&self) -> anyhow::Result<()> {
+        // The extracted tree first: an entry is never extracted without its
+        // module file, even if this is interrupted.
+        if self.extract.exists() {
+            remove_tree(&self.extract)?;
+        }
         for suffix in ["mod", "ziphash", "manifesthash", "verified", "zip", "partial"] {
             match fs::remove_file(self.file(suffix)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
             }
-        }
-        if self.extract.exists() {
-            remove_tree(&self.extract)?;
         }
         Ok(())
     }
@@ -711,8 +730,27 @@ impl Entry {
         fs::create_dir_all(&self.download)?;
         let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(self.file("lock"))?;
         file.file().lock().map_err(|e| fail(Exit::General, format!("cannot lock {}: {e}", self.file("lock").display())))?;
+        self.sweep_temporaries();
         // Closing the file releases the lock.
         Ok(file)
+    }
+
+    /// Removes what interrupted writes of this version left behind: every
+    /// writer of its files holds the lock, so a temporary file of it seen
+    /// under the lock belongs to no live run. (Unnamed `.tmp*` files that
+    /// older opm versions wrote go once they are an hour old.)
+    fn sweep_temporaries(&self) {
+        let mine = format!(".{}.", self.mv.version);
+        let Ok(dir) = std::fs::read_dir(&self.download) else { return };
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stale = (name.starts_with(&mine) && name.contains(files::TEMP_MARK))
+                || (name.starts_with(".tmp")
+                    && e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 3600)));
+            if stale {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 
     /// Records a module file fetched for resolution, under the lock.
@@ -727,6 +765,29 @@ impl Entry {
     /// partial entry and an interrupted install leaves nothing CUE would use.
     pub fn install(&self, zip: &[u8], module_file: &[u8], manifest_digest: &str) -> anyhow::Result<()> {
         let _lock = self.lock()?;
+        // Extracted and checked before anything is in place: the zip's own
+        // cue.mod/module.cue must be the module file the manifest names.
+        let parent = self.extract.parent().expect("extract dir has a parent");
+        fs::create_dir_all(parent)?;
+        // cue removes leftovers named `<dir>.tmp-*` when it next extracts.
+        let prefix = format!("{}.tmp-", file_name(&self.extract));
+        let tmp = tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempdir_in(parent)
+            .map_err(|e| fail(Exit::General, format!("cannot create a directory in {}: {e}", parent.display())))?;
+        let zip_file = tmp.path().join("module.zip");
+        fs::write(&zip_file, zip)?;
+        let staged = tmp.path().join("m");
+        cue::unzip(&self.mv.module, &self.mv.version, &zip_file, &staged)?;
+        if fs::read(staged.join("cue.mod/module.cue")).ok().as_deref() != Some(module_file) {
+            let mv = &self.mv;
+            return Err(fail(
+                Exit::General,
+                format!("{mv}: the registry's artifact is not the module it claims to be (its module file differs from the cue.mod/module.cue in its zip); nothing was written"),
+            ));
+        }
+        // The module file first, the extracted tree last: whatever an
+        // interruption leaves, cue never sees a tree without its files.
         write_cached(&self.mod_file(), module_file)?;
         write_cached(&self.zip(), zip)?;
         write_cached(&self.digest_file(), registry::sha256(zip).as_bytes())?;
@@ -739,16 +800,6 @@ impl Entry {
             remove_tree(&self.extract)?;
             fs::remove_file(self.file("partial"))?;
         }
-        let parent = self.extract.parent().expect("extract dir has a parent");
-        fs::create_dir_all(parent)?;
-        // cue removes leftovers named `<dir>.tmp-*` when it next extracts.
-        let prefix = format!("{}.tmp-", file_name(&self.extract));
-        let tmp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempdir_in(parent)
-            .map_err(|e| fail(Exit::General, format!("cannot create a directory in {}: {e}", parent.display())))?;
-        let staged = tmp.path().join("m");
-        cue::unzip(&self.mv.module, &self.mv.version, &self.zip(), &staged)?;
         match fs::rename(&staged, &self.extract) {
             Ok(()) => {}
             // Another process installed it first: theirs is as good as ours.

@@ -34,7 +34,9 @@ pub struct Args {
 const DEFAULT_REGISTRY: &str = "registry.cue.works";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let routing = Routing::load()?;
+    let mut routing = Routing::load()?;
+    // Credentials in CUE_REGISTRY are never printed.
+    routing.cue_registry = crate::config::redact(&routing.cue_registry);
     if args.json {
         let effective = if routing.cue_registry.is_empty() { DEFAULT_REGISTRY } else { &routing.cue_registry };
         let routes: Vec<serde_json::Value> = effective

@@ -30,6 +30,7 @@ impl Source for CacheSource<'_> {
         missing.sort();
         missing.dedup();
         for (mv, data) in missing.iter().zip(self.cache.module_files(&missing)?) {
+            crate::files::check_module_file_size(&format!("the module file of {mv}"), data.len() as u64)?;
             let text = String::from_utf8(data).map_err(|_| fail(Exit::General, format!("{mv}: module.cue is not UTF-8")))?;
             let parsed = cue::parse_module_file(&text, &mv.to_string(), true)
                 .map_err(|e| fail(Exit::General, format!("cannot parse module file from {mv}: {}", e.message)))?;

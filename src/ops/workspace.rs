@@ -62,6 +62,12 @@ impl Workspace {
     /// checking every fetch against the module's sums file.
     pub fn open(dir: &Path, offline: bool) -> anyhow::Result<Workspace> {
         let root = files::find_root(dir)?;
+        for name in ["cue.mod/module.cue", "cue.mod/local-module.cue"] {
+            let path = root.join(name);
+            if let Ok(meta) = std::fs::metadata(&path) {
+                files::check_module_file_size(&path.display().to_string(), meta.len())?;
+            }
+        }
         let pins = sums::read(&root.join(sums::SUMS_FILE))?;
         let cache = Cache::new(cache::default_dir(), offline).with_pins(pins.clone().unwrap_or_default());
         Ok(Workspace { root, cache, pins })

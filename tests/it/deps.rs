@@ -175,8 +175,6 @@ fn tidy_check_says_what_is_missing_and_tidy_removes_unused_versions_from_the_cac
     assert!(!cache.path().join("mod/download/lib.test/lib/@v/v1.1.0.zip").exists());
 }
 
-/// Runs a command on a pseudo-terminal, answers `[y/N]` with argv[1] when
-/// asked, prints what the terminal showed, exits with the command's code.
 /// Runs argv on a pseudo-terminal, typing `answer` and Enter at the first
 /// question (`[y/N]`) or password prompt.
 pub(crate) const ON_PTY: &str = r#"
