@@ -736,8 +736,8 @@ impl Entry {
     }
 
     /// Removes what interrupted writes of this version left behind: every
-    /// writer of its files holds the lock, so a temporary file of it seen
-    /// under the lock belongs to no live run. (Unnamed `.tmp*` files that
+    /// writer of its files (and cue's extraction) holds the lock, so a
+    /// temporary file of it seen under the lock belongs to no live run. (Unnamed `.tmp*` files that
     /// older opm versions wrote go once they are an hour old.)
     fn sweep_temporaries(&self) {
         let mine = format!(".{}.", self.mv.version);
@@ -749,6 +749,15 @@ impl Entry {
                     && e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 3600)));
             if stale {
                 let _ = std::fs::remove_file(e.path());
+            }
+        }
+        // Extractions an interrupted run (of cue or opm) left: `<dir>.tmp-*`.
+        let staging = format!("{}.tmp-", file_name(&self.extract));
+        let Some(Ok(dir)) = self.extract.parent().map(std::fs::read_dir) else { return };
+        for e in dir.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&staging) {
+                set_write(&e.path(), true, true);
+                let _ = std::fs::remove_dir_all(e.path());
             }
         }
     }

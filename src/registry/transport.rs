@@ -50,9 +50,11 @@ pub struct Manifest {
 type Result<T> = std::result::Result<T, Error>;
 
 static DEADLINE: OnceLock<Instant> = OnceLock::new();
+static BUDGET: OnceLock<Duration> = OnceLock::new();
 
 /// Sets the time budget of this command (once, before any request).
 pub fn set_budget(budget: Duration) {
+    let _ = BUDGET.set(budget);
     let _ = DEADLINE.set(Instant::now() + budget);
 }
 
@@ -61,10 +63,9 @@ pub(super) fn deadline() -> Instant {
     *DEADLINE.get_or_init(|| Instant::now() + DEFAULT_BUDGET)
 }
 
+/// The budget as the user gave it, for messages.
 fn budget_secs() -> u64 {
-    // The budget as the user gave it, for messages.
-    static GIVEN: OnceLock<u64> = OnceLock::new();
-    *GIVEN.get_or_init(|| deadline().saturating_duration_since(Instant::now()).as_secs_f64().ceil() as u64)
+    BUDGET.get().copied().unwrap_or(DEFAULT_BUDGET).as_secs()
 }
 
 /// A connection pool shared by every registry host, each host's

@@ -9,6 +9,7 @@ mod build;
 mod cli;
 mod deps;
 mod deps_diff;
+mod faults;
 mod ffi;
 mod graph;
 mod integrity;
