@@ -48,7 +48,7 @@ func message(err error) string {
 	}
 	parts := make([]string, len(list))
 	for i, e := range list {
-		parts[i] = errors.String(e)
+		parts[i] = strings.TrimSuffix(errors.String(e), ":")
 	}
 	return strings.Join(parts, "; ")
 }

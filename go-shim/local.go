@@ -39,7 +39,7 @@ func opTidyViews(body []byte) (any, error) {
 	}
 	base, err := modfile.ParseNonStrict(data, modPath)
 	if err != nil {
-		return nil, &callError{Kind: kindInvalid, Message: fmt.Sprintf("cannot parse module file %s: %v", modPath, err)}
+		return nil, &callError{Kind: kindInvalid, Message: fmt.Sprintf("cannot parse module file %s: %s", modPath, message(err))}
 	}
 	out := tidyViews{Module: describe(base)}
 	var local *modfile.File

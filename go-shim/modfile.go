@@ -150,7 +150,7 @@ func opModfileParse(body []byte) (any, error) {
 	}
 	mf, err := parse([]byte(req.Data), req.Filename)
 	if err != nil {
-		return nil, &callError{Kind: kindInvalid, Message: fmt.Sprintf("cannot parse module file %s: %v", req.Filename, err)}
+		return nil, &callError{Kind: kindInvalid, Message: fmt.Sprintf("cannot parse module file %s: %s", req.Filename, message(err))}
 	}
 	return describe(mf), nil
 }
@@ -176,7 +176,7 @@ func opModfileUpdate(body []byte) (any, error) {
 	}
 	old, err := modfile.ParseNonStrict([]byte(req.Data), req.Filename)
 	if err != nil {
-		return nil, &callError{Kind: kindInvalid, Message: fmt.Sprintf("cannot parse module file %s: %v", req.Filename, err)}
+		return nil, &callError{Kind: kindInvalid, Message: fmt.Sprintf("cannot parse module file %s: %s", req.Filename, message(err))}
 	}
 	mf := &modfile.File{
 		Module:   old.Module,

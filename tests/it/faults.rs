@@ -306,6 +306,13 @@ fn hostile_local_files_get_a_clear_limit() {
     expect(&(out, started.elapsed()), 1, 5, &["module.cue is 1.8 MiB", "at most 1 MiB"]);
     assert_eq!(files_under(m.path()), before);
 
+    // A module.cue with several errors: all of them, on one line.
+    let m2 = module(&[("cue.mod/module.cue", &format!("{APP_MODULE}deps: \"example.com/x@v0\": v: 1\n")), ("a.cue", "package app\n")]);
+    let started = Instant::now();
+    let out = run(opm(cache.path()).current_dir(m2.path()).args(["mod", "tidy", "--offline", "-q"]));
+    assert!(!stderr(&out).contains("more errors"), "every error shown: {}", stderr(&out));
+    expect(&(out, started.elapsed()), 2, 5, &["cannot parse module file", "conflicting values 1 and =~", "conflicting values 1 and null"]);
+
     // A config nested 100,000 levels deep.
     let config = cache.path().join("deep.yaml");
     write(&config, &format!("registries: {}{}\n", "[".repeat(100_000), "]".repeat(100_000)));
