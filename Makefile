@@ -28,6 +28,11 @@ CUE := $(TOOLS)/cue
 COSIGN_VERSION := v2.6.5
 COSIGN := $(TOOLS)/cosign
 COSIGN_STAMP := $(TOOLS)/.cosign-$(COSIGN_VERSION)
+# A second registry implementation for the registry matrix (the first is
+# Debian's docker-registry, distribution 2.8).
+REGISTRY3_VERSION := v3.1.2
+REGISTRY3 := $(TOOLS)/registry
+REGISTRY3_STAMP := $(TOOLS)/.registry-$(REGISTRY3_VERSION)
 # libclang-dev: bindgen; libc6-dev: the static C library (build). The rest: tests (real registry, skopeo,
 # htpasswd, openssl for a TLS registry; python3 for the demo and bench).
 BUILD_PACKAGES := libclang-dev libc6-dev
@@ -42,8 +47,8 @@ build: build-deps
 demo: build test-deps $(CUE)
 	OPM_TEST_CUE=$(CUE) scripts/demo.sh
 
-test: build-deps test-deps $(CUE) $(COSIGN_STAMP)
-	OPM_TEST_CUE=$(CUE) OPM_TEST_COSIGN=$(COSIGN) cargo test --release --locked
+test: build-deps test-deps $(CUE) $(COSIGN_STAMP) $(REGISTRY3_STAMP)
+	OPM_TEST_CUE=$(CUE) OPM_TEST_COSIGN=$(COSIGN) OPM_TEST_REGISTRY3=$(REGISTRY3) cargo test --release --locked
 
 # Figures (opm against cue), then the soak: 200 random dependency graphs
 # through both tools.
@@ -67,6 +72,10 @@ $(CUE): go-shim/go.mod
 $(COSIGN_STAMP):
 	GOBIN=$(TOOLS) GOTOOLCHAIN=local go install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION)
 	@rm -f $(TOOLS)/.cosign-* && touch $@
+
+$(REGISTRY3_STAMP):
+	GOBIN=$(TOOLS) GOTOOLCHAIN=local go install github.com/distribution/distribution/v3/cmd/registry@$(REGISTRY3_VERSION)
+	@rm -f $(TOOLS)/.registry-* && touch $@
 
 clean:
 	cargo clean

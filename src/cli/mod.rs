@@ -9,11 +9,13 @@ mod mod_build;
 mod mod_deps;
 mod mod_graph;
 mod mod_init;
+mod mod_mirror;
 mod mod_publish;
 mod mod_sign;
 mod mod_update;
 mod mod_verify;
 mod mod_vet;
+mod registry_check;
 mod version;
 
 use crate::cue::ReleaseKind;
@@ -94,6 +96,9 @@ enum Command {
     /// Show the registry configuration in effect
     #[command(subcommand, after_help = "Examples:\n  opm config show\n  opm config show --json")]
     Config(ConfigCommand),
+    /// Check registries: routing, credentials, and a live probe
+    #[command(subcommand, after_help = registry_check::EXAMPLES)]
+    Registry(RegistryCommand),
     /// Print the versions of opm, the linked CUE and Go
     Version(version::Args),
     /// Print a shell completion script
@@ -113,6 +118,8 @@ enum ModCommand {
     Publish(mod_publish::Args),
     /// Sign a published version in cosign's format
     Sign(mod_sign::Args),
+    /// Copy module versions (and with --deps their graphs) to another registry
+    Mirror(mod_mirror::Args),
     /// Add or change dependencies at exact versions, as `cue mod get` does
     Get(mod_deps::GetArgs),
     /// Add missing and remove unused dependencies, as `cue mod tidy` does
@@ -133,6 +140,12 @@ enum ModCommand {
 enum ConfigCommand {
     /// Print the registry routing: config.yaml translated for CUE
     Show(config_show::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum RegistryCommand {
+    /// For each routing prefix: where it goes, which credentials, a live probe
+    Check(registry_check::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +235,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Mod(ModCommand::Build(args)) => mod_build::build(ReleaseKind::Module, args, g),
         Command::Mod(ModCommand::Publish(args)) => mod_publish::run(args, g),
         Command::Mod(ModCommand::Sign(args)) => mod_sign::run(args, g),
+        Command::Mod(ModCommand::Mirror(args)) => mod_mirror::run(args, g),
         Command::Mod(ModCommand::Get(args)) => mod_deps::get(args, g),
         Command::Mod(ModCommand::Tidy(args)) => mod_deps::tidy(args, g),
         Command::Mod(ModCommand::Update(args)) => mod_update::run(args, g),
@@ -232,6 +246,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bundle(BundleCommand::Vet(args)) => mod_build::vet(ReleaseKind::Bundle, args, g),
         Command::Bundle(BundleCommand::Build(args)) => mod_build::build(ReleaseKind::Bundle, args, g),
         Command::Config(ConfigCommand::Show(args)) => config_show::run(args),
+        Command::Registry(RegistryCommand::Check(args)) => registry_check::run(args),
         Command::Cache(command) => cache::run(command),
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),

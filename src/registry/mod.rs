@@ -15,13 +15,14 @@ mod transport;
 
 pub use error::{kind_of, Error, ErrorKind};
 pub use signatures::{signature_location, signed_reference};
-pub use transport::{redact_url, set_budget, sha256, Challenge, DEFAULT_BUDGET};
+pub use transport::{redact_url, set_budget, sha256, Challenge, Step, DEFAULT_BUDGET};
 
 use crate::config::Routing;
 use crate::cue::{Location, Packed};
 use crate::module::{semver, split_major, ModuleVersion};
 use crate::trust::Signature;
 use serde::Deserialize;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use std::future::Future;
 use std::path::Path;
 use transport::{Transport, MANIFEST_MEDIA_TYPE};
@@ -85,6 +86,11 @@ impl Client {
     /// Runs registry work to completion on this client's runtime.
     pub fn block_on<F: Future>(&self, work: F) -> F::Output {
         self.rt.block_on(work)
+    }
+
+    /// `opm registry check` for the repository of `loc`.
+    pub fn check(&self, loc: &Location, push: bool) -> Vec<Step> {
+        self.block_on(self.transport.check(loc, push))
     }
 
     /// The location of a module version, as cue routes it. A module
@@ -232,6 +238,108 @@ impl Client {
         }
         self.transport.push_manifest(loc, packed.manifest.as_bytes(), MANIFEST_MEDIA_TYPE).await?;
         Ok(Pushed::Published)
+    }
+}
+
+/// What mirroring one manifest did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Copied {
+    pub blobs_copied: usize,
+    pub blobs_present: usize,
+    /// The target had the manifest already (same digest): nothing copied.
+    pub already: bool,
+}
+
+impl Client {
+    /// Copies a module version from where this client's routing finds it
+    /// to where `dst`'s routing puts it: the blobs the target lacks, then
+    /// the manifest's exact bytes (the same digest), then its cosign
+    /// signatures when there are any. A target that holds the version with
+    /// other content is refused (versions are immutable). The manifest
+    /// digest, what was copied, and whether signatures came along.
+    pub async fn mirror(&self, dst: &Client, mv: &ModuleVersion) -> anyhow::Result<(String, Copied, bool)> {
+        let (from, to) = (self.locate(mv)?, dst.locate(mv)?);
+        let manifest = self.transport.manifest(&from).await?.ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, format!("{mv} not found: no tag {} in {}/{}", from.tag, from.host, from.repository))
+        })?;
+        // Only a CUE module is copied as one.
+        self.layers(&from, mv).await?;
+        let copied = self.copy_manifest(&from, &manifest, dst, &to).await?;
+        let sig_from = signature_location(&from, &manifest.digest);
+        let signed = match self.transport.manifest(&sig_from).await? {
+            Some(sig) => {
+                let sig_to = signature_location(&to, &manifest.digest);
+                match dst.transport.manifest(&sig_to).await? {
+                    // The target's own signatures are kept.
+                    Some(theirs) if theirs.digest != sig.digest => {}
+                    _ => {
+                        self.copy_manifest(&sig_from, &sig, dst, &sig_to).await?;
+                    }
+                }
+                true
+            }
+            None => false,
+        };
+        Ok((manifest.digest, copied, signed))
+    }
+
+    /// Copies one manifest and the blobs it names, blobs first.
+    async fn copy_manifest(&self, from: &Location, manifest: &transport::Manifest, dst: &Client, to: &Location) -> anyhow::Result<Copied> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Descriptor {
+            digest: String,
+            #[serde(default)]
+            size: u64,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Doc {
+            #[serde(default)]
+            media_type: Option<String>,
+            config: Descriptor,
+            #[serde(default)]
+            layers: Vec<Descriptor>,
+        }
+        if let Some(existing) = dst.transport.manifest(to).await? {
+            if existing.digest == manifest.digest {
+                return Ok(Copied { already: true, ..Copied::default() });
+            }
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("{}/{}:{} already holds other content ({}): versions are immutable, nothing was copied", to.host, to.repository, to.tag, existing.digest),
+            )
+            .into());
+        }
+        let doc: Doc = serde_json::from_slice(&manifest.data)
+            .map_err(|_| Error::new(ErrorKind::Corrupt, format!("{}/{}:{}: the manifest is not an OCI image manifest", from.host, from.repository, from.tag)))?;
+        let quiet = indicatif::ProgressBar::hidden();
+        let mut copied = Copied::default();
+        let results: Vec<bool> = futures_util::stream::iter(std::iter::once(&doc.config).chain(&doc.layers))
+            .map(|d| {
+                let quiet = &quiet;
+                async move {
+                    if dst.transport.has_blob(to, &d.digest).await? {
+                        return anyhow::Ok(false);
+                    }
+                    let data = self.transport.blob(from, &d.digest, d.size, None).await?;
+                    dst.transport.push_blob(to, &data, &d.digest, quiet).await?;
+                    anyhow::Ok(true)
+                }
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect()
+            .await?;
+        for pushed in results {
+            if pushed {
+                copied.blobs_copied += 1;
+            } else {
+                copied.blobs_present += 1;
+            }
+        }
+        let media_type = doc.media_type.unwrap_or_else(|| MANIFEST_MEDIA_TYPE.to_string());
+        dst.transport.push_manifest(to, &manifest.data, &media_type).await?;
+        Ok(copied)
     }
 }
 

@@ -93,6 +93,14 @@ struct Host {
     challenge: Challenge,
 }
 
+/// One step of `opm registry check`.
+pub struct Step {
+    pub name: &'static str,
+    pub millis: u128,
+    pub detail: String,
+    pub error: Option<Error>,
+}
+
 /// What the registry's `GET /v2/` asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
@@ -210,6 +218,86 @@ impl Transport {
         let host = Arc::new(Host { base, credentials, challenge });
         hosts.insert(loc.host.clone(), host.clone());
         Ok(host)
+    }
+
+    /// `opm registry check`: each step of reaching the repository of
+    /// `loc`, timed: the probe (with credentials read), the pull token and
+    /// a pull request (the tag list), and with `push` the push token and
+    /// an upload session opened and cancelled (nothing is written). Stops
+    /// at the first step that fails.
+    pub async fn check(&self, loc: &Location, push: bool) -> Vec<Step> {
+        let mut steps = Vec::new();
+        let timed = Instant::now();
+        let host = match self.host(loc).await {
+            Ok(h) => h,
+            Err(e) => {
+                steps.push(Step { name: "reach", millis: timed.elapsed().as_millis(), detail: String::new(), error: Some(e) });
+                return steps;
+            }
+        };
+        let scheme = match &host.challenge {
+            Challenge::None => "no authentication".to_string(),
+            Challenge::Basic => "Basic authentication".to_string(),
+            Challenge::Bearer { realm, .. } => format!("bearer tokens from {}", redact_url(realm)),
+        };
+        steps.push(Step { name: "reach", millis: timed.elapsed().as_millis(), detail: format!("{}, asks for {scheme}", host.base), error: None });
+        let bearer = matches!(host.challenge, Challenge::Bearer { .. }) && !matches!(host.credentials, Credentials::AccessToken(_));
+        for (access, wanted) in [(Access::Pull, true), (Access::Push, push)] {
+            if !wanted {
+                continue;
+            }
+            let what = if access == Access::Push { "push" } else { "pull" };
+            if bearer {
+                let t = Instant::now();
+                let got = self.authorization(&host, loc, access, false).await.map_err(|f| explain(loc, &host.credentials, &format!("{what} token"), f));
+                let failed = got.is_err();
+                steps.push(Step { name: if access == Access::Push { "push token" } else { "pull token" }, millis: t.elapsed().as_millis(), detail: String::new(), error: got.err() });
+                if failed {
+                    return steps;
+                }
+            }
+            let t = Instant::now();
+            let result = if access == Access::Pull {
+                let req = Request { method: reqwest::Method::GET, url: format!("/v2/{}/tags/list?n=1", loc.repository), access, headers: vec![], body: None, progress: None };
+                match self.run("GET tags/list", loc, req, REQUEST_TIMEOUT, |_| async { Ok(()) }).await {
+                    // Authorized: the repository just does not exist yet.
+                    Err(e) if e.kind == ErrorKind::NotFound => Ok("allowed (the repository is empty)".to_string()),
+                    other => other.map(|()| "allowed".to_string()),
+                }
+            } else {
+                let post = Request { method: reqwest::Method::POST, url: format!("/v2/{}/blobs/uploads/", loc.repository), access, headers: vec![], body: None, progress: None };
+                let base = host.base.clone();
+                match self
+                    .run("POST blobs/uploads (opened, then cancelled)", loc, post, REQUEST_TIMEOUT, |r| async move {
+                        Ok(r.headers().get(http::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string))
+                    })
+                    .await
+                {
+                    Ok(location) => {
+                        if let (Some(location), Ok(http)) = (location, self.http()) {
+                            let url = if location.starts_with('/') { format!("{base}{location}") } else { location };
+                            let mut cancel = http.delete(url);
+                            if let Ok(Some(a)) = self.authorization(&host, loc, Access::Push, false).await {
+                                cancel = cancel.header(http::header::AUTHORIZATION, a);
+                            }
+                            let _ = limited(REQUEST_TIMEOUT, cancel.send()).await;
+                        }
+                        Ok("allowed (an upload was opened and cancelled)".to_string())
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            let failed = result.is_err();
+            let (detail, error) = match result {
+                Ok(d) => (d, None),
+                Err(e) => (String::new(), Some(e)),
+            };
+            steps.push(Step { name: what, millis: t.elapsed().as_millis(), detail, error });
+            if failed {
+                return steps;
+            }
+        }
+        steps
     }
 
     /// The Authorization header for a request, if the host wants one.
@@ -449,14 +537,26 @@ impl Transport {
         Ok(data)
     }
 
+    /// Whether the repository of `loc` has a blob (asked with the push
+    /// scope: only a pusher wants to know).
+    pub async fn has_blob(&self, loc: &Location, digest: &str) -> Result<bool> {
+        let key = (loc.host.clone(), loc.repository.clone(), digest.to_string());
+        if self.present.lock().expect("blob set").contains(&key) {
+            return Ok(true);
+        }
+        let head = Request { method: reqwest::Method::HEAD, url: format!("/v2/{}/blobs/{digest}", loc.repository), access: Access::Push, headers: vec![], body: None, progress: None };
+        let exists = self.run(&format!("HEAD blobs/{}", short(digest)), loc, head, REQUEST_TIMEOUT, |r| async move { Ok(r.status().is_success()) }).await?;
+        if exists {
+            self.present.lock().expect("blob set").insert(key);
+        }
+        Ok(exists)
+    }
+
     /// Uploads a blob unless the repository has it already (one POST and
     /// one PUT, tried again as a pair), counted on `progress`.
     pub async fn push_blob(&self, loc: &Location, data: &[u8], digest: &str, progress: &indicatif::ProgressBar) -> Result<()> {
         let key = (loc.host.clone(), loc.repository.clone(), digest.to_string());
-        let head = Request { method: reqwest::Method::HEAD, url: format!("/v2/{}/blobs/{digest}", loc.repository), access: Access::Push, headers: vec![], body: None, progress: None };
-        let exists = self.present.lock().expect("blob set").contains(&key)
-            || self.run(&format!("HEAD blobs/{}", short(digest)), loc, head, REQUEST_TIMEOUT, |r| async move { Ok(r.status().is_success()) }).await?;
-        if exists {
+        if self.has_blob(loc, digest).await? {
             progress.inc(data.len() as u64);
             return Ok(());
         }

@@ -17,6 +17,7 @@ mod layers;
 mod parity;
 mod publish;
 mod readme;
+mod registries;
 mod safety;
 mod signatures;
 mod static_binary;

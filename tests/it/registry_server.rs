@@ -1,6 +1,9 @@
-//! A real OCI registry for tests: Debian's docker-registry (distribution
-//! 2.8) on 127.0.0.1 at a free port, filesystem storage in a temp dir,
-//! optionally with htpasswd (bcrypt) Basic auth. Stopped when dropped.
+//! A real OCI registry for tests on 127.0.0.1 at a free port, filesystem
+//! storage in a temp dir: Debian's docker-registry (distribution 2.8) or
+//! distribution v3 (`make test` installs it with go install), optionally
+//! with htpasswd (bcrypt) Basic auth or Docker token auth (tests/
+//! token-server.py issuing RS256 JWTs with an x5c header). Stopped when
+//! dropped, with its token server.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -12,28 +15,64 @@ pub struct TestRegistry {
     pub host: String,
     /// With TLS: the CA certificate that signed the server's.
     pub ca_file: Option<std::path::PathBuf>,
+    /// With token auth: the token server and the tokens it issued.
+    token_server: Option<Child>,
+    token_log: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
+
+/// Which registry implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Implementation {
+    /// Debian's docker-registry: distribution 2.8.
+    Distribution2,
+    /// distribution v3, from `go install` (tools/bin/registry).
+    Distribution3,
+}
+
+/// How it authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    /// htpasswd: USER / PASSWORD.
+    Basic,
+    /// Bearer tokens from a token server: USER / PASSWORD get pull and
+    /// push, anonymous requests pull; tokens live this many seconds, and
+    /// with `first_expired` the first one of each scope has run out.
+    Token { expires_secs: u64, first_expired: bool },
+}
+
+pub const IMPLEMENTATIONS: [Implementation; 2] = [Implementation::Distribution2, Implementation::Distribution3];
 
 pub const USER: &str = "opm-tester";
 pub const PASSWORD: &str = "s3cret-Pa55word";
 
 impl TestRegistry {
     pub fn start() -> TestRegistry {
-        Self::launch(false, false)
+        Self::launch(Implementation::Distribution2, Auth::None, false)
     }
 
     /// With Basic auth: USER / PASSWORD.
     pub fn start_with_auth() -> TestRegistry {
-        Self::launch(true, false)
+        Self::launch(Implementation::Distribution2, Auth::Basic, false)
     }
 
     /// Over HTTPS, with a certificate from a throwaway CA (`ca_file`).
     pub fn start_with_tls() -> TestRegistry {
-        Self::launch(false, true)
+        Self::launch(Implementation::Distribution2, Auth::None, true)
     }
 
-    fn launch(auth: bool, tls: bool) -> TestRegistry {
+    /// Any implementation with any authentication, over plain HTTP.
+    pub fn start_as(implementation: Implementation, auth: Auth) -> TestRegistry {
+        Self::launch(implementation, auth, false)
+    }
+
+    /// The tokens the token server issued, as "token WHO SCOPE..." lines.
+    pub fn tokens(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.token_log).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+
+    fn launch(implementation: Implementation, auth: Auth, tls: bool) -> TestRegistry {
         let dir = crate::support::tempdir();
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
@@ -41,7 +80,37 @@ impl TestRegistry {
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
             dir.path().join("data").display()
         );
-        if auth {
+        let mut token_server = None;
+        let token_log = dir.path().join("tokens.log");
+        if let Auth::Token { expires_secs, first_expired } = auth {
+            let openssl = |args: &[&str]| {
+                let out = Command::new("openssl").args(args).current_dir(dir.path()).output().expect("openssl");
+                assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            };
+            openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "token.key", "-out", "token.pem", "-days", "2", "-subj", "/CN=opm test token issuer"]);
+            let mut child = Command::new("python3")
+                .arg(crate::support::repo_dir().join("tests/token-server.py"))
+                .arg(dir.path().join("token.pem"))
+                .arg(dir.path().join("token.key"))
+                .args([USER, PASSWORD, &expires_secs.to_string()])
+                .arg(&token_log)
+                .args(first_expired.then_some("first-expired"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python3 is installed by `make test`");
+            let mut line = String::new();
+            use std::io::BufRead;
+            std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+            let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("token server did not start: {line:?}"));
+            config += &format!(
+                "auth:\n  token:\n    realm: http://127.0.0.1:{port}/token\n    service: opm-test-registry\n    issuer: opm-test-issuer\n    rootcertbundle: {}\n",
+                dir.path().join("token.pem").display()
+            );
+            token_server = Some(child);
+        }
+        if auth == Auth::Basic {
             let htpasswd = dir.path().join("htpasswd");
             let out = Command::new("htpasswd")
                 .args(["-Bbn", USER, PASSWORD])
@@ -59,7 +128,15 @@ impl TestRegistry {
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
-        let child = Command::new("docker-registry")
+        let program = match implementation {
+            Implementation::Distribution2 => std::path::PathBuf::from("docker-registry"),
+            Implementation::Distribution3 => {
+                let path = std::env::var_os("OPM_TEST_REGISTRY3").map(std::path::PathBuf::from).unwrap_or_else(|| crate::support::repo_dir().join("tools/bin/registry"));
+                assert!(path.is_file(), "distribution v3 is missing at {}: run `make test`, which installs it", path.display());
+                path
+            }
+        };
+        let child = Command::new(program)
             .arg("serve")
             .arg(&config_path)
             .stdin(Stdio::null())
@@ -67,7 +144,7 @@ impl TestRegistry {
             .stderr(Stdio::null())
             .spawn()
             .expect("docker-registry is installed by `make test`");
-        let registry = TestRegistry { child, host, ca_file, _dir: dir };
+        let registry = TestRegistry { child, host, ca_file, token_server, token_log, _dir: dir };
         registry.wait_ready();
         registry
     }
@@ -120,6 +197,10 @@ impl Drop for TestRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(t) = &mut self.token_server {
+            let _ = t.kill();
+            let _ = t.wait();
+        }
     }
 }
 

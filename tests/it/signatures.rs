@@ -144,6 +144,14 @@ fn opm_and_cosign_verify_each_others_signatures() {
     let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(rows[0]["status"], "signed", "{rows}");
     assert_eq!(rows[0]["version"], "v0.3.0", "{rows}");
+
+    // Mirrored with its signatures: cosign verifies the copy.
+    let target = TestRegistry::start();
+    let out = consumer(&["mod", "mirror", "example.com/lib@v0.1.0", "--to", &format!("{}+insecure", target.host)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("with its signatures"), "{}", stderr(&out));
+    let out = cosign_verify(&target.host, "example.com/lib", "v0.1.0", &public);
+    assert!(out.status.success(), "cosign verify on the mirror: {}", stderr(&out));
 }
 
 #[test]
@@ -199,6 +207,12 @@ fn the_policy_refuses_unsigned_foreign_and_tampered_versions() {
     let out = opm_in(&["mod", "get", "example.com/lib@v0.1.0"]);
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert!(stderr(&out).contains("a signature for other content"), "{}", stderr(&out));
+
+    // Mirroring is held to the policy too: nothing reaches the target.
+    let target = TestRegistry::start();
+    let out = opm_in(&["mod", "mirror", "example.com/lib@v0.2.0", "--to", &format!("{}+insecure", target.host)]);
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    assert_eq!(target.skopeo_manifest("example.com/lib", "v0.2.0", None), None);
 
     // A version cue fetched into the cache is checked when opm first uses it.
     let theirs = module(&[("cue.mod/module.cue", "module: \"main.test/theirs@v0\"\nlanguage: version: \"v0.17.0\"\n"), ("a.cue", "package a\n\nimport \"example.com/lib@v0\"\n\nx: lib.name\n")]);

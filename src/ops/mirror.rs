@@ -1,0 +1,147 @@
+//! `opm mod mirror`: module versions copied from where the routing (or
+//! `--from`) finds them to another registry, as `cue mod mirror` copies
+//! them: manifests byte for byte, blobs only where missing, with their
+//! cosign signatures. Registry to registry; the cache is not involved.
+
+use crate::config::{Routing, Source};
+use crate::cue;
+use crate::error::{fail, Exit};
+use crate::module::{base_path, semver, ModuleVersion};
+use crate::registry::{Client, PARALLEL};
+use crate::trust::Policy;
+use crate::ui;
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+pub struct MirrorOptions {
+    /// `MODULE@vX.Y.Z`, or `MODULE@vN` / `MODULE` for the newest release.
+    pub modules: Vec<String>,
+    /// The target: a CUE registry configuration (`host[/prefix][+insecure]`,
+    /// or prefix=registry entries).
+    pub to: String,
+    /// The source, instead of the routing.
+    pub from: Option<String>,
+    /// Also every version each module's module.cue names, recursively.
+    pub deps: bool,
+    pub dry_run: bool,
+    pub offline: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Mirrored {
+    pub module: String,
+    pub version: String,
+    pub digest: String,
+    /// copied, present (the target had it), or would-copy (--dry-run)
+    pub outcome: &'static str,
+    pub blobs_copied: usize,
+    pub blobs_present: usize,
+    /// Whether cosign signatures came along.
+    pub signed: bool,
+}
+
+pub fn mirror(opts: &MirrorOptions) -> anyhow::Result<Vec<Mirrored>> {
+    if opts.offline {
+        return Err(fail(Exit::General, "--offline: mirroring copies between registries"));
+    }
+    let routing = match &opts.from {
+        Some(from) => Routing { source: Source::Environment, cue_registry: from.clone() },
+        None => Routing::load()?,
+    };
+    let src = Client::new(routing)?;
+    let dst = Client::new(Routing { source: Source::Environment, cue_registry: opts.to.clone() })?;
+    // The signature policy applies to what is copied, as to what is
+    // downloaded: refused before anything is written.
+    let policy = Policy::load()?;
+    let mut wanted = Vec::new();
+    for m in &opts.modules {
+        wanted.push(target(&src, m)?);
+    }
+    if opts.deps {
+        wanted = closure(&src, wanted)?;
+    }
+    let bar = ui::progress_count(wanted.len() as u64, "mirroring");
+    let rows: Vec<Mirrored> = src.block_on(
+        futures_util::stream::iter(&wanted)
+            .map(|mv| {
+                let (src, dst, policy, bar) = (&src, &dst, &policy, &bar);
+                async move {
+                    let (digest, _) = src.manifest_digests(mv).await?;
+                    if policy.keys_for(&mv.module).is_some() {
+                        let signatures = src.signatures(mv, &digest).await?;
+                        policy.check(mv, &digest, &signatures)?;
+                    }
+                    let row = |outcome, copied: crate::registry::Copied, signed| Mirrored {
+                        module: mv.module.clone(),
+                        version: mv.version.clone(),
+                        digest: digest.clone(),
+                        outcome,
+                        blobs_copied: copied.blobs_copied,
+                        blobs_present: copied.blobs_present,
+                        signed,
+                    };
+                    let out = if opts.dry_run {
+                        row("would-copy", Default::default(), false)
+                    } else {
+                        let (_, copied, signed) = src.mirror(dst, mv).await?;
+                        row(if copied.already { "present" } else { "copied" }, copied, signed)
+                    };
+                    bar.inc(1);
+                    anyhow::Ok(out)
+                }
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect(),
+    )?;
+    bar.finish_and_clear();
+    let mut rows = rows;
+    rows.sort_by(|a, b| (&a.module, &a.version).cmp(&(&b.module, &b.version)));
+    Ok(rows)
+}
+
+/// One version to mirror: exact, or the newest of a major (or of the
+/// newest major) in the source registry.
+fn target(src: &Client, m: &str) -> anyhow::Result<ModuleVersion> {
+    let (path, version) = m.rsplit_once('@').filter(|(_, v)| semver::is_valid(v)).unwrap_or((m, ""));
+    if semver::is_canonical(version) {
+        return Ok(ModuleVersion::new(base_path(path), version));
+    }
+    // `path@v1`, or the path alone: the newest release.
+    if !version.is_empty() && semver::major(version) != version {
+        return Err(fail(Exit::General, format!("{m}: name an exact version (MODULE@vX.Y.Z) or a major (MODULE@v1)")));
+    }
+    let query = if version.is_empty() { path.to_string() } else { format!("{}@{version}", base_path(path)) };
+    let versions = src.block_on(src.versions(&query))?;
+    let newest = semver::latest(&versions).ok_or_else(|| fail(Exit::NotFound, format!("{m}: no versions found in the source registry")))?;
+    Ok(ModuleVersion::new(base_path(path), newest))
+}
+
+/// The versions and every version their module files name, recursively
+/// (as `cue mod mirror` copies them: each module complete in the target).
+fn closure(src: &Client, start: Vec<ModuleVersion>) -> anyhow::Result<Vec<ModuleVersion>> {
+    let mut seen: BTreeSet<ModuleVersion> = start.iter().cloned().collect();
+    let mut frontier = start;
+    while !frontier.is_empty() {
+        let files: Vec<(ModuleVersion, Vec<u8>)> = src.block_on(
+            futures_util::stream::iter(&frontier)
+                .map(|mv| async move { anyhow::Ok((mv.clone(), src.module_file(mv, false).await?.1)) })
+                .buffer_unordered(PARALLEL)
+                .try_collect(),
+        )?;
+        let mut next = Vec::new();
+        for (mv, data) in files {
+            let text = String::from_utf8(data).map_err(|_| fail(Exit::General, format!("{mv}: module.cue is not UTF-8")))?;
+            let mf = cue::parse_module_file(&text, &mv.to_string(), true)
+                .map_err(|e| fail(Exit::General, format!("cannot parse module file from {mv}: {}", e.message)))?;
+            for d in mf.deps {
+                let dep = ModuleVersion { module: d.path, version: d.version };
+                if seen.insert(dep.clone()) {
+                    next.push(dep);
+                }
+            }
+        }
+        frontier = next;
+    }
+    Ok(seen.into_iter().collect())
+}
