@@ -88,22 +88,13 @@ impl TestRegistry {
                 assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
             };
             openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "token.key", "-out", "token.pem", "-days", "2", "-subj", "/CN=opm test token issuer"]);
-            let mut child = Command::new("python3")
+            let (child, port) = python_server(Command::new("python3")
                 .arg(crate::support::repo_dir().join("tests/token-server.py"))
                 .arg(dir.path().join("token.pem"))
                 .arg(dir.path().join("token.key"))
                 .args([USER, PASSWORD, &expires_secs.to_string()])
                 .arg(&token_log)
-                .args(first_expired.then_some("first-expired"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("python3 is installed by `make test`");
-            let mut line = String::new();
-            use std::io::BufRead;
-            std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-            let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("token server did not start: {line:?}"));
+                .args(first_expired.then_some("first-expired")));
             config += &format!(
                 "auth:\n  token:\n    realm: http://127.0.0.1:{port}/token\n    service: opm-test-registry\n    issuer: opm-test-issuer\n    rootcertbundle: {}\n",
                 dir.path().join("token.pem").display()
@@ -217,6 +208,17 @@ fn make_certificates(dir: &std::path::Path) -> (std::path::PathBuf, std::path::P
     (dir.join("server.pem"), dir.join("server.key"), dir.join("ca.pem"))
 }
 
+/// Starts one of the tests' Python servers, which bind a free port of
+/// 127.0.0.1 and print it as their first line.
+fn python_server(cmd: &mut Command) -> (Child, u16) {
+    use std::io::BufRead;
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("python3 is installed by `make test`");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("{cmd:?} did not start: {line:?}"));
+    (child, port)
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -262,22 +264,10 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub fn start(upstream: &str, rules: serde_json::Value) -> FaultProxy {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
         let (rules_file, log) = (dir.path().join("rules.json"), dir.path().join("requests.log"));
         std::fs::write(&rules_file, rules.to_string()).unwrap();
-        let mut child = Command::new("python3")
-            .arg(crate::support::repo_dir().join("tests/fault-proxy.py"))
-            .arg(upstream)
-            .arg(&rules_file)
-            .arg(&log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 is installed by `make test`");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("fault proxy did not start: {line:?}"));
+        let (child, port) = python_server(Command::new("python3").arg(crate::support::repo_dir().join("tests/fault-proxy.py")).arg(upstream).arg(&rules_file).arg(&log));
         FaultProxy { child, host: format!("127.0.0.1:{port}"), log, _dir: dir }
     }
 
