@@ -84,6 +84,27 @@ fn the_registry_matrix() {
     }
 }
 
+/// Credentials from every file cue reads them from: podman's auth.json
+/// under $XDG_RUNTIME_DIR, and $DOCKER_AUTH_CONFIG inline.
+#[test]
+fn credentials_come_from_podmans_auth_json_and_the_environment() {
+    let reg = TestRegistry::start_with_auth();
+    let registry = format!("{}+insecure", reg.host);
+    let creds = docker_config(&reg.host, USER, PASSWORD);
+    let json = std::fs::read_to_string(creds.path().join("config.json")).unwrap();
+    let runtime = tempdir();
+    std::fs::create_dir_all(runtime.path().join("containers")).unwrap();
+    std::fs::write(runtime.path().join("containers/auth.json"), &json).unwrap();
+    let cache = tempdir();
+    let lib = publishable("example.com/lib@v0", "name: \"lib\"");
+    let out = run(opm(cache.path()).env("CUE_REGISTRY", &registry).env("XDG_RUNTIME_DIR", runtime.path()).current_dir(lib.path()).args(["mod", "publish", "v0.1.0", "-v"]));
+    assert!(out.status.success(), "auth.json: {}", stderr(&out));
+    assert!(stderr(&out).contains("containers/auth.json"), "--verbose names the file: {}", stderr(&out));
+    let app = module(&[("cue.mod/module.cue", APP_MODULE), ("app.cue", APP)]);
+    let out = run(opm(tempdir().path()).env("CUE_REGISTRY", &registry).env("DOCKER_AUTH_CONFIG", &json).current_dir(app.path()).args(["mod", "get", "example.com/lib@v0.1.0"]));
+    assert!(out.status.success(), "DOCKER_AUTH_CONFIG: {}", stderr(&out));
+}
+
 /// A token that has run out is renewed: the registry's 401 brings a new
 /// token and the request goes through.
 #[test]
