@@ -51,6 +51,8 @@ pub struct Cache {
     client: OnceCell<Client>,
     /// The signature policy, read on first download.
     policy: OnceCell<Policy>,
+    /// The command installs what it resolves: fetch zips with module files.
+    installs: std::cell::Cell<bool>,
     /// What the module's sums file records: every fetch of these versions
     /// must bring exactly this content.
     pins: Pins,
@@ -94,7 +96,7 @@ fn mismatch(mv: &ModuleVersion, what: &str, expected: &str, received: &str) -> a
 impl Cache {
     /// The cache at `dir`; `offline` never touches the network.
     pub fn new(dir: Result<PathBuf, String>, offline: bool) -> Cache {
-        Cache { dir, offline, client: OnceCell::new(), policy: OnceCell::new(), pins: Pins::new() }
+        Cache { dir, offline, client: OnceCell::new(), policy: OnceCell::new(), installs: Default::default(), pins: Pins::new() }
     }
 
     /// The cache, checking what it fetches against `pins`.
@@ -252,7 +254,20 @@ impl Cache {
         // The policy's keys are read before anything is fetched.
         self.policy()?;
         let client = Client::new(Routing::load()?)?;
+        if self.installs.get() {
+            client.prefetch_zips();
+        }
         Ok(self.client.get_or_init(|| client))
+    }
+
+    /// Says that this command installs every version it resolves (get,
+    /// tidy): reading a module file from a registry then also starts its
+    /// zip's download, so resolution and download overlap.
+    pub fn will_install(&self) {
+        self.installs.set(true);
+        if let Some(client) = self.client.get() {
+            client.prefetch_zips();
+        }
     }
 
     /// The signature policy of the config file.

@@ -92,6 +92,7 @@ pub fn get(opts: &GetOptions) -> anyhow::Result<Changed> {
     // As cue: get needs the cache before anything else.
     crate::cache::default_dir().map_err(|why| fail(Exit::General, why))?;
     let ws = Workspace::open_to_change(opts.offline)?;
+    ws.cache.will_install();
     let main = ws.main_file()?;
     let src = ws.source();
     let resolving = crate::ui::spinner("resolving");

@@ -67,8 +67,13 @@ pub enum Pushed {
 /// the runtime its requests run on.
 pub struct Client {
     routing: Routing,
-    transport: Transport,
+    transport: std::sync::Arc<Transport>,
     rt: tokio::runtime::Runtime,
+    /// Whether reading a module file also starts fetching its zip (for
+    /// commands that install what they resolve).
+    prefetch: std::sync::atomic::AtomicBool,
+    /// Zips on their way, by version.
+    prefetched: std::sync::Mutex<std::collections::HashMap<ModuleVersion, tokio::task::JoinHandle<Result<Vec<u8>, Error>>>>,
 }
 
 impl Client {
@@ -76,7 +81,14 @@ impl Client {
         // One thread: requests still run concurrently (they wait on the
         // network, not on a core).
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        Ok(Client { routing, transport: Transport::default(), rt })
+        Ok(Client { routing, transport: Default::default(), rt, prefetch: Default::default(), prefetched: Default::default() })
+    }
+
+    /// From now on, reading a version's module file also starts fetching
+    /// its zip, in parallel with whatever comes next: resolution and
+    /// download overlap (the zip is awaited by [`Client::module`]).
+    pub fn prefetch_zips(&self) {
+        self.prefetch.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn routing(&self) -> &Routing {
@@ -146,6 +158,13 @@ impl Client {
     pub async fn module_file(&self, mv: &ModuleVersion, signed: bool) -> anyhow::Result<(String, Vec<u8>, Option<Vec<Signature>>)> {
         let loc = self.locate(mv)?;
         let layers = self.layers(&loc, mv).await?;
+        if self.prefetch.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut prefetched = self.prefetched.lock().expect("prefetch map");
+            if !prefetched.contains_key(mv) {
+                let (transport, loc, (digest, size)) = (self.transport.clone(), loc.clone(), layers.zip.clone());
+                prefetched.insert(mv.clone(), tokio::spawn(async move { transport.blob(&loc, &digest, size, None).await }));
+            }
+        }
         let (digest, size) = &layers.module_file;
         let (data, signatures) = futures_util::try_join!(
             async { Ok(self.transport.blob(&loc, digest, *size, None).await?) },
@@ -173,8 +192,18 @@ impl Client {
         let loc = self.locate(mv)?;
         let layers = self.layers(&loc, mv).await?;
         progress.inc_length(layers.zip.1.saturating_add(layers.module_file.1));
+        let early = self.prefetched.lock().expect("prefetch map").remove(mv);
         let (zip, module_file, signatures) = futures_util::try_join!(
-            async { Ok(self.transport.blob(&loc, &layers.zip.0, layers.zip.1, Some(progress)).await?) },
+            async {
+                Ok(match early {
+                    Some(handle) => {
+                        let zip = handle.await.map_err(|e| Error::new(ErrorKind::Other, format!("a download of {mv} failed: {e}")))??;
+                        progress.inc(zip.len() as u64);
+                        zip
+                    }
+                    None => self.transport.blob(&loc, &layers.zip.0, layers.zip.1, Some(progress)).await?,
+                })
+            },
             async { Ok(self.transport.blob(&loc, &layers.module_file.0, layers.module_file.1, Some(progress)).await?) },
             self.signatures_if(signed, &loc, &layers.manifest_digest)
         )?;

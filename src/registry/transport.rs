@@ -84,13 +84,48 @@ pub struct Transport {
     manifests: Mutex<HashMap<(String, String, String), Option<Manifest>>>,
     /// Blobs known to exist by (host, repository, digest).
     present: Mutex<HashSet<(String, String, String)>>,
+    /// Small blobs this run has read (module files, signature payloads),
+    /// each fetched once.
+    small: Mutex<HashMap<(String, String, String), Vec<u8>>>,
 }
+
+/// Blobs up to this size are kept for the rest of the run.
+const SMALL_BLOB: u64 = 1 << 20;
 
 struct Host {
     /// `http://host` or `https://host`.
     base: String,
     credentials: Credentials,
-    challenge: Challenge,
+    /// What the registry asked for, learnt from its first 401 (no probe
+    /// round trip before the first real request); None until then.
+    challenge: Mutex<Option<Challenge>>,
+}
+
+impl Host {
+    fn challenge(&self) -> Option<Challenge> {
+        self.challenge.lock().expect("challenge").clone()
+    }
+
+    /// Records what a 401 asked for; whether that is news.
+    fn learn(&self, loc: &Location, r: &reqwest::Response) -> bool {
+        let header = r.headers().get(http::header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let learnt = parse_challenge(header);
+        let mut current = self.challenge.lock().expect("challenge");
+        if current.as_ref() == Some(&learnt) {
+            return false;
+        }
+        crate::ui::verbose(&format!("{} asks for {}", loc.host, describe_challenge(&learnt)));
+        *current = Some(learnt);
+        true
+    }
+}
+
+fn describe_challenge(c: &Challenge) -> String {
+    match c {
+        Challenge::None => "no authentication".to_string(),
+        Challenge::Basic => "Basic authentication".to_string(),
+        Challenge::Bearer { realm, .. } => format!("bearer tokens from {}", redact_url(realm)),
+    }
 }
 
 /// One step of `opm registry check`.
@@ -186,9 +221,8 @@ impl Transport {
     }
 
     /// The host of `loc`, set up on first use: its credentials (a
-    /// credential helper runs once) and what its `GET /v2/` asks for
-    /// (retried on transient answers, so a flaky probe never drops the
-    /// credentials).
+    /// credential helper runs once). What it asks for is learnt from the
+    /// first request's answer.
     async fn host(&self, loc: &Location) -> Result<Arc<Host>> {
         let mut hosts = self.hosts.lock().await;
         if let Some(h) = hosts.get(&loc.host) {
@@ -197,27 +231,30 @@ impl Transport {
         let credentials = auth::for_host(&loc.host, deadline())?;
         crate::ui::verbose(&format!("credentials for {}: {}", loc.host, auth::source(&loc.host)));
         let base = format!("{}://{}", if loc.insecure { "http" } else { "https" }, loc.host);
-        let http = self.http()?;
-        let challenge = attempts("GET /v2/ (authentication probe)", loc, &credentials, || async {
-            let r = limited(REQUEST_TIMEOUT, http.get(format!("{base}/v2/")).send()).await??;
-            match r.status().as_u16() {
-                401 => Ok(parse_challenge(r.headers().get(http::header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or(""))),
-                s if r.status().is_success() => {
-                    let _ = s;
-                    Ok(Challenge::None)
-                }
-                _ => Err(status_fault(r).await),
-            }
-        })
-        .await?;
-        crate::ui::verbose(&format!("{} asks for {}", loc.host, match &challenge {
-            Challenge::None => "no authentication".to_string(),
-            Challenge::Basic => "Basic authentication".to_string(),
-            Challenge::Bearer { realm, .. } => format!("bearer tokens from {}", redact_url(realm)),
-        }));
-        let host = Arc::new(Host { base, credentials, challenge });
+        let host = Arc::new(Host { base, credentials, challenge: Mutex::new(None) });
         hosts.insert(loc.host.clone(), host.clone());
         Ok(host)
+    }
+
+    /// `GET /v2/`: what the registry asks for, for `opm registry check`
+    /// (commands learn it from their first request instead).
+    async fn probe(&self, loc: &Location, host: &Host) -> Result<Challenge> {
+        let http = self.http()?;
+        let base = &host.base;
+        let challenge = attempts("GET /v2/ (authentication probe)", loc, &host.credentials, || async {
+            let r = limited(REQUEST_TIMEOUT, http.get(format!("{base}/v2/")).send()).await??;
+            if r.status() == reqwest::StatusCode::UNAUTHORIZED {
+                host.learn(loc, &r);
+                return Ok(host.challenge().unwrap_or(Challenge::None));
+            }
+            if r.status().is_success() {
+                return Ok(Challenge::None);
+            }
+            Err(status_fault(r).await)
+        })
+        .await?;
+        *host.challenge.lock().expect("challenge") = Some(challenge.clone());
+        Ok(challenge)
     }
 
     /// `opm registry check`: each step of reaching the repository of
@@ -228,20 +265,19 @@ impl Transport {
     pub async fn check(&self, loc: &Location, push: bool) -> Vec<Step> {
         let mut steps = Vec::new();
         let timed = Instant::now();
-        let host = match self.host(loc).await {
-            Ok(h) => h,
+        let probed = match self.host(loc).await {
+            Ok(h) => self.probe(loc, &h).await.map(|c| (h, c)),
+            Err(e) => Err(e),
+        };
+        let (host, challenge) = match probed {
+            Ok(hc) => hc,
             Err(e) => {
                 steps.push(Step { name: "reach", millis: timed.elapsed().as_millis(), detail: String::new(), error: Some(e) });
                 return steps;
             }
         };
-        let scheme = match &host.challenge {
-            Challenge::None => "no authentication".to_string(),
-            Challenge::Basic => "Basic authentication".to_string(),
-            Challenge::Bearer { realm, .. } => format!("bearer tokens from {}", redact_url(realm)),
-        };
-        steps.push(Step { name: "reach", millis: timed.elapsed().as_millis(), detail: format!("{}, asks for {scheme}", host.base), error: None });
-        let bearer = matches!(host.challenge, Challenge::Bearer { .. }) && !matches!(host.credentials, Credentials::AccessToken(_));
+        steps.push(Step { name: "reach", millis: timed.elapsed().as_millis(), detail: format!("{}, asks for {}", host.base, describe_challenge(&challenge)), error: None });
+        let bearer = matches!(challenge, Challenge::Bearer { .. }) && !matches!(host.credentials, Credentials::AccessToken(_));
         for (access, wanted) in [(Access::Pull, true), (Access::Push, push)] {
             if !wanted {
                 continue;
@@ -301,15 +337,17 @@ impl Transport {
     }
 
     /// The Authorization header for a request, if the host wants one.
+    /// Until the registry has said what it wants, Basic credentials go
+    /// along unasked (saving a round trip where they are wanted).
     async fn authorization(&self, host: &Host, loc: &Location, access: Access, renew: bool) -> std::result::Result<Option<String>, Fault> {
-        match (&host.challenge, &host.credentials) {
-            (Challenge::None, _) | (Challenge::Basic, Credentials::Anonymous) => Ok(None),
-            (Challenge::Basic, Credentials::Basic { user, password }) => {
-                Ok(Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))))
-            }
-            (Challenge::Basic, _) => Ok(None),
+        let basic = |user: &str, password: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
+        match (host.challenge(), &host.credentials) {
+            (None, Credentials::Basic { user, password }) => Ok(Some(basic(user, password))),
+            (None, _) | (Some(Challenge::None), _) | (Some(Challenge::Basic), Credentials::Anonymous) => Ok(None),
+            (Some(Challenge::Basic), Credentials::Basic { user, password }) => Ok(Some(basic(user, password))),
+            (Some(Challenge::Basic), _) => Ok(None),
             (_, Credentials::AccessToken(token)) => Ok(Some(format!("Bearer {token}"))),
-            (Challenge::Bearer { realm, service }, creds) => {
+            (Some(Challenge::Bearer { realm, service }), creds) => {
                 let scope = format!("repository:{}:{}", loc.repository, if access == Access::Push { "pull,push" } else { "pull" });
                 let key = (loc.host.clone(), scope.clone());
                 let cell = {
@@ -319,7 +357,7 @@ impl Transport {
                     }
                     tokens.entry(key).or_default().clone()
                 };
-                let token = cell.get_or_try_init(|| self.fetch_token(loc, realm, service.as_deref(), &scope, creds)).await?;
+                let token = cell.get_or_try_init(|| self.fetch_token(loc, &realm, service.as_deref(), &scope, creds)).await?;
                 Ok(Some(format!("Bearer {token}")))
             }
         }
@@ -367,13 +405,15 @@ impl Transport {
         .map_err(Fault::Final)
     }
 
-    /// Sends a request (authorized for its access, a bearer token renewed
-    /// once if the registry rejects it) and returns the response if it is
-    /// a success; anything else is a fault.
+    /// Sends a request and returns the response if it is a success;
+    /// anything else is a fault. A 401 that says what the registry wants
+    /// (the first one, or a push needing more than a pull) is answered
+    /// with that; a bearer token the registry rejects is renewed once.
     async fn send(&self, loc: &Location, host: &Host, req: &Request<'_>) -> std::result::Result<reqwest::Response, Fault> {
         let http = self.http()?;
         let url = if req.url.starts_with("http://") || req.url.starts_with("https://") { req.url.clone() } else { format!("{}{}", host.base, req.url) };
-        for renew in [false, true] {
+        let mut renew = false;
+        for pass in 0..3 {
             let mut builder = http.request(req.method.clone(), &url);
             if let Some(a) = self.authorization(host, loc, req.access, renew).await? {
                 builder = builder.header(http::header::AUTHORIZATION, a);
@@ -396,17 +436,23 @@ impl Transport {
                 };
             }
             let r = builder.send().await?;
-            let bearer = matches!(host.challenge, Challenge::Bearer { .. }) && !matches!(host.credentials, Credentials::AccessToken(_));
-            if r.status() == reqwest::StatusCode::UNAUTHORIZED && bearer && !renew {
-                // An expired token: a new one, once.
-                continue;
+            if r.status() == reqwest::StatusCode::UNAUTHORIZED && pass < 2 {
+                if host.learn(loc, &r) {
+                    continue;
+                }
+                let bearer = matches!(host.challenge(), Some(Challenge::Bearer { .. })) && !matches!(host.credentials, Credentials::AccessToken(_));
+                if bearer && !renew {
+                    // An expired token: a new one, once.
+                    renew = true;
+                    continue;
+                }
             }
             if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND && req.method == reqwest::Method::HEAD {
                 return Ok(r);
             }
             return Err(status_fault(r).await);
         }
-        unreachable!("the second pass returns")
+        unreachable!("the last pass returns")
     }
 
     /// Runs one request with retries, reading its answer with `read`.
@@ -506,6 +552,13 @@ impl Transport {
     /// A blob of the declared `size`, checked against its digest as it
     /// arrives (a truncated or altered body is fetched again).
     pub async fn blob(&self, loc: &Location, digest: &str, size: u64, progress: Option<&indicatif::ProgressBar>) -> Result<Vec<u8>> {
+        let key = (loc.host.clone(), loc.repository.clone(), digest.to_string());
+        if let Some(data) = self.small.lock().expect("blob memo").get(&key) {
+            if let Some(p) = progress {
+                p.inc(data.len() as u64);
+            }
+            return Ok(data.clone());
+        }
         let req = Request { method: reqwest::Method::GET, url: format!("/v2/{}/blobs/{digest}", loc.repository), access: Access::Pull, headers: vec![], body: None, progress: None };
         let deadline = REQUEST_TIMEOUT + Duration::from_secs(size / MIN_RATE);
         let start = progress.map(|p| p.position());
@@ -534,6 +587,9 @@ impl Transport {
                 ),
                 _ => e,
             })?;
+        if size <= SMALL_BLOB {
+            self.small.lock().expect("blob memo").insert(key, data.clone());
+        }
         Ok(data)
     }
 

@@ -184,19 +184,26 @@ fn broken_and_truncated_blobs_are_fetched_again() {
 }
 
 #[test]
-fn a_flaky_probe_keeps_the_credentials() {
+fn transient_answers_keep_the_credentials() {
     let reg = TestRegistry::start_with_auth();
     let direct = docker_config(&reg.host, USER, PASSWORD);
     let cache = tempdir();
     let lib = publishable("example.com/lib@v0", "name: \"lib\"");
     let out = run(opm(cache.path()).env("CUE_REGISTRY", format!("{}+insecure", reg.host)).env("DOCKER_CONFIG", direct.path()).current_dir(lib.path()).args(["mod", "publish", "v0.1.0"]));
     assert!(out.status.success(), "{}", stderr(&out));
-    // Two transient answers on the probe, then the registry's 401.
-    let proxy = FaultProxy::start(&reg.host, json!([{"match": "^GET /v2/$", "action": "status", "code": 503, "times": 2}]));
+    // Two transient answers to the first requests of a Basic-auth
+    // registry (the probe, for `registry check`): retried, the
+    // credentials kept, never "rejected".
+    let proxy = FaultProxy::start(&reg.host, json!([{"match": "^GET /v2/", "action": "status", "code": 503, "times": 2}]));
     let docker = docker_config(&proxy.host, USER, PASSWORD);
     let app = module(&[("cue.mod/module.cue", APP_MODULE), ("app.cue", APP)]);
     let out = run(opm(cache.path()).env("CUE_REGISTRY", format!("{}+insecure", proxy.host)).env("DOCKER_CONFIG", docker.path()).current_dir(app.path()).args(GET));
-    assert!(out.status.success(), "the probe is retried, the credentials kept: {}", stderr(&out));
+    assert!(out.status.success(), "retried, the credentials kept: {}", stderr(&out));
+    let proxy = FaultProxy::start(&reg.host, json!([{"match": "^GET /v2/$", "action": "status", "code": 503, "times": 2}]));
+    let docker = docker_config(&proxy.host, USER, PASSWORD);
+    let out = run(opm(cache.path()).env("CUE_REGISTRY", format!("{}+insecure", proxy.host)).env("DOCKER_CONFIG", docker.path()).args(["registry", "check", "example.com/lib"]));
+    assert!(out.status.success(), "the probe is retried: {}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("asks for Basic authentication"), "{}", stdout(&out));
     assert!(proxy.requests().iter().filter(|r| *r == "GET /v2/").count() >= 3);
 }
 
