@@ -280,15 +280,17 @@ wait_port() {
 	return 1
 }
 
-# start_registry DIR PORT: a docker-registry on 127.0.0.1:PORT storing into DIR.
+# start_registry DIR PORT [AUTH_YAML]: a docker-registry on 127.0.0.1:PORT
+# storing into DIR, with AUTH_YAML as its auth section.
 start_registry() {
-	local dir=$1 port=$2
+	local dir=$1 port=$2 auth=${3:-}
 	mkdir -p "$dir/storage"
 	cat >"$dir/config.yml" <<-EOF
 	version: 0.1
 	log: {level: error, accesslog: {disabled: true}}
 	storage: {filesystem: {rootdirectory: $dir/storage}}
 	http: {addr: 127.0.0.1:$port}
+	$auth
 	EOF
 	docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
 	bg_pids+=($!)
@@ -458,19 +460,53 @@ bench_get() {
 		"$n" "$ndeps" "$1" "$2" "$3" "$4" "$(ratio "$1" "$3")" "$(ratio "$2" "$4")"
 
 	# Cold: a new empty cache per run, through a proxy that delays each
-	# request by 20 ms. Not the same work: cue mod get fetches .mod files
-	# only (here just top's, whose tidy module.cue lists the whole graph);
-	# opm downloads every module of the graph, .mod and zip, so that vet and
-	# build then work offline.
+	# request by 20 ms, then 100 ms; against a registry without
+	# authentication, one with Basic auth and one with token auth (its
+	# token service behind a delaying proxy too). Not the same work: cue
+	# mod get fetches .mod files only (here just top's, whose tidy
+	# module.cue lists the whole graph); opm downloads every module of the
+	# graph, .mod and zip, so that vet and build then work offline.
+	local basic_port token_port token_proxy_port tport
+	basic_port=$(free_port)
+	htpasswd -Bbn bench bench-pw >"$work/htpasswd"
+	start_registry "$work/basic" "$basic_port" "auth: {htpasswd: {realm: bench, path: $work/htpasswd}}"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/token.key" -out "$work/token.pem" -days 2 -subj /CN=bench 2>/dev/null
+	python3 "$repo/tests/token-server.py" "$work/token.pem" "$work/token.key" bench bench-pw 300 "$work/tokens.log" >"$work/token-port" &
+	bg_pids+=($!)
+	for ((i = 0; i < 100; i++)); do [ -s "$work/token-port" ] && break; sleep 0.05; done
+	tport=$(head -1 "$work/token-port")
+	token_proxy_port=$(free_port)
+	token_port=$(free_port)
+	start_registry "$work/token" "$token_port" "auth: {token: {realm: \"http://127.0.0.1:$token_proxy_port/token\", service: bench, issuer: opm-test-issuer, rootcertbundle: $work/token.pem}}"
+	# The graph, mirrored into both (opm mod mirror: the same manifests),
+	# the token service reached through a proxy without delay meanwhile.
+	python3 "$repo/scripts/latency-proxy.py" "$token_proxy_port" "127.0.0.1:$tport" 0 &
+	local mirror_token_pid=$!
+	bg_pids+=("$mirror_token_pid")
+	wait_port "$token_proxy_port"
+	local target
+	for target in "$basic_port" "$token_port"; do
+		write_docker_config "$work/docker-direct" "127.0.0.1:$target"
+		DOCKER_CONFIG="$work/docker-direct" CUE_CACHE_DIR="$work/publish-cache" "$opm" -q mod mirror bench.test/top@v0.1.0 --deps --to "127.0.0.1:$target+insecure"
+	done
+	kill "$mirror_token_pid"
+	wait "$mirror_token_pid" 2>/dev/null || true
+	echo "(cold gets are not the same work: opm downloads every module of the graph, .mod and zip; cue only the .mod files it needs)"
+
+	local delay label
+	for delay in 20 100; do
+		for label in none basic token; do
+			case $label in none) target=$port ;; basic) target=$basic_port ;; token) target=$token_port ;; esac
+			cold_get "$label" "$target" "$delay" "$token_proxy_port" "$tport"
+		done
+	done
+	export CUE_REGISTRY="127.0.0.1:$port+insecure"
+	unset DOCKER_CONFIG
+
 	local delay=20
 	proxy_port=$(free_port)
 	export CUE_REGISTRY="127.0.0.1:$proxy_port+insecure"
 	start_proxy "$proxy_port" "$port" "$delay" "$work/proxy-counts"
-	o=$(time_runs get_from "$consumer" "$start" new "$opm")
-	c=$(time_runs get_from "$consumer" "$start" new "$cue")
-	set -- $o $c
-	printf 'get cold, %d+1 modules, %d ms per request: opm %s s (min %s)  cue %s s (min %s)  opm/cue %s (min %s)  (not the same work: opm downloads every module, .mod and zip; cue only the .mod files it needs)\n' \
-		"$n" "$delay" "$1" "$2" "$3" "$4" "$(ratio "$1" "$3")" "$(ratio "$2" "$4")"
 
 	o=$(time_runs get_vet_from "$consumer" "$start" "$opm")
 	c=$(time_runs get_vet_from "$consumer" "$start" "$cue")
@@ -478,19 +514,49 @@ bench_get() {
 	printf 'get + first vet, cold, %d ms per request: opm %s s (min %s)  cue %s s (min %s)  opm/cue %s (min %s)  (the same work: every module fetched and evaluated)\n' \
 		"$delay" "$1" "$2" "$3" "$4" "$(ratio "$1" "$3")" "$(ratio "$2" "$4")"
 	stop_proxy
+}
 
-	# Requests of one cold run each, counted by the proxy ("pings": GET /v2/,
-	# the OCI API version check).
-	local tool counts=()
+# write_docker_config DIR HOST: Docker credentials bench / bench-pw for HOST.
+write_docker_config() {
+	mkdir -p "$1"
+	printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$2" "$(printf 'bench:bench-pw' | base64)" >"$1/config.json"
+}
+
+# cold_get AUTH TARGET_PORT DELAY TOKEN_PROXY_PORT TOKEN_PORT: cold gets of
+# the graph from the registry on TARGET_PORT through a proxy adding DELAY ms
+# per request (the token service, for AUTH=token, behind one too): opm's
+# and cue's wall times, then the requests and sequential rounds of one run
+# of each.
+cold_get() {
+	local auth=$1 target=$2 delay=$3 tproxy=$4 tport=$5 o c tool counts=() tpid=""
+	proxy_port=$(free_port)
+	export CUE_REGISTRY="127.0.0.1:$proxy_port+insecure"
+	unset DOCKER_CONFIG
+	if [ "$auth" != none ]; then
+		write_docker_config "$work/docker-$proxy_port" "127.0.0.1:$proxy_port"
+		export DOCKER_CONFIG="$work/docker-$proxy_port"
+	fi
+	if [ "$auth" = token ]; then
+		python3 "$repo/scripts/latency-proxy.py" "$tproxy" "127.0.0.1:$tport" "$delay" &
+		tpid=$!
+		bg_pids+=("$tpid")
+		wait_port "$tproxy"
+	fi
+	start_proxy "$proxy_port" "$target" "$delay" "$work/proxy-counts"
+	o=$(time_runs get_from "$consumer" "$start" new "$opm")
+	c=$(time_runs get_from "$consumer" "$start" new "$cue")
+	stop_proxy
+	set -- $o $c
+	printf 'get cold, %d+1 modules, %s auth, %d ms per request: opm %s s (min %s)  cue %s s (min %s)  opm/cue %s (min %s)\n' \
+		"$n" "$auth" "$delay" "$1" "$2" "$3" "$4" "$(ratio "$1" "$3")" "$(ratio "$2" "$4")"
 	for tool in "$opm" "$cue"; do
-		start_proxy "$proxy_port" "$port" "$delay" "$work/proxy-counts"
+		start_proxy "$proxy_port" "$target" "$delay" "$work/proxy-counts"
 		get_from "$consumer" "$start" new "$tool"
 		stop_proxy
-		counts+=("$(awk '{ v[$1] = $2 }
-			END { printf "%d requests (%d pings) on %d connections", v["requests"], v["pings"], v["connections"] }' \
-			"$work/proxy-counts")")
+		counts+=("$(awk '{ v[$1] = $2 } END { printf "%d requests in %d rounds", v["requests"], v["rounds"] }' "$work/proxy-counts")")
 	done
-	printf 'get cold, %d+1 modules, requests of one run: opm %s  cue %s\n' "$n" "${counts[0]}" "${counts[1]}"
+	printf '  one run each: opm %s  cue %s  (token requests not counted)\n' "${counts[0]}" "${counts[1]}"
+	if [ -n "$tpid" ]; then kill "$tpid"; wait "$tpid" 2>/dev/null || true; fi
 }
 
 # --- main ----------------------------------------------------------------------

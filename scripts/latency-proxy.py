@@ -10,8 +10,11 @@ request pays the delay once; responses pass through at once.
 
 With COUNT_FILE, it counts the connections that carry data and the
 HTTP/1.x request lines (GET, HEAD, ...) it forwards, and writes them there
-on exit as "connections N", "requests N" and "pings N" (requests for /v2/,
-the OCI API's version check) lines, then one "METHOD N" line per method.
+on exit as "connections N", "requests N", "pings N" (requests for /v2/,
+the OCI API's version check) and "rounds N" lines, then one "METHOD N"
+line per method. Rounds are the sequential round trips of the run: a
+request sent more than 0.8 DELAY_MS after the one before it waited for an
+answer, so it starts a new round (requests sent together are one).
 Exits on SIGTERM or SIGINT.
 """
 
@@ -26,6 +29,7 @@ REQUEST_LINE = re.compile(
 )
 
 counts = Counter()
+sent_at = []
 
 
 async def pump(reader, writer, delay, upstream):
@@ -40,6 +44,7 @@ async def pump(reader, writer, delay, upstream):
                     counts["connections"] += 1
                     sent = True
                 for m in REQUEST_LINE.finditer(data):
+                    sent_at.append(asyncio.get_running_loop().time())
                     counts["requests"] += 1
                     counts[m.group(1).decode()] += 1
                     if m.group(2) == b"/v2/":
@@ -98,8 +103,11 @@ async def main():
             f.write(f"connections {counts['connections']}\n")
             f.write(f"requests {counts['requests']}\n")
             f.write(f"pings {counts['pings']}\n")
+            times = sorted(sent_at)
+            rounds = sum(1 for a, b in zip([None] + times, times) if a is None or b - a > 0.8 * delay)
+            f.write(f"rounds {rounds}\n")
             for k, v in sorted(counts.items()):
-                if k not in ("connections", "requests", "pings"):
+                if k not in ("connections", "requests", "pings", "rounds"):
                     f.write(f"{k} {v}\n")
 
 

@@ -440,6 +440,7 @@ impl Cache {
         let client = self.client()?;
         // Bytes: the total grows as each version's manifest says its size.
         let bar = ui::progress_bytes(0, &format!("downloading {}", crate::error::count(missing.len(), "module version")));
+        client.block_on(client.preauthorize(&missing));
         client.block_on(
             stream::iter(missing)
                 .map(|mv| {
@@ -496,6 +497,7 @@ impl Cache {
                 return Err(fail(Exit::NotFound, format!("--offline, and the CUE cache lacks the module files of {}", names.join(", "))));
             }
             let client = self.client()?;
+            client.block_on(client.preauthorize(&missing.iter().map(|&i| &mvs[i]).collect::<Vec<_>>()));
             let fetched: Vec<(usize, (String, Vec<u8>, Option<String>))> = client.block_on(
                 stream::iter(missing)
                     .map(|i| async move {

@@ -100,6 +100,13 @@ impl Client {
         self.rt.block_on(work)
     }
 
+    /// Gets one token for pulling all of `mvs` where their registry uses
+    /// tokens, before they are fetched in parallel.
+    pub async fn preauthorize(&self, mvs: &[&ModuleVersion]) {
+        let locs: Vec<Location> = mvs.iter().filter_map(|mv| self.locate(mv).ok()).collect();
+        self.transport.preauthorize(&locs).await;
+    }
+
     /// `opm registry check` for the repository of `loc`.
     pub fn check(&self, loc: &Location, push: bool) -> Vec<Step> {
         self.block_on(self.transport.check(loc, push))

@@ -357,21 +357,63 @@ impl Transport {
                     }
                     tokens.entry(key).or_default().clone()
                 };
-                let token = cell.get_or_try_init(|| self.fetch_token(loc, &realm, service.as_deref(), &scope, creds)).await?;
+                let token = cell.get_or_try_init(|| self.fetch_token(loc, &realm, service.as_deref(), std::slice::from_ref(&scope), creds)).await?;
                 Ok(Some(format!("Bearer {token}")))
+            }
+        }
+    }
+
+    /// One token for pulling from every repository of `locs` that has
+    /// none yet, on hosts known to use tokens: one round trip to the token
+    /// service instead of one per repository (Docker's token protocol
+    /// takes several scopes). A failure here is left to the requests
+    /// themselves, which ask per repository.
+    pub async fn preauthorize(&self, locs: &[Location]) {
+        let mut by_host: HashMap<String, Vec<&Location>> = HashMap::new();
+        for loc in locs {
+            by_host.entry(loc.host.clone()).or_default().push(loc);
+        }
+        for (host_name, locs) in by_host {
+            let Some(host) = self.hosts.lock().await.get(&host_name).cloned() else { continue };
+            let Some(Challenge::Bearer { realm, service }) = host.challenge() else { continue };
+            if matches!(host.credentials, Credentials::AccessToken(_)) {
+                continue;
+            }
+            let scopes: Vec<String> = {
+                let tokens = self.tokens.lock().expect("token map");
+                let mut scopes: Vec<String> = locs
+                    .iter()
+                    .map(|l| format!("repository:{}:pull", l.repository))
+                    .filter(|s| tokens.get(&(host_name.clone(), s.clone())).is_none_or(|c| c.get().is_none()))
+                    .collect();
+                scopes.sort();
+                scopes.dedup();
+                scopes
+            };
+            if scopes.len() < 2 {
+                continue;
+            }
+            let Ok(token) = self.fetch_token(locs[0], &realm, service.as_deref(), &scopes, &host.credentials).await else { continue };
+            let mut tokens = self.tokens.lock().expect("token map");
+            for scope in scopes {
+                let cell = tokens.entry((host_name.clone(), scope)).or_default();
+                let _ = cell.set(token.clone());
             }
         }
     }
 
     /// Asks the registry's token service for a token (Docker's token
     /// protocol; identity tokens through OAuth2's refresh grant).
-    async fn fetch_token(&self, loc: &Location, realm: &str, service: Option<&str>, scope: &str, creds: &Credentials) -> std::result::Result<String, Fault> {
+    async fn fetch_token(&self, loc: &Location, realm: &str, service: Option<&str>, scopes: &[String], creds: &Credentials) -> std::result::Result<String, Fault> {
         let http = self.http()?;
-        let mut query: Vec<(&str, &str)> = vec![("scope", scope)];
+        let mut query: Vec<(&str, &str)> = scopes.iter().map(|s| ("scope", s.as_str())).collect();
         if let Some(s) = service {
             query.push(("service", s));
         }
-        let what = format!("token for {scope}");
+        let what = match scopes {
+            [one] => format!("token for {one}"),
+            many => format!("token for {} repositories", many.len()),
+        };
         attempts(&what, loc, creds, || async {
             let request = match creds {
                 Credentials::RefreshToken(refresh) => {
