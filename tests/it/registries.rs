@@ -121,6 +121,45 @@ fn an_expired_token_is_renewed() {
     assert!(reg.skopeo_manifest("example.com/lib", "v0.1.0", Some(creds.path())).is_some());
 }
 
+/// A get of a graph from a token registry asks the token service once for
+/// all the dependencies it fetches in parallel, not once per repository.
+#[test]
+fn one_token_serves_many_repositories() {
+    let reg = TestRegistry::start_as(Implementation::Distribution2, token(false));
+    let registry = format!("{}+insecure", reg.host);
+    let creds = docker_config(&reg.host, USER, PASSWORD);
+    let cache = tempdir();
+    let publish = |module: &str, files: &[(&str, &str)]| {
+        let m = module_dir(module, files);
+        let out = run(opm(cache.path()).env("CUE_REGISTRY", &registry).env("DOCKER_CONFIG", creds.path()).current_dir(m.path()).args(["mod", "tidy"]));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = run(opm(cache.path()).env("CUE_REGISTRY", &registry).env("DOCKER_CONFIG", creds.path()).current_dir(m.path()).args(["mod", "publish", "v0.1.0"]));
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    for leaf in ["b", "c", "d"] {
+        publish(&format!("example.com/{leaf}@v0"), &[(&format!("{leaf}.cue"), &format!("package {leaf}\n\nname: \"{leaf}\"\n"))]);
+    }
+    publish("example.com/a@v0", &[("a.cue", "package a\n\nimport (\n\tb \"example.com/b@v0\"\n\tc \"example.com/c@v0\"\n\td \"example.com/d@v0\"\n)\n\nname: b.name + c.name + d.name\n")]);
+    let before = reg.tokens().len();
+    let app = module(&[("cue.mod/module.cue", APP_MODULE), ("app.cue", "package app\n\nimport \"example.com/a@v0\"\n\nx: a.name\n")]);
+    let out = opm_with(tempdir().path(), &registry, None, app.path(), &["mod", "get", "example.com/a@v0.1.0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tokens: Vec<String> = reg.tokens()[before..].to_vec();
+    assert!(
+        tokens.iter().any(|t| ["example.com/b", "example.com/c", "example.com/d"].iter().all(|r| t.contains(&format!("repository:{r}:pull")))),
+        "one token for b, c and d: {tokens:?}"
+    );
+    assert!(tokens.len() <= 2, "the top module's token and one more: {tokens:?}");
+}
+
+/// A module directory (publishable) with `files` besides its module.cue.
+fn module_dir(path: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let module_cue = format!("module: \"{path}\"\nlanguage: version: \"v0.17.0\"\nsource: kind: \"self\"\n");
+    let mut all = vec![("cue.mod/module.cue", module_cue.as_str())];
+    all.extend_from_slice(files);
+    module(&all)
+}
+
 /// `opm mod mirror --deps` leaves the target as `cue mod mirror` does, and
 /// without --deps as `cue mod mirror --no-deps`; again, it copies nothing.
 #[test]
