@@ -33,6 +33,7 @@ Examples:
   opm mod publish v0.1.0              Vet and push the module to its registry
   opm mod get example.com/lib@v1.2.3  Add a dependency at an exact version
   opm mod update --check              In CI: exit 6 when updates exist
+  opm registry check --push           Routing, credentials and a live probe of each registry
   opm version --json                  Versions of opm, CUE and Go
 
 Exit codes: 0 ok, 1 usage or other error, 2 CUE validation failed,
@@ -246,7 +247,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bundle(BundleCommand::Vet(args)) => mod_build::vet(ReleaseKind::Bundle, args, g),
         Command::Bundle(BundleCommand::Build(args)) => mod_build::build(ReleaseKind::Bundle, args, g),
         Command::Config(ConfigCommand::Show(args)) => config_show::run(args),
-        Command::Registry(RegistryCommand::Check(args)) => registry_check::run(args),
+        Command::Registry(RegistryCommand::Check(args)) => registry_check::run(args, g),
         Command::Cache(command) => cache::run(command),
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),

@@ -34,7 +34,10 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
+    if g.offline {
+        return Err(crate::error::fail(crate::error::Exit::General, "--offline: registry check probes the registries; run it without --offline"));
+    }
     let checked = registry_check::check(args.target.as_deref(), args.push)?;
     if args.json {
         ui::print_json(&checked)?;
