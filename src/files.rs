@@ -183,7 +183,9 @@ pub fn check_module_file_size(what: &str, len: u64) -> anyhow::Result<()> {
 /// its leftovers.
 pub const TEMP_MARK: &str = ".tmp-";
 
-fn write_replacing(path: &Path, data: &[u8], durable: bool) -> anyhow::Result<()> {
+/// A temporary file beside `path` holding `data`, named after it and with
+/// the mode `path` has (or the usual 0644), to be persisted over it.
+pub fn temp_beside(path: &Path, data: &[u8]) -> anyhow::Result<tempfile::NamedTempFile> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let failed = |e: std::io::Error| fail(Exit::General, format!("cannot write {}: {e}", path.display()));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -193,6 +195,12 @@ fn write_replacing(path: &Path, data: &[u8], durable: bool) -> anyhow::Result<()
     let mode = std::fs::metadata(path).map(|m| m.permissions()).unwrap_or_else(|_| default_permissions());
     tmp.as_file().set_permissions(mode).map_err(failed)?;
     tmp.write_all(data).map_err(failed)?;
+    Ok(tmp)
+}
+
+fn write_replacing(path: &Path, data: &[u8], durable: bool) -> anyhow::Result<()> {
+    let failed = |e: std::io::Error| fail(Exit::General, format!("cannot write {}: {e}", path.display()));
+    let tmp = temp_beside(path, data)?;
     if durable {
         tmp.as_file().sync_all().map_err(failed)?;
     }

@@ -67,6 +67,14 @@ pub struct Digests {
 
 pub type Pins = BTreeMap<ModuleVersion, Digests>;
 
+/// What an installed module file must be: these bytes, or the bytes with
+/// this digest (the manifest's module-file layer, read from the zip's own
+/// cue.mod/module.cue instead of fetched again).
+pub enum ModuleFileCheck {
+    Bytes(Vec<u8>),
+    Digest(String),
+}
+
 /// A cached version against the signature policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignatureStatus {
@@ -449,7 +457,7 @@ impl Cache {
                         let entry = self.entry(mv)?;
                         let download = client.module(mv, bar, self.must_be_signed(mv)?).await?;
                         self.check_download(mv, &download.manifest_digest, Some(&download.zip))?;
-                        Self::check_artifact(mv, &download.module_file)?;
+
                         let signed_by = self.judge(mv, &download.manifest_digest, download.signatures.as_deref())?.map(PublicKey::fingerprint);
                         // Unzipping and writing block: off the thread that
                         // drives the other downloads.
@@ -457,7 +465,7 @@ impl Cache {
                             if refresh {
                                 entry.remove()?;
                             }
-                            entry.install(&download.zip, &download.module_file, &download.manifest_digest)?;
+                            entry.install(&download.zip, &ModuleFileCheck::Digest(download.module_file_digest), &download.manifest_digest)?;
                             match signed_by {
                                 Some(key) => entry.record_verified(&download.manifest_digest, &key),
                                 None => Ok(()),
@@ -564,7 +572,7 @@ impl Cache {
         }
         let (zip, module_file, manifest) = catalog::pack()?;
         self.check_download(entry.module_version(), &manifest, Some(&zip))?;
-        entry.install(&zip, &module_file, &manifest)
+        entry.install(&zip, &ModuleFileCheck::Bytes(module_file), &manifest)
     }
 }
 
@@ -789,33 +797,38 @@ impl Entry {
     /// written to a temporary name and renamed; the extracted tree is built
     /// beside its final place and renamed into it, so a reader never sees a
     /// partial entry and an interrupted install leaves nothing CUE would use.
-    pub fn install(&self, zip: &[u8], module_file: &[u8], manifest_digest: &str) -> anyhow::Result<()> {
+    pub fn install(&self, zip: &[u8], module_file: &ModuleFileCheck, manifest_digest: &str) -> anyhow::Result<()> {
         let _lock = self.lock()?;
-        // Extracted and checked before anything is in place: the zip's own
-        // cue.mod/module.cue must be the module file the manifest names.
+        // Unpacked from its own temporary file and checked before anything
+        // is in place: the zip's cue.mod/module.cue is the module file, and
+        // it must be the one the manifest names.
         let parent = self.extract.parent().expect("extract dir has a parent");
         fs::create_dir_all(parent)?;
+        fs::create_dir_all(&self.download)?;
+        let zip_tmp = files::temp_beside(&self.zip(), zip)?;
         // cue removes leftovers named `<dir>.tmp-*` when it next extracts.
         let prefix = format!("{}.tmp-", file_name(&self.extract));
         let tmp = tempfile::Builder::new()
             .prefix(&prefix)
             .tempdir_in(parent)
             .map_err(|e| fail(Exit::General, format!("cannot create a directory in {}: {e}", parent.display())))?;
-        let zip_file = tmp.path().join("module.zip");
-        fs::write(&zip_file, zip)?;
         let staged = tmp.path().join("m");
-        cue::unzip(&self.mv.module, &self.mv.version, &zip_file, &staged)?;
-        if fs::read(staged.join("cue.mod/module.cue")).ok().as_deref() != Some(module_file) {
-            let mv = &self.mv;
-            return Err(fail(
-                Exit::General,
-                format!("{mv}: the registry's artifact is not the module it claims to be (its module file differs from the cue.mod/module.cue in its zip); nothing was written"),
-            ));
+        cue::unzip(&self.mv.module, &self.mv.version, zip_tmp.path(), &staged)?;
+        let mv = &self.mv;
+        let lie = |why: &str| fail(Exit::General, format!("{mv}: the registry's artifact is not the module it claims to be ({why}); nothing was written"));
+        let inside = fs::read(staged.join("cue.mod/module.cue")).map_err(|_| lie("its zip has no cue.mod/module.cue"))?;
+        let matches = match module_file {
+            ModuleFileCheck::Bytes(b) => &inside == b,
+            ModuleFileCheck::Digest(d) => &registry::sha256(&inside) == d,
+        };
+        if !matches {
+            return Err(lie("its module file differs from the cue.mod/module.cue in its zip"));
         }
+        Cache::check_artifact(mv, &inside)?;
         // The module file first, the extracted tree last: whatever an
         // interruption leaves, cue never sees a tree without its files.
-        write_cached(&self.mod_file(), module_file)?;
-        write_cached(&self.zip(), zip)?;
+        write_cached(&self.mod_file(), &inside)?;
+        zip_tmp.persist(self.zip()).map_err(|e| fail(Exit::General, format!("cannot write {}: {}", self.zip().display(), e.error)))?;
         write_cached(&self.digest_file(), registry::sha256(zip).as_bytes())?;
         write_cached(&self.manifest_digest_file(), manifest_digest.as_bytes())?;
         if self.extract.is_dir() {

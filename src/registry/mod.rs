@@ -42,7 +42,9 @@ pub struct Download {
     /// The digest of the version's manifest: what the tag pointed to.
     pub manifest_digest: String,
     pub zip: Vec<u8>,
-    pub module_file: Vec<u8>,
+    /// The digest of the module-file layer: the zip holds the same bytes
+    /// as its cue.mod/module.cue, so they are not fetched again.
+    pub module_file_digest: String,
     /// The signatures stored for the manifest, when asked for.
     pub signatures: Option<Vec<Signature>>,
 }
@@ -192,15 +194,16 @@ impl Client {
         Ok((layers.manifest_digest, layers.zip.0))
     }
 
-    /// A version's zip and module file, each checked against its digest,
-    /// and with `signed` its signatures, all fetched at once; `progress`
-    /// counts their bytes as they arrive.
+    /// A version's zip, checked against its digest, and with `signed` its
+    /// signatures, fetched at once; `progress` counts the bytes as they
+    /// arrive. The module file is the zip's own cue.mod/module.cue (the
+    /// installer checks it against the layer's digest).
     pub async fn module(&self, mv: &ModuleVersion, progress: &indicatif::ProgressBar, signed: bool) -> anyhow::Result<Download> {
         let loc = self.locate(mv)?;
         let layers = self.layers(&loc, mv).await?;
-        progress.inc_length(layers.zip.1.saturating_add(layers.module_file.1));
+        progress.inc_length(layers.zip.1);
         let early = self.prefetched.lock().expect("prefetch map").remove(mv);
-        let (zip, module_file, signatures) = futures_util::try_join!(
+        let (zip, signatures) = futures_util::try_join!(
             async {
                 Ok(match early {
                     Some(handle) => {
@@ -211,10 +214,9 @@ impl Client {
                     None => self.transport.blob(&loc, &layers.zip.0, layers.zip.1, Some(progress)).await?,
                 })
             },
-            async { Ok(self.transport.blob(&loc, &layers.module_file.0, layers.module_file.1, Some(progress)).await?) },
             self.signatures_if(signed, &loc, &layers.manifest_digest)
         )?;
-        Ok(Download { manifest_digest: layers.manifest_digest, zip, module_file, signatures })
+        Ok(Download { manifest_digest: layers.manifest_digest, zip, module_file_digest: layers.module_file.0, signatures })
     }
 
     /// The versions the registry holds of a module: `path@vN` lists that
