@@ -228,6 +228,10 @@ pub fn run() -> anyhow::Result<()> {
         (None, None) => registry::DEFAULT_BUDGET.as_secs(),
     };
     registry::set_budget(std::time::Duration::from_secs(budget.max(1)));
+    if let Some(v) = std::env::var("OPM_REQUEST_TIMEOUT").ok().filter(|v| !v.is_empty()) {
+        let secs = parse_duration(&v).map_err(|why| crate::error::fail(Exit::General, format!("OPM_REQUEST_TIMEOUT: {why}")))?;
+        registry::set_request_timeout(std::time::Duration::from_secs(secs.max(1)));
+    }
     let env_offline = std::env::var("OPM_OFFLINE").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
     let g = Global { offline: cli.offline || env_offline };
     match cli.command {

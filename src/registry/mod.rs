@@ -15,7 +15,7 @@ mod transport;
 
 pub use error::{kind_of, Error, ErrorKind};
 pub use signatures::{signature_location, signed_reference};
-pub use transport::{redact_url, set_budget, sha256, Challenge, Step, DEFAULT_BUDGET};
+pub use transport::{redact_url, set_budget, set_request_timeout, sha256, Challenge, Step, DEFAULT_BUDGET};
 
 use crate::config::Routing;
 use crate::cue::{Location, Packed};

@@ -5,8 +5,9 @@
 //! It knows OCI, not CUE modules.
 //!
 //! Bounds: connect 10 s; each read 30 s; each request, body included,
-//! 60 s (blobs: plus a second per 64 KiB); every request of a command
-//! within the command's time budget (`--timeout`, default 5 minutes).
+//! 60 s (`OPM_REQUEST_TIMEOUT`; blobs: plus a second per 64 KiB); every
+//! request of a command within the command's time budget (`--timeout`,
+//! default 5 minutes).
 //! Requests that can be repeated are tried up to 4 times on 429, 500,
 //! 502, 503, 504, a broken or truncated body and a request deadline.
 
@@ -22,8 +23,19 @@ use std::time::{Duration, Instant, SystemTime};
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// One request, body included (small documents; blobs get more).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// One request, body included, by default (small documents; blobs get
+/// more): `OPM_REQUEST_TIMEOUT` changes it.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+static REQUEST_LIMIT: OnceLock<Duration> = OnceLock::new();
+
+/// Sets the deadline of one request (once, before any request).
+pub fn set_request_timeout(limit: Duration) {
+    let _ = REQUEST_LIMIT.set(limit);
+}
+
+fn request_timeout() -> Duration {
+    *REQUEST_LIMIT.get_or_init(|| DEFAULT_REQUEST_TIMEOUT)
+}
 /// The slowest transfer a blob's deadline allows for, in bytes a second.
 const MIN_RATE: u64 = 64 << 10;
 /// Tries of an idempotent request: the first and three retries.
@@ -242,7 +254,7 @@ impl Transport {
         let http = self.http()?;
         let base = &host.base;
         let challenge = attempts("GET /v2/ (authentication probe)", loc, &host.credentials, || async {
-            let r = limited(REQUEST_TIMEOUT, http.get(format!("{base}/v2/")).send()).await??;
+            let r = limited(request_timeout(), http.get(format!("{base}/v2/")).send()).await??;
             if r.status() == reqwest::StatusCode::UNAUTHORIZED {
                 host.learn(loc, &r);
                 return Ok(host.challenge().unwrap_or(Challenge::None));
@@ -295,7 +307,7 @@ impl Transport {
             let t = Instant::now();
             let result = if access == Access::Pull {
                 let req = Request { method: reqwest::Method::GET, url: format!("/v2/{}/tags/list?n=1", loc.repository), access, headers: vec![], body: None, progress: None };
-                match self.run("GET tags/list", loc, req, REQUEST_TIMEOUT, |_| async { Ok(()) }).await {
+                match self.run("GET tags/list", loc, req, request_timeout(), |_| async { Ok(()) }).await {
                     // Authorized: the repository just does not exist yet.
                     Err(e) if e.kind == ErrorKind::NotFound => Ok("allowed (the repository is empty)".to_string()),
                     other => other.map(|()| "allowed".to_string()),
@@ -304,7 +316,7 @@ impl Transport {
                 let post = Request { method: reqwest::Method::POST, url: format!("/v2/{}/blobs/uploads/", loc.repository), access, headers: vec![], body: None, progress: None };
                 let base = host.base.clone();
                 match self
-                    .run("POST blobs/uploads (opened, then cancelled)", loc, post, REQUEST_TIMEOUT, |r| async move {
+                    .run("POST blobs/uploads (opened, then cancelled)", loc, post, request_timeout(), |r| async move {
                         Ok(r.headers().get(http::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string))
                     })
                     .await
@@ -316,7 +328,7 @@ impl Transport {
                             if let Ok(Some(a)) = self.authorization(&host, loc, Access::Push, false).await {
                                 cancel = cancel.header(http::header::AUTHORIZATION, a);
                             }
-                            let _ = limited(REQUEST_TIMEOUT, cancel.send()).await;
+                            let _ = limited(request_timeout(), cancel.send()).await;
                         }
                         Ok("allowed (an upload was opened and cancelled)".to_string())
                     }
@@ -424,11 +436,11 @@ impl Transport {
                 Credentials::Basic { user, password } => http.get(realm).query(&query).basic_auth(user, Some(password)),
                 _ => http.get(realm).query(&query),
             };
-            let r = limited(REQUEST_TIMEOUT, request.send()).await??;
+            let r = limited(request_timeout(), request.send()).await??;
             if !r.status().is_success() {
                 return Err(status_fault(r).await);
             }
-            let body = limited(REQUEST_TIMEOUT, read_all(r, MAX_DOCUMENT, None)).await??;
+            let body = limited(request_timeout(), read_all(r, MAX_DOCUMENT, None)).await??;
             #[derive(serde::Deserialize)]
             struct Answer {
                 #[serde(default)]
@@ -525,7 +537,7 @@ impl Transport {
         for _ in 0..MAX_TAG_PAGES {
             let req = Request { method: reqwest::Method::GET, url: url.clone(), access: Access::Pull, headers: vec![], body: None, progress: None };
             let page = self
-                .run("GET tags/list", loc, req, REQUEST_TIMEOUT, |r| async move {
+                .run("GET tags/list", loc, req, request_timeout(), |r| async move {
                     let next = r.headers().get(http::header::LINK).and_then(|v| v.to_str().ok()).and_then(next_link);
                     let body = read_all(r, MAX_DOCUMENT, None).await?;
                     #[derive(serde::Deserialize)]
@@ -581,7 +593,7 @@ impl Transport {
             body: None,
             progress: None,
         };
-        let got = self.run(&format!("GET manifests/{}", loc.tag), loc, req, REQUEST_TIMEOUT, |r| read_all(r, MAX_MANIFEST, None)).await;
+        let got = self.run(&format!("GET manifests/{}", loc.tag), loc, req, request_timeout(), |r| read_all(r, MAX_MANIFEST, None)).await;
         let manifest = match got {
             Ok(data) => Some(Manifest { digest: sha256(&data), data }),
             Err(e) if e.kind == ErrorKind::NotFound => None,
@@ -602,7 +614,7 @@ impl Transport {
             return Ok(data.clone());
         }
         let req = Request { method: reqwest::Method::GET, url: format!("/v2/{}/blobs/{digest}", loc.repository), access: Access::Pull, headers: vec![], body: None, progress: None };
-        let deadline = REQUEST_TIMEOUT + Duration::from_secs(size / MIN_RATE);
+        let deadline = request_timeout() + Duration::from_secs(size / MIN_RATE);
         let start = progress.map(|p| p.position());
         let data = self
             .run(&format!("GET blobs/{}", short(digest)), loc, req, deadline, |r| async move {
@@ -643,7 +655,7 @@ impl Transport {
             return Ok(true);
         }
         let head = Request { method: reqwest::Method::HEAD, url: format!("/v2/{}/blobs/{digest}", loc.repository), access: Access::Push, headers: vec![], body: None, progress: None };
-        let exists = self.run(&format!("HEAD blobs/{}", short(digest)), loc, head, REQUEST_TIMEOUT, |r| async move { Ok(r.status().is_success()) }).await?;
+        let exists = self.run(&format!("HEAD blobs/{}", short(digest)), loc, head, request_timeout(), |r| async move { Ok(r.status().is_success()) }).await?;
         if exists {
             self.present.lock().expect("blob set").insert(key);
         }
@@ -660,7 +672,7 @@ impl Transport {
         }
         let start = progress.position();
         let host = self.host(loc).await?;
-        let deadline = REQUEST_TIMEOUT + Duration::from_secs(data.len() as u64 / MIN_RATE);
+        let deadline = request_timeout() + Duration::from_secs(data.len() as u64 / MIN_RATE);
         let (host_ref, key_ref) = (&host, &key);
         attempts(&format!("PUT blobs/{}", short(digest)), loc, &host.credentials, || async move {
             progress.set_position(start);
@@ -703,7 +715,7 @@ impl Transport {
             body: Some(data),
             progress: None,
         };
-        self.run(&format!("PUT manifests/{}", loc.tag), loc, req, REQUEST_TIMEOUT, |_| async { Ok(()) }).await?;
+        self.run(&format!("PUT manifests/{}", loc.tag), loc, req, request_timeout(), |_| async { Ok(()) }).await?;
         // What this run reads of the tag from now on.
         let key = (loc.host.clone(), loc.repository.clone(), loc.tag.clone());
         self.manifests.lock().expect("manifest memo").insert(key, Some(Manifest { data: data.to_vec(), digest: sha256(data) }));
@@ -930,7 +942,7 @@ fn explain(loc: &Location, creds: &Credentials, what: &str, fault: Fault) -> Err
         ),
         Fault::Deadline(limit) => Error::new(
             ErrorKind::Unreachable,
-            format!("{what} from {repo} did not complete within {} s (opm's limit for one request): the registry or the network is stalling", limit.as_secs()),
+            format!("{what} from {repo} did not complete within {} s (opm's limit for one request, OPM_REQUEST_TIMEOUT): the registry or the network is stalling", limit.as_secs()),
         ),
         Fault::TooLarge { limit } => Error::new(
             ErrorKind::Limit,

@@ -120,6 +120,12 @@ fn a_dripping_or_stalling_registry_ends_at_the_time_budget() {
     let out = c.opm(&["mod", "get", "example.com/lib@v0.1.0", "--timeout", "3s"]);
     expect(&out, 3, 12, &["time budget (3 s)"]);
     assert_eq!(c.state(), before);
+    // A request that stalls past its own deadline (OPM_REQUEST_TIMEOUT,
+    // here 1 s) is tried again, then named: four tries, the backoff between.
+    let started = Instant::now();
+    let out = run(opm(c.cache.path()).env("CUE_REGISTRY", format!("{}+insecure", c.proxy.host)).env("OPM_REQUEST_TIMEOUT", "1s").current_dir(c.app.path()).args(GET));
+    expect(&(out, started.elapsed()), 3, 15, &["did not complete within 1 s", "OPM_REQUEST_TIMEOUT", "after 4 tries"]);
+    assert_eq!(c.state(), before);
     // OPM_TIMEOUT says the same.
     let started = Instant::now();
     let out = run(opm(c.cache.path()).env("CUE_REGISTRY", format!("{}+insecure", c.proxy.host)).env("OPM_TIMEOUT", "2s").current_dir(c.app.path()).args(GET));
