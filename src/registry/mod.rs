@@ -125,40 +125,14 @@ impl Client {
 
     /// The digests of a version's manifest, zip and module file.
     async fn layers(&self, loc: &Location, mv: &ModuleVersion) -> anyhow::Result<Layers> {
-        #[derive(Deserialize)]
-        struct Manifest {
-            config: Descriptor,
-            layers: Vec<Descriptor>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Descriptor {
-            media_type: String,
-            digest: String,
-            #[serde(default)]
-            size: u64,
-        }
-        let corrupt = |why: String| Error::new(ErrorKind::Corrupt, format!("{mv}: {why}"));
         let manifest = self.transport.manifest(loc).await?.ok_or_else(|| {
             Error::new(ErrorKind::NotFound, format!("{mv} not found: no tag {} in {}/{}", loc.tag, loc.host, loc.repository))
         })?;
-        let parsed: Manifest = serde_json::from_slice(&manifest.data)
-            .map_err(|e| corrupt(format!("the registry's manifest is not a CUE module ({e})")))?;
-        let [zip, module_file] = parsed.layers.as_slice() else {
-            return Err(corrupt("the manifest does not have the two layers of a CUE module".into()).into());
-        };
-        if parsed.config.media_type != MODULE_ARTIFACT_TYPE || module_file.media_type != MODULE_FILE_MEDIA_TYPE {
-            return Err(corrupt(format!("{}/{} holds an artifact that is not a CUE module", loc.host, loc.repository)).into());
-        }
-        // The digest of the bytes that arrived, whatever the registry says.
-        if module_file.size > MAX_MODULE_FILE || zip.size > MAX_ZIP {
+        let layers = module_layers(&manifest.data).map_err(|why| Error::new(ErrorKind::Corrupt, format!("{mv}: {}/{} {why}", loc.host, loc.repository)))?;
+        if layers.module_file.1 > MAX_MODULE_FILE || layers.zip.1 > MAX_ZIP {
             return Err(Error::new(ErrorKind::Limit, format!("{mv}: its layers exceed CUE's limits (module file {} MiB, zip {} MiB)", MAX_MODULE_FILE >> 20, MAX_ZIP >> 20)).into());
         }
-        Ok(Layers {
-            manifest_digest: sha256(&manifest.data),
-            zip: (zip.digest.clone(), zip.size),
-            module_file: (module_file.digest.clone(), module_file.size),
-        })
+        Ok(layers)
     }
 
     /// A version's manifest digest and module file: what dependency
@@ -251,8 +225,7 @@ impl Client {
             if existing.digest == packed.manifest_digest {
                 return Ok(Pushed::Unchanged);
             }
-            let mv = ModuleVersion { module: String::new(), version: loc.tag.clone() };
-            if self.layers(loc, &mv).await.is_err() {
+            if module_layers(&existing.data).is_err() {
                 return Err(Error::new(
                     ErrorKind::Conflict,
                     format!(
@@ -277,6 +250,36 @@ impl Client {
         self.transport.push_manifest(loc, packed.manifest.as_bytes(), MANIFEST_MEDIA_TYPE).await?;
         Ok(Pushed::Published)
     }
+}
+
+/// The layers of a CUE module's manifest, or why it is not one.
+fn module_layers(data: &[u8]) -> Result<Layers, String> {
+    #[derive(Deserialize)]
+    struct Manifest {
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Descriptor {
+        media_type: String,
+        digest: String,
+        #[serde(default)]
+        size: u64,
+    }
+    let parsed: Manifest = serde_json::from_slice(data).map_err(|e| format!("serves a manifest that is not a CUE module's ({e})"))?;
+    let [zip, module_file] = parsed.layers.as_slice() else {
+        return Err("serves a manifest without the two layers of a CUE module".into());
+    };
+    if parsed.config.media_type != MODULE_ARTIFACT_TYPE || module_file.media_type != MODULE_FILE_MEDIA_TYPE {
+        return Err("holds an artifact that is not a CUE module".into());
+    }
+    Ok(Layers {
+        // The digest of the bytes that arrived, whatever the registry says.
+        manifest_digest: sha256(data),
+        zip: (zip.digest.clone(), zip.size),
+        module_file: (module_file.digest.clone(), module_file.size),
+    })
 }
 
 /// What mirroring one manifest did.
