@@ -244,13 +244,12 @@ impl Policy {
     /// refused (exit 8), saying which.
     pub fn check<'a>(&'a self, mv: &ModuleVersion, manifest_digest: &str, signatures: &[Signature]) -> anyhow::Result<Verdict<'a>> {
         let Some(rule) = self.rule(&mv.module) else { return Ok(Verdict::Exempt) };
-        let what = mv;
         let keys = rule.keys.iter().map(|k| k.path.display().to_string()).collect::<Vec<_>>().join(", ");
         let refuse = |why: String| {
             fail(
                 Exit::Untrusted,
                 format!(
-                    "{what} ({manifest_digest}) {why}; the verify policy for {} in {} requires a signature by {keys}: nothing was written",
+                    "{mv} ({manifest_digest}) {why}; the verify policy for {} in {} requires a signature by {keys}: nothing was written",
                     rule.prefix,
                     config::config_path().display()
                 ),

@@ -890,7 +890,7 @@ fn percent(s: &str) -> String {
 fn describe(f: &Fault) -> String {
     match f {
         Fault::Status { code, .. } => format!("HTTP {code}"),
-        Fault::Network(e) => one_line(&e.without_url_ref()),
+        Fault::Network(e) => one_line(&error_text(&e)),
         Fault::Deadline(d) => format!("no complete answer within {} s", d.as_secs()),
         Fault::Budget => "the time budget ran out".into(),
         Fault::TooLarge { limit } => format!("larger than {} MiB", limit >> 20),
@@ -899,32 +899,25 @@ fn describe(f: &Fault) -> String {
     }
 }
 
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    /// The error and its causes, without the URL (upload URLs carry the
-    /// registry's state, and any URL may carry a query).
-    fn without_url_ref(&self) -> String {
-        let mut out = String::new();
-        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(self);
-        out.push_str(&self.to_string().split(" for url (").next().unwrap_or_default().to_string());
-        while let Some(err) = source {
-            out.push_str(": ");
-            out.push_str(&err.to_string());
-            source = err.source();
-        }
-        out
+/// A network error and its causes, without the URL (upload URLs carry the
+/// registry's state, and any URL may carry a query).
+fn error_text(e: &reqwest::Error) -> String {
+    let mut out = e.to_string().split(" for url (").next().unwrap_or_default().to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        out.push_str(": ");
+        out.push_str(&err.to_string());
+        source = err.source();
     }
+    out
 }
 
 fn is_certificate(e: &reqwest::Error) -> bool {
-    e.without_url_ref().contains("certificate")
+    error_text(e).contains("certificate")
 }
 
 fn is_dns(e: &reqwest::Error) -> bool {
-    let s = e.without_url_ref();
+    let s = error_text(e);
     s.contains("dns error") || s.contains("failed to lookup address")
 }
 
@@ -970,7 +963,7 @@ fn explain(loc: &Location, creds: &Credentials, what: &str, fault: Fault) -> Err
                     format!("cannot reach registry {host} over {scheme} (connection failed): check that it is running and the routing ('opm config show')"),
                 );
             }
-            let why = if e.is_timeout() { "a read timed out (30 s without a byte)".to_string() } else { one_line(&e.without_url_ref()) };
+            let why = if e.is_timeout() { "a read timed out (30 s without a byte)".to_string() } else { one_line(&error_text(&e)) };
             Error::new(ErrorKind::Unreachable, format!("{what} from {repo}: the connection broke ({why})"))
         }
         Fault::Status { code, error_code, retry_after } => match code {
