@@ -360,12 +360,8 @@ impl Client {
             .map(|d| {
                 let quiet = &quiet;
                 async move {
-                    if dst.transport.has_blob(to, &d.digest).await? {
-                        return anyhow::Ok(false);
-                    }
-                    let data = self.transport.blob(from, &d.digest, d.size, None).await?;
-                    dst.transport.push_blob(to, &data, &d.digest, quiet).await?;
-                    anyhow::Ok(true)
+                    let pushed = dst.transport.push_blob_from(to, &d.digest, quiet, || self.transport.blob(from, &d.digest, d.size, None)).await?;
+                    anyhow::Ok(pushed)
                 }
             })
             .buffer_unordered(PARALLEL)

@@ -96,6 +96,11 @@ pub struct Transport {
     manifests: Mutex<HashMap<(String, String, String), Option<Manifest>>>,
     /// Blobs known to exist by (host, repository, digest).
     present: Mutex<HashSet<(String, String, String)>>,
+    /// Held while a blob is checked and uploaded, by (host, repository,
+    /// digest): one upload of a blob at a time. Two at once make
+    /// distribution rewrite the repository's link to it, and a manifest
+    /// that names it, checked in between, is refused (HTTP 400).
+    uploads: Mutex<HashMap<(String, String, String), Arc<tokio::sync::Mutex<()>>>>,
     /// Small blobs this run has read (module files, signature payloads),
     /// each fetched once.
     small: Mutex<HashMap<(String, String, String), Vec<u8>>>,
@@ -665,15 +670,33 @@ impl Transport {
     /// Uploads a blob unless the repository has it already (one POST and
     /// one PUT, tried again as a pair), counted on `progress`.
     pub async fn push_blob(&self, loc: &Location, data: &[u8], digest: &str, progress: &indicatif::ProgressBar) -> Result<()> {
-        let key = (loc.host.clone(), loc.repository.clone(), digest.to_string());
-        if self.has_blob(loc, digest).await? {
+        if !self.push_blob_from(loc, digest, progress, || async { Ok(data) }).await? {
             progress.inc(data.len() as u64);
-            return Ok(());
         }
+        Ok(())
+    }
+
+    /// Uploads the blob that `data` yields (asked for only when the
+    /// repository lacks it, so a copy fetches only what is missing), one
+    /// upload of each blob at a time. Whether it was uploaded.
+    pub async fn push_blob_from<D, F, Fut>(&self, loc: &Location, digest: &str, progress: &indicatif::ProgressBar, data: F) -> Result<bool>
+    where
+        D: AsRef<[u8]>,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<D>>,
+    {
+        let key = (loc.host.clone(), loc.repository.clone(), digest.to_string());
+        let lock = self.uploads.lock().expect("upload locks").entry(key.clone()).or_default().clone();
+        let _held = lock.lock().await;
+        if self.has_blob(loc, digest).await? {
+            return Ok(false);
+        }
+        let data = data().await?;
+        let data = data.as_ref();
         let start = progress.position();
         let host = self.host(loc).await?;
         let deadline = request_timeout() + Duration::from_secs(data.len() as u64 / MIN_RATE);
-        let (host_ref, key_ref) = (&host, &key);
+        let host_ref = &host;
         attempts(&format!("PUT blobs/{}", short(digest)), loc, &host.credentials, || async move {
             progress.set_position(start);
             limited(deadline, async {
@@ -701,8 +724,8 @@ impl Transport {
             .await?
         })
         .await?;
-        self.present.lock().expect("blob set").insert(key_ref.clone());
-        Ok(())
+        self.present.lock().expect("blob set").insert(key);
+        Ok(true)
     }
 
     /// Uploads a manifest under `loc.tag`, with its media type set.

@@ -146,17 +146,35 @@ fn an_endless_tag_list_is_cut_off() {
     c.recovers(&["mod", "tidy"]);
 }
 
+/// A credential helper script at `dir/docker-credential-NAME`, and a
+/// docker config whose credsStore names it.
+fn credential_helper(name: &str, script: &str) -> (tempfile::TempDir, tempfile::TempDir, String) {
+    let helpers = tempdir();
+    let helper = helpers.path().join(format!("docker-credential-{name}"));
+    std::fs::write(&helper, script).unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let docker = tempdir();
+    std::fs::write(docker.path().join("config.json"), format!(r#"{{"credsStore": "{name}"}}"#)).unwrap();
+    let path = format!("{}:{}", helpers.path().display(), std::env::var("PATH").unwrap());
+    (helpers, docker, path)
+}
+
+/// Whether the process `pid` (read from `pidfile`) is still `sleep N`:
+/// its own entry, not a scan of the machine (a pid may be reused, a
+/// command line is checked too).
+fn still_sleeping(pidfile: &Path) -> bool {
+    let pid = std::fs::read_to_string(pidfile).expect("the helper wrote its pid");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pid.trim())).unwrap_or_default();
+    cmdline.starts_with(b"sleep\0")
+}
+
 #[test]
 fn a_credential_helper_that_never_answers_is_stopped() {
     let c = Case::new(json!([]));
-    let helpers = tempdir();
-    let helper = helpers.path().join("docker-credential-hang");
+    let pids = tempdir();
+    let pidfile = pids.path().join("helper.pid");
     // exec: the helper is the process opm stops.
-    std::fs::write(&helper, "#!/bin/sh\nexec sleep 600\n").unwrap();
-    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let docker = tempdir();
-    std::fs::write(docker.path().join("config.json"), r#"{"credsStore": "hang"}"#).unwrap();
-    let path = format!("{}:{}", helpers.path().display(), std::env::var("PATH").unwrap());
+    let (_helpers, docker, path) = credential_helper("hang", &format!("#!/bin/sh\necho $$ > {}\nexec sleep 600\n", pidfile.display()));
     let before = c.state();
     let started = Instant::now();
     let out = run(opm(c.cache.path())
@@ -167,9 +185,30 @@ fn a_credential_helper_that_never_answers_is_stopped() {
         .args(["--timeout", "3s", "mod", "get", "example.com/lib@v0.1.0"]));
     expect(&(out, started.elapsed()), 4, 10, &["docker-credential-hang", "no answer within 3 s", "stopped"]);
     assert_eq!(c.state(), before);
-    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
-    assert!(!String::from_utf8_lossy(&ps.stdout).lines().any(|l| l.trim() == "sleep 600"), "the helper was left running");
+    assert!(!still_sleeping(&pidfile), "the helper was left running");
     c.recovers(GET);
+}
+
+#[test]
+fn a_credential_helper_that_leaves_a_child_holding_its_output_is_read_and_the_child_stopped() {
+    let c = Case::new(json!([]));
+    let pids = tempdir();
+    let pidfile = pids.path().join("child.pid");
+    // The answer comes at once; a background child keeps the pipe open.
+    let script = format!("#!/bin/sh\nsleep 1000 &\necho $! > {}\nprintf '{{\"Username\":\"u\",\"Secret\":\"p\"}}'\n", pidfile.display());
+    let (_helpers, docker, path) = credential_helper("lingers", &script);
+    for args in [&["--timeout", "5s", "mod", "get", "example.com/lib@v0.1.0"][..], &["--timeout", "5s", "registry", "check", "example.com/lib"]] {
+        let started = Instant::now();
+        let out = run(opm(c.cache.path())
+            .env("CUE_REGISTRY", &c.w.registry)
+            .env("DOCKER_CONFIG", docker.path())
+            .env("PATH", &path)
+            .current_dir(c.app.path())
+            .args(args));
+        assert!(out.status.success(), "{args:?}: {}{}", stdout(&out), stderr(&out));
+        assert!(started.elapsed() < Duration::from_secs(4), "{args:?} waited for the child: {:?}", started.elapsed());
+        assert!(!still_sleeping(&pidfile), "{args:?}: the helper's child was left running");
+    }
 }
 
 #[test]

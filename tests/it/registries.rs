@@ -209,6 +209,34 @@ fn mirror_matches_cue_mod_mirror() {
     }
 }
 
+/// Versions that share blobs (every version's config blob, here also the
+/// module file) are copied in parallel, yet each blob is uploaded once:
+/// two uploads of one blob at once make distribution rewrite its link
+/// while a manifest naming it is checked, and refuse that manifest (400).
+#[test]
+fn mirror_uploads_each_shared_blob_once() {
+    let w = World::new();
+    let versions: Vec<String> = (1..=6).map(|i| format!("v0.{i}.0")).collect();
+    for (i, v) in versions.iter().enumerate() {
+        w.publish_files("example.com/c@v0", v, &[("c.cue", &format!("package c\n\nname: \"c {i}\"\n"))]);
+    }
+    let target = TestRegistry::start();
+    let proxy = crate::registry_server::FaultProxy::start(&target.host, serde_json::json!([]));
+    let (cache, dir) = (tempdir(), tempdir());
+    let mut args = vec!["mod".to_string(), "mirror".into()];
+    args.extend(versions.iter().map(|v| format!("example.com/c@{v}")));
+    args.extend(["--to".into(), format!("{}+insecure", proxy.host)]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = opm_with(cache.path(), &w.registry, None, dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let uploads = proxy.requests().iter().filter(|r| r.starts_with("POST ") && r.contains("/blobs/uploads/")).count();
+    // Six zips, one config blob, one module file.
+    assert_eq!(uploads, 8, "one upload per distinct blob: {:#?}", proxy.requests());
+    for v in &versions {
+        assert!(target.skopeo_manifest("example.com/c", v, None).is_some(), "{v} was mirrored");
+    }
+}
+
 fn check(registry: &str, docker: Option<&Path>, env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
     let cache = tempdir();
     let mut cmd = opm(cache.path());

@@ -20,7 +20,12 @@ impl Jail {
     fn new() -> Jail {
         let root = tempdir();
         let r = root.path();
-        std::fs::copy(env!("CARGO_BIN_EXE_opm"), r.join("opm")).unwrap();
+        // A hard link where it can be: a copy is a file opened for
+        // writing, and a test thread that forks meanwhile holds it open
+        // until its exec, so running it fails with ETXTBSY (`opm` retries).
+        if std::fs::hard_link(env!("CARGO_BIN_EXE_opm"), r.join("opm")).is_err() {
+            std::fs::copy(env!("CARGO_BIN_EXE_opm"), r.join("opm")).unwrap();
+        }
         std::fs::create_dir_all(r.join("etc")).unwrap();
         std::fs::copy("/etc/hosts", r.join("etc/hosts")).unwrap();
         std::fs::write(r.join("etc/resolv.conf"), std::fs::read("/etc/resolv.conf").unwrap_or_default()).unwrap();
@@ -59,7 +64,17 @@ impl Jail {
                 Ok(())
             });
         }
-        let out = cmd.output().expect("running /opm in the jail (tests run as root)");
+        // ETXTBSY lasts only until the forking thread's child execs.
+        let mut tries = 0;
+        let out = loop {
+            match cmd.output() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                out => break out.expect("running /opm in the jail (tests run as root)"),
+            }
+        };
         assert!(!stderr(&out).contains("panicked") && !stderr(&out).contains("goroutine"), "{}", stderr(&out));
         out
     }
