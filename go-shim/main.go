@@ -28,6 +28,7 @@ var handlers = map[string]handler{
 	"version":          opVersion,
 	"vet":              opVet,
 	"modfile.init":     opModfileInit,
+	"module.check":     opModuleCheck,
 	"modfile.load":     opModfileLoad,
 	"zip.unzip":        opZipUnzip,
 	"zip.compare":      opZipCompare,

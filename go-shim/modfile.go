@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/mod/modfile"
 	"cuelang.org/go/mod/module"
 )
@@ -19,6 +20,32 @@ type modfileInitRequest struct {
 	Module     string            `json:"module"`
 	SourceKind string            `json:"source_kind"`
 	Deps       map[string]string `json:"deps"` // module path with major -> version
+}
+
+type moduleCheckRequest struct {
+	Path string `json:"path"`
+}
+
+// opModuleCheck checks a module path as cue checks one: with its major
+// version (example.com/x@v1) or without (example.com/x, a routing or
+// policy prefix).
+func opModuleCheck(body []byte) (any, error) {
+	var req moduleCheckRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	check := module.CheckPathWithoutVersion
+	if _, _, ok := ast.SplitPackageVersion(req.Path); ok {
+		check = module.CheckPath
+	}
+	if err := check(req.Path); err != nil {
+		var invalid *module.InvalidPathError
+		if goerrors.As(err, &invalid) {
+			err = invalid.Err
+		}
+		return nil, &callError{Kind: kindUsage, Message: fmt.Sprintf("invalid module path %q: %v", req.Path, err)}
+	}
+	return struct{}{}, nil
 }
 
 type modfileInitResult struct {

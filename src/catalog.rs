@@ -24,11 +24,10 @@ pub fn is_embedded(mv: &ModuleVersion) -> bool {
     mv.module == MODULE && mv.version == VERSION
 }
 
-/// The embedded core model's zip and module file, packed as `opm mod
+/// The embedded core model's zip and manifest, packed as `opm mod
 /// publish` packs it, so the cache entry is what a download of the
 /// published catalog would give.
-/// Returns (zip, module file, manifest digest).
-pub fn pack() -> anyhow::Result<(Vec<u8>, Vec<u8>, String)> {
+pub fn pack() -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
     use fs_err as fs;
     let work = tempfile::tempdir()?;
     let src = work.path().join("catalog");
@@ -40,5 +39,5 @@ pub fn pack() -> anyhow::Result<(Vec<u8>, Vec<u8>, String)> {
     let files = crate::files::pack_list(&src)?;
     let zip = work.path().join("catalog.zip");
     let packed = cue::pack(&cue::PackRequest { module: MODULE, version: VERSION, zip: &zip, files: &files, vcs: None })?;
-    Ok((fs::read(&zip)?, packed.module_file_data.into_bytes(), packed.manifest_digest))
+    Ok((fs::read(&zip)?, packed.manifest.into_bytes()))
 }

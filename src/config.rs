@@ -20,7 +20,6 @@
 use crate::cue;
 use crate::error::{fail, Exit};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The key of the catch-all entry.
@@ -31,11 +30,45 @@ pub const CATCH_ALL: &str = "*";
 struct File {
     /// `PREFIX: URL` or `PREFIX: {url: URL, insecure: BOOL}`.
     #[serde(default)]
-    registries: BTreeMap<String, serde_yaml::Value>,
+    registries: UniqueMap,
     /// `PREFIX: {keys: [PATH, ...]}`: the signature policy.
     #[serde(default)]
-    verify: BTreeMap<String, serde_yaml::Value>,
+    verify: UniqueMap,
 }
+
+/// A YAML mapping whose keys must be unique: serde's maps would keep the
+/// last of two equal keys without a word, and which one a person meant
+/// cannot be known.
+#[derive(Debug, Default)]
+struct UniqueMap(Vec<(String, serde_yaml::Value)>);
+
+impl<'de> Deserialize<'de> for UniqueMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = UniqueMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping of module prefixes")
+            }
+            fn visit_unit<E>(self) -> Result<UniqueMap, E> {
+                Ok(UniqueMap::default())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueMap, A::Error> {
+                let mut out: Vec<(String, serde_yaml::Value)> = Vec::new();
+                while let Some((key, value)) = map.next_entry::<String, serde_yaml::Value>()? {
+                    if out.iter().any(|(k, _)| *k == key) {
+                        return Err(serde::de::Error::custom(format!("{DUPLICATE}{key:?}")));
+                    }
+                    out.push((key, value));
+                }
+                Ok(UniqueMap(out))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
+}
+
+const DUPLICATE: &str = "a second entry for ";
 
 /// A signature policy entry: every module under `prefix` must be signed by
 /// one of `keys` (cosign public key files).
@@ -79,10 +112,18 @@ impl Routing {
     /// else cue's default.
     pub fn load() -> anyhow::Result<Routing> {
         if let Some(value) = std::env::var_os("CUE_REGISTRY").filter(|v| !v.is_empty()) {
-            return Ok(Routing {
-                source: Source::Environment,
-                cue_registry: value.to_string_lossy().into_owned(),
-            });
+            let value = value.to_string_lossy().into_owned();
+            // No registry address of cue's grammar has an `@`: one here is
+            // userinfo, which is never repeated (nor passed to CUE, whose
+            // errors would quote it).
+            if value.contains('@') {
+                return Err(fail(
+                    Exit::General,
+                    "CUE_REGISTRY carries a user name or password (an `@` in a registry address): remove it; \
+                     opm and cue take credentials from the Docker config (docker login HOST)",
+                ));
+            }
+            return Ok(Routing { source: Source::Environment, cue_registry: value });
         }
         let path = config_path();
         match read(&path)? {
@@ -118,18 +159,20 @@ pub fn config_path() -> PathBuf {
 /// error names the file and line.
 pub fn translate(text: &str, path: &Path) -> anyhow::Result<String> {
     let file = parse(text, path)?;
-    let line_of = |prefix: &str| line_of(text, prefix);
+    let line_of = |prefix: &str| key_line(text, "registries", prefix);
     let invalid = |line: Option<usize>, why: String| invalid(path, line, why);
 
     let mut entries = Vec::new();
-    for (prefix, entry) in file.registries {
-        let refuse_userinfo = |url: &str| {
-            let authority = url.split("://").last().unwrap_or(url).split('/').next().unwrap_or("");
-            if authority.contains('@') {
+    for (prefix, entry) in file.registries.0 {
+        let check_url = |url: &str| {
+            if url.contains('@') {
                 return Err(invalid(
                     line_of(&prefix),
                     format!("registries.{prefix}: the URL carries a user name and password: remove them, and put credentials in the Docker config instead (docker login HOST)"),
                 ));
+            }
+            if !is_registry_url(url) {
+                return Err(invalid(line_of(&prefix), format!("registries.{prefix}: {url:?} is not one registry address: write [http://|https://]HOST[:PORT][/PATH]")));
             }
             Ok(())
         };
@@ -148,7 +191,7 @@ pub fn translate(text: &str, path: &Path) -> anyhow::Result<String> {
                 invalid(at, format!("registries.{prefix}: {why} (write `url: HOST[/PREFIX]` and optionally `insecure: true`)"))
             })?,
         };
-        refuse_userinfo(&registry.url)?;
+        check_url(&registry.url)?;
         entries.push((prefix, registry));
     }
     // Longest prefix first; the catch-all ("*", or no prefix) last.
@@ -157,43 +200,43 @@ pub fn translate(text: &str, path: &Path) -> anyhow::Result<String> {
     for (prefix, registry) in &entries {
         let part = cue_entry(prefix, registry);
         if let Err(e) = cue::resolve(&part, &[]) {
-            return Err(invalid(line_of(prefix), format!("registries.{prefix:?}: {}", redact(&e.message))));
+            return Err(invalid(line_of(prefix), format!("registries.{prefix:?}: {}", e.message)));
         }
         parts.push(part);
     }
     Ok(parts.join(","))
 }
 
-/// `text` with the userinfo of every registry address masked
-/// (`u:PW@host` -> `***@host`), for anything opm prints. An `@` followed by a
-/// version (`example.com/x@v1`, `@vX.Y.Z`) is a module path's and stays.
-pub fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut segment_start = 0;
-    for (i, c) in text.char_indices() {
-        if matches!(c, ',' | '=' | '"' | '\'' | ' ' | '(' | '\n' | '/' | '<' | '[') {
-            out.push_str(&text[segment_start..=i]);
-            segment_start = i + 1;
-        } else if c == '@' {
-            let rest = &text[i + 1..];
-            // `@v1`, `@v0.2.0`, `@vX.Y.Z`: a module's version, not a host.
-            let is_major = rest.starts_with('v') && rest[1..].starts_with(|d: char| d.is_ascii_digit() || d == 'X' || d == 'N');
-            if is_major {
-                out.push_str(&text[segment_start..=i]);
-            } else {
-                // Userinfo: masked.
-                out.push_str("***@");
-            }
-            segment_start = i + 1;
+/// Whether `url` is one registry address, `[http://|https://]HOST[:PORT][/PATH]`
+/// (optionally `+insecure` or `+secure`, as in CUE_REGISTRY): nothing that
+/// could carry a second entry (`,`, `=`), userinfo or a query.
+fn is_registry_url(url: &str) -> bool {
+    let url = url.trim();
+    let url = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).unwrap_or(url);
+    let url = url.strip_suffix("+insecure").or_else(|| url.strip_suffix("+secure")).unwrap_or(url);
+    let url = url.trim_end_matches('/');
+    let (authority, path) = url.split_once('/').unwrap_or((url, ""));
+    let (host_ok, port) = match authority.strip_prefix('[').and_then(|a| a.split_once(']')) {
+        Some((v6, port)) => (!v6.is_empty() && v6.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.'), port.strip_prefix(':').or(port.is_empty().then_some(""))),
+        None => {
+            let (host, port) = authority.split_once(':').map_or((authority, Some("")), |(h, p)| (h, Some(p).filter(|p| !p.is_empty())));
+            (!host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'), port)
         }
-    }
-    out.push_str(&text[segment_start..]);
-    out
+    };
+    let port_ok = port.is_some_and(|p| p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
+    let path_ok = path.split('/').all(|c| !c.is_empty() && c.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c)));
+    host_ok && port_ok && (path.is_empty() || path_ok)
 }
 
-/// The config file's first line that mentions `what`.
-fn line_of(text: &str, what: &str) -> Option<usize> {
-    text.lines().position(|l| l.contains(what)).map(|i| i + 1)
+/// The line of `key` in the top-level `section` of the config file: the
+/// first line below `section:` whose key (quoted or not) it is.
+fn key_line(text: &str, section: &str, key: &str) -> Option<usize> {
+    let start = text.lines().position(|l| l.trim_end().strip_prefix(section).is_some_and(|r| r.starts_with(':')))?;
+    let is_key = |l: &str| {
+        let l = l.trim_start();
+        [format!("{key}:"), format!("\"{key}\":"), format!("'{key}':")].iter().any(|k| l.starts_with(k.as_str()))
+    };
+    text.lines().enumerate().skip(start + 1).take_while(|(_, l)| l.starts_with([' ', '\t']) || l.trim().is_empty()).find(|(_, l)| is_key(l)).map(|(i, _)| i + 1)
 }
 
 fn invalid(path: &Path, line: Option<usize>, why: String) -> anyhow::Error {
@@ -248,14 +291,22 @@ fn parse(text: &str, path: &Path) -> anyhow::Result<File> {
         return Err(invalid(path, None, format!("it nests deeper than {MAX_DEPTH} levels; a configuration is a few levels deep")));
     }
     if text.trim().is_empty() {
-        return Ok(File { registries: BTreeMap::new(), verify: BTreeMap::new() });
+        return Ok(File { registries: UniqueMap::default(), verify: UniqueMap::default() });
     }
     serde_yaml::from_str(text).map_err(|e| {
-        let line = e.location().map(|l| l.line());
         let why = e.to_string();
         // serde_yaml appends " at line L column C"; the line is said once.
         let why = why.split(" at line ").next().unwrap_or(&why).to_string();
-        invalid(path, line, why)
+        // A duplicate key: the line of its second entry.
+        let line = match why.split_once(DUPLICATE) {
+            Some((_, key)) => {
+                let key = key.trim_matches('"');
+                let entries = |l: &&str| l.trim_start().trim_start_matches(['"', '\'']).starts_with(key) && l.contains(':');
+                text.lines().enumerate().filter(|(_, l)| entries(l)).nth(1).map(|(i, _)| i + 1)
+            }
+            None => e.location().map(|l| l.line()),
+        };
+        invalid(path, line, format!("{why}: each key once"))
     })
 }
 
@@ -273,14 +324,21 @@ pub fn verify_rules() -> anyhow::Result<Vec<VerifyRule>> {
     let base = path.parent().unwrap_or(Path::new("."));
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
     let mut rules = Vec::new();
-    for (prefix, entry) in parse(&text, &path)?.verify {
-        let bad = |why: String| invalid(&path, line_of(&text, &prefix), format!("verify.{prefix}: {why} (write `keys: [PATH, ...]`, cosign public key files)"));
+    for (prefix, entry) in parse(&text, &path)?.verify.0 {
+        let bad = |why: String| invalid(&path, key_line(&text, "verify", &prefix), format!("verify.{prefix:?}: {why} (write `keys: [PATH, ...]`, cosign public key files)"));
         let entry: Entry = serde_yaml::from_value(entry).map_err(|e| bad(e.to_string()))?;
         if entry.keys.is_empty() {
             return Err(bad("no keys".into()));
         }
-        if prefix.is_empty() || prefix.contains('@') || prefix.ends_with('/') {
-            return Err(bad("a prefix is a module path or the start of one, without a major version".into()));
+        // The grammar of `registries:` prefixes: "*", or a module path
+        // without its major, as cue checks one.
+        if prefix != CATCH_ALL {
+            if prefix.contains('@') {
+                return Err(bad("a prefix is a module path or the start of one, without a major version, or \"*\" for every module".into()));
+            }
+            if let Err(e) = cue::check_module_path(&prefix) {
+                return Err(bad(format!("{}: a prefix is a module path or the start of one, or \"*\" for every module", e.message)));
+            }
         }
         let keys = entry
             .keys
@@ -358,13 +416,27 @@ registries:
     }
 
     #[test]
-    fn userinfo_is_redacted_and_module_majors_stay() {
-        assert_eq!(redact("example.com=u:PW@127.0.0.1:5000,x.org=h/p"), "example.com=***@127.0.0.1:5000,x.org=h/p");
-        assert_eq!(redact("invalid registry \"u:PW@h:5000+insecure\""), "invalid registry \"***@h:5000+insecure\"");
-        assert_eq!(redact("example.com/x@v1 and http://a:b@host/y"), "example.com/x@v1 and http://***@host/y");
+    fn userinfo_is_refused_unrepeated() {
         let text = "registries:\n  example.com: http://u:PW@127.0.0.1:5000\n";
         let err = translate(text, Path::new("c.yaml")).unwrap_err().to_string();
         assert!(err.contains("carries a user name and password") && !err.contains("PW"), "{err}");
+    }
+
+    #[test]
+    fn a_url_is_one_registry_address() {
+        for ok in ["localhost:5000", "http://127.0.0.1:5000", "https://r.example.com/a/b", "h.example/x+insecure", "[::1]:5000", "r.example.com/"] {
+            assert!(is_registry_url(ok), "{ok}");
+        }
+        for bad in ["127.0.0.1:1,opmodel.dev=evil:1", "h:x", "h/A", "h//x", "h?x", "h x", "", ":5000", "h:123456", "h/x y"] {
+            assert!(!is_registry_url(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_their_second_line() {
+        let text = "registries:\n  example.com: a.example:1\n  other.org: b.example\n  example.com: c.example:2\n";
+        let err = translate(text, Path::new("c.yaml")).unwrap_err().to_string();
+        assert!(err.starts_with("invalid registry configuration c.yaml line 4:") && err.contains("example.com"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         let error = serde_json::json!({ "error": {
             "exit": exit.code(),
             "kind": exit.kind(),
-            "message": opm::config::redact(&format!("{err:#}")),
+            "message": format!("{err:#}"),
             "diagnostics": diagnostics,
         }});
         let _ = opm::ui::print_json(&error);
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
             opm::ui::print_status(&format!("{err:#}"));
         } else {
             // No registry credentials in any message (CUE_REGISTRY may carry them).
-            opm::ui::print_error(&opm::config::redact(&format!("{err:#}")));
+            opm::ui::print_error(&format!("{err:#}"));
         }
     }
     ExitCode::from(exit.code())

@@ -186,9 +186,34 @@ fn payload_digest(payload: &[u8]) -> Option<String> {
 
 /// A signature as stored next to an artifact: the payload and its
 /// base64 signature.
+#[derive(Debug, Clone)]
 pub struct Signature {
     pub payload: Vec<u8>,
     pub signature: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptSignature {
+    payload: String,
+    signature: String,
+}
+
+/// Signatures as the cache keeps them beside a version (JSON, payloads in
+/// base64): evidence that is checked again on every use, never believed.
+pub fn encode_signatures(signatures: &[Signature]) -> Vec<u8> {
+    let kept: Vec<KeptSignature> = signatures
+        .iter()
+        .map(|s| KeptSignature { payload: base64::engine::general_purpose::STANDARD.encode(&s.payload), signature: s.signature.clone() })
+        .collect();
+    serde_json::to_vec(&kept).expect("signatures encode")
+}
+
+/// The signatures [`encode_signatures`] wrote; None when the bytes are not that.
+pub fn decode_signatures(data: &[u8]) -> Option<Vec<Signature>> {
+    let kept: Vec<KeptSignature> = serde_json::from_slice(data).ok()?;
+    kept.into_iter()
+        .map(|k| Some(Signature { payload: base64::engine::general_purpose::STANDARD.decode(k.payload).ok()?, signature: k.signature }))
+        .collect()
 }
 
 /// The keys a module version must be signed by, under the config file's
@@ -226,12 +251,14 @@ impl Policy {
     }
 
     /// The rule for a module path (with or without its major version).
+    /// `"*"` covers every module, as in `registries:`, and loses to any
+    /// other prefix that matches.
     fn rule(&self, module: &str) -> Option<&Rule> {
         let base = crate::module::base_path(module);
         self.rules
             .iter()
-            .filter(|r| base == r.prefix || base.strip_prefix(&r.prefix).is_some_and(|rest| rest.starts_with('/')))
-            .max_by_key(|r| r.prefix.len())
+            .filter(|r| r.prefix == config::CATCH_ALL || base == r.prefix || base.strip_prefix(&r.prefix).is_some_and(|rest| rest.starts_with('/')))
+            .max_by_key(|r| if r.prefix == config::CATCH_ALL { 0 } else { r.prefix.len() })
     }
 
     /// The keys a module must be signed by; None when no rule covers it.
@@ -304,5 +331,8 @@ mod tests {
         assert_eq!(policy.rule("example.com/teamwork@v1").unwrap().prefix, "example.com");
         assert_eq!(policy.rule("example.com@v0").unwrap().prefix, "example.com");
         assert!(policy.rule("example.community/x@v0").is_none());
+        let everything = Policy { rules: vec![Rule { prefix: "*".into(), keys: vec![key.clone()] }, Rule { prefix: "example.com".into(), keys: vec![key] }] };
+        assert_eq!(everything.rule("other.org/x@v1").unwrap().prefix, "*");
+        assert_eq!(everything.rule("example.com/x@v1").unwrap().prefix, "example.com");
     }
 }

@@ -34,9 +34,10 @@ pub struct Args {
 const DEFAULT_REGISTRY: &str = "registry.cue.works";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut routing = Routing::load()?;
-    // Credentials in CUE_REGISTRY are never printed.
-    routing.cue_registry = crate::config::redact(&routing.cue_registry);
+    // (Routing::load refuses a CUE_REGISTRY that carries credentials.)
+    let routing = Routing::load()?;
+    // The policy's prefixes are checked too: a rule that matches nothing is an error here as anywhere.
+    crate::config::verify_rules()?;
     if args.json {
         let effective = if routing.cue_registry.is_empty() { DEFAULT_REGISTRY } else { &routing.cue_registry };
         let routes: Vec<serde_json::Value> = effective

@@ -134,6 +134,13 @@ pub fn init_module_file(module: &str, source_kind: Option<&str>, deps: &[(&str, 
     call::<_, Init>("modfile.init", &request).map(|r| r.content)
 }
 
+/// Checks a module path as cue does: with its major version
+/// (`example.com/x@v1`) or without (`example.com/x`, a prefix). The error
+/// is cue's reason (`invalid path element ".."`, ...).
+pub fn check_module_path(path: &str) -> Result<(), Error> {
+    call::<_, serde_json::Value>("module.check", &serde_json::json!({ "path": path })).map(drop)
+}
+
 /// Makes the shim panic, to prove that a Go panic comes back as an error
 /// and the process carries on. Used by tests only.
 #[doc(hidden)]

@@ -123,11 +123,12 @@ pub struct Why {
 /// Every requirement path from the main module to `target` (a module path
 /// with or without major, optionally `@vX.Y.Z` to ask about one version).
 pub fn why(target: &str, offline: bool) -> anyhow::Result<Vec<Why>> {
-    let g = graph(offline)?;
     let (path, version) = match target.rsplit_once('@') {
         Some((p, v)) if v.contains('.') => (p.to_string(), Some(v.to_string())),
         _ => (target.to_string(), None),
     };
+    crate::cue::check_module_path(&path).map_err(crate::error::Failure::from)?;
+    let g = graph(offline)?;
     let matches = |m: &str| m == path || base_path(m) == path;
     let mut out = Vec::new();
     let mut wanted: Vec<&Node> = g.modules.iter().filter(|n| matches(&n.module)).collect();

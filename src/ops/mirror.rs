@@ -67,9 +67,10 @@ pub fn mirror(opts: &MirrorOptions) -> anyhow::Result<Vec<Mirrored>> {
             .map(|mv| {
                 let (src, dst, policy, bar) = (&src, &dst, &policy, &bar);
                 async move {
-                    let (digest, _) = src.manifest_digests(mv).await?;
-                    if policy.keys_for(&mv.module).is_some() {
-                        let signatures = src.signatures(mv, &digest).await?;
+                    let covered = policy.keys_for(&mv.module).is_some();
+                    let (manifest, signatures) = src.manifest(mv, covered).await?;
+                    let digest = manifest.digest;
+                    if let Some(signatures) = signatures {
                         policy.check(mv, &digest, &signatures)?;
                     }
                     let row = |outcome, copied: crate::registry::Copied, signed| Mirrored {
@@ -104,6 +105,7 @@ pub fn mirror(opts: &MirrorOptions) -> anyhow::Result<Vec<Mirrored>> {
 /// newest major) in the source registry.
 fn target(src: &Client, m: &str) -> anyhow::Result<ModuleVersion> {
     let (path, version) = m.rsplit_once('@').filter(|(_, v)| semver::is_valid(v)).unwrap_or((m, ""));
+    crate::cue::check_module_path(path).map_err(crate::error::Failure::from)?;
     if semver::is_canonical(version) {
         return Ok(ModuleVersion::new(base_path(path), version));
     }

@@ -56,6 +56,7 @@ pub fn check(target: Option<&str>, push: bool) -> anyhow::Result<Vec<Checked>> {
     let probes: Vec<(String, String, String)> = match target {
         Some(t) => {
             let t = crate::module::base_path(t);
+            crate::cue::check_module_path(t).map_err(crate::error::Failure::from)?;
             let covering = entries
                 .iter()
                 .filter(|(p, _)| p != CATCH_ALL && (t == p || t.starts_with(&format!("{p}/"))))
@@ -71,7 +72,7 @@ pub fn check(target: Option<&str>, push: bool) -> anyhow::Result<Vec<Checked>> {
     let client = Client::new(routing.clone())?;
     let mut out = Vec::new();
     for (prefix, registry, module) in probes {
-        let shown = crate::config::redact(&registry);
+        let shown = registry.clone();
         let Some(loc) = routing.resolve(&module, "")? else {
             out.push(Checked {
                 prefix,

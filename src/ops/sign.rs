@@ -79,6 +79,7 @@ pub fn sign(opts: &SignOptions) -> anyhow::Result<Signed> {
         .filter(|(_, v)| semver::is_canonical(v))
         .ok_or_else(|| fail(Exit::General, format!("{}: name one published version, as MODULE@vX.Y.Z", opts.target)))?;
     let base = crate::module::base_path(base);
+    crate::cue::check_module_path(base).map_err(crate::error::Failure::from)?;
     if opts.offline {
         return Err(fail(Exit::General, "--offline: signing stores the signature in the registry"));
     }
@@ -86,6 +87,6 @@ pub fn sign(opts: &SignOptions) -> anyhow::Result<Signed> {
     let mv = ModuleVersion::new(base, version);
     let client = Client::new(crate::config::Routing::load()?)?;
     let loc = client.locate(&mv)?;
-    let (digest, _) = client.block_on(client.manifest_digests(&mv))?;
-    attach(&client, &mv, &loc, &digest, &key)
+    let (manifest, _) = client.block_on(client.manifest(&mv, false))?;
+    attach(&client, &mv, &loc, &manifest.digest, &key)
 }

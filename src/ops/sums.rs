@@ -42,6 +42,9 @@ fn parse(text: &str) -> Result<Pins, (usize, String)> {
         if !module.contains('@') || !semver::is_canonical(version) || !digest(manifest) || !digest(zip) {
             return Err((i + 1, format!("{line:?} is not MODULE@MAJOR VERSION sha256:... sha256:...")));
         }
+        if pins.keys().any(|mv| mv.module == *module) {
+            return Err((i + 1, format!("a second line for {module}: a module has one line; which one is right cannot be known")));
+        }
         let mv = ModuleVersion { module: module.to_string(), version: version.to_string() };
         pins.insert(mv, Digests { manifest: manifest.to_string(), zip: zip.to_string() });
     }
@@ -72,14 +75,16 @@ mod tests {
         let pins = vec![
             (ModuleVersion::new("b.test/b", "v1.10.0"), d('a')),
             (ModuleVersion::new("a.test/a", "v0.1.0"), d('b')),
-            (ModuleVersion::new("b.test/b", "v1.2.0"), d('c')),
+            (ModuleVersion::new("b.test/b", "v2.2.0"), d('c')),
         ];
         let text = format(&pins);
         assert!(text.starts_with("a.test/a@v0 v0.1.0 sha256:bbbb"), "{text}");
-        assert!(text.find("v1.2.0").unwrap() < text.find("v1.10.0").unwrap(), "{text}");
+        assert!(text.find("b@v1 v1.10.0").unwrap() < text.find("b@v2 v2.2.0").unwrap(), "{text}");
         let back = parse(&text).unwrap();
         let again: Vec<_> = back.into_iter().collect();
         assert_eq!(format(&again), text);
         assert!(parse("x v1 sha256:00 sha256:00\n").is_err());
+        let twice = format!("{text}{}", text.lines().next().unwrap());
+        assert_eq!(parse(&twice).unwrap_err().0, 4, "the second line of a module is refused");
     }
 }

@@ -2,8 +2,8 @@
 //! `remote` in their registries, against cue.mod/opm.sum.
 
 use super::{sums, Workspace};
-use crate::cache::SignatureStatus;
-use crate::error::{fail, Exit};
+use crate::cache::{Depth, SignatureStatus};
+use crate::error::{exit_of, fail, Exit};
 use crate::files;
 use crate::module::ModuleVersion;
 use serde::Serialize;
@@ -60,29 +60,29 @@ pub fn verify(opts: &VerifyOptions) -> anyhow::Result<Vec<Checked>> {
         out.push(Checked { module: String::new(), version: String::new(), status: "stale", problem: Some(format!("{} {s}", sums::SUMS_FILE)) });
     }
     for (mv, pin) in pins {
-        let entry = ws.cache.entry(mv)?;
-        if !entry.is_complete() {
+        if !ws.cache.entry(mv)?.is_complete() {
             out.push(row(mv, "not-cached", None));
-        } else if let Some(problem) = entry.damage().unwrap_or_else(|e| Some(format!("{e:#}"))) {
-            out.push(row(mv, "mismatch", Some(problem)));
         } else {
-            let zip = entry.zip_digest()?;
-            if zip != pin.zip {
-                out.push(row(mv, "mismatch", Some(format!("the cache's zip is {zip}, the sums file records {}", pin.zip))));
-                continue;
+            // The whole chain, and the pin.
+            match ws.cache.prove(std::slice::from_ref(mv), Depth::Full) {
+                Ok(_) => out.push(row(mv, "ok", None)),
+                Err(e) if matches!(exit_of(&e), Some(Exit::Integrity | Exit::Untrusted)) => out.push(row(mv, "mismatch", Some(format!("{e:#}")))),
+                Err(e) => return Err(e),
             }
-            out.push(row(mv, "ok", None));
         }
         if opts.remote {
             let client = ws.cache.client()?;
-            match client.block_on(client.manifest_digests(mv)) {
-                Ok((d, _)) if d == pin.manifest => {}
-                Ok((d, _)) => {
-                    let problem = format!("the registry's tag now points to {d}, the sums file records {}: a moved tag, or tampering", pin.manifest);
-                    out.pop();
-                    out.push(row(mv, "mismatch", Some(problem)));
-                }
-                Err(e) => return Err(e),
+            let (now, _) = client.block_on(client.manifest(mv, false))?;
+            let moved = if now.digest != pin.manifest {
+                Some(format!("the registry's tag now points to {}, the sums file records {}: a moved tag, or tampering", now.digest, pin.manifest))
+            } else if now.zip.0 != pin.zip {
+                Some(format!("the registry's manifest names the zip {}, the sums file records {}", now.zip.0, pin.zip))
+            } else {
+                None
+            };
+            if let Some(problem) = moved {
+                out.pop();
+                out.push(row(mv, "mismatch", Some(problem)));
             }
         }
     }

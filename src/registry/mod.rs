@@ -15,7 +15,7 @@ mod transport;
 
 pub use error::{kind_of, Error, ErrorKind};
 pub use signatures::{signature_location, signed_reference};
-pub use transport::{redact_url, set_budget, set_request_timeout, sha256, Challenge, Step, DEFAULT_BUDGET};
+pub use transport::{redact_url, set_budget, set_request_timeout, sha256, Challenge, Step, DEFAULT_BUDGET, MAX_MANIFEST};
 
 use crate::config::Routing;
 use crate::cue::{Location, Packed};
@@ -39,22 +39,24 @@ const MAX_ZIP: u64 = 500 << 20;
 
 /// A module version as the registry holds it.
 pub struct Download {
-    /// The digest of the version's manifest: what the tag pointed to.
-    pub manifest_digest: String,
+    /// What the tag pointed to. The module-file layer is not fetched: the
+    /// zip holds the same bytes as its cue.mod/module.cue.
+    pub manifest: ModuleManifest,
     pub zip: Vec<u8>,
-    /// The digest of the module-file layer: the zip holds the same bytes
-    /// as its cue.mod/module.cue, so they are not fetched again.
-    pub module_file_digest: String,
     /// The signatures stored for the manifest, when asked for.
     pub signatures: Option<Vec<Signature>>,
 }
 
-/// The layers of a module version's manifest.
-struct Layers {
-    manifest_digest: String,
+/// A CUE module's manifest: its bytes as they arrived (the cache keeps
+/// them, so that what they name can be checked later) and what they name.
+#[derive(Debug, Clone)]
+pub struct ModuleManifest {
+    pub bytes: Vec<u8>,
+    /// The digest of `bytes`, whatever a registry says.
+    pub digest: String,
     /// Digest and size of each layer, as the manifest says.
-    zip: (String, u64),
-    module_file: (String, u64),
+    pub zip: (String, u64),
+    pub module_file: (String, u64),
 }
 
 /// What a publish did.
@@ -123,12 +125,12 @@ impl Client {
         }
     }
 
-    /// The digests of a version's manifest, zip and module file.
-    async fn layers(&self, loc: &Location, mv: &ModuleVersion) -> anyhow::Result<Layers> {
+    /// The manifest a version's tag points to.
+    async fn layers(&self, loc: &Location, mv: &ModuleVersion) -> anyhow::Result<ModuleManifest> {
         let manifest = self.transport.manifest(loc).await?.ok_or_else(|| {
             Error::new(ErrorKind::NotFound, format!("{mv} not found: no tag {} in {}/{}", loc.tag, loc.host, loc.repository))
         })?;
-        let layers = module_layers(&manifest.data).map_err(|why| Error::new(ErrorKind::Corrupt, format!("{mv}: {}/{} {why}", loc.host, loc.repository)))?;
+        let layers = ModuleManifest::parse(manifest.data).map_err(|why| Error::new(ErrorKind::Corrupt, format!("{mv}: {}/{} {why}", loc.host, loc.repository)))?;
         if layers.module_file.1 > MAX_MODULE_FILE || layers.zip.1 > MAX_ZIP {
             return Err(Error::new(ErrorKind::Limit, format!("{mv}: its layers exceed CUE's limits (module file {} MiB, zip {} MiB)", MAX_MODULE_FILE >> 20, MAX_ZIP >> 20)).into());
         }
@@ -138,7 +140,7 @@ impl Client {
     /// A version's manifest digest and module file: what dependency
     /// resolution reads of it; with `signed`, its signatures too (fetched
     /// alongside, not after).
-    pub async fn module_file(&self, mv: &ModuleVersion, signed: bool) -> anyhow::Result<(String, Vec<u8>, Option<Vec<Signature>>)> {
+    pub async fn module_file(&self, mv: &ModuleVersion, signed: bool) -> anyhow::Result<(ModuleManifest, Vec<u8>, Option<Vec<Signature>>)> {
         let loc = self.locate(mv)?;
         let layers = self.layers(&loc, mv).await?;
         if self.prefetch.load(std::sync::atomic::Ordering::Relaxed) {
@@ -151,21 +153,22 @@ impl Client {
         let (digest, size) = &layers.module_file;
         let (data, signatures) = futures_util::try_join!(
             async { Ok(self.transport.blob(&loc, digest, *size, None).await?) },
-            self.signatures_if(signed, &loc, &layers.manifest_digest)
+            self.signatures_if(signed, &loc, &layers.digest)
         )?;
-        Ok((layers.manifest_digest, data, signatures))
+        Ok((layers, data, signatures))
     }
 
     async fn signatures_if(&self, signed: bool, loc: &Location, manifest_digest: &str) -> anyhow::Result<Option<Vec<Signature>>> {
         Ok(if signed { Some(self.signatures_at(loc, manifest_digest).await?) } else { None })
     }
 
-    /// The digest of the manifest a version's tag points to now, and of
-    /// the zip that manifest names.
-    pub async fn manifest_digests(&self, mv: &ModuleVersion) -> anyhow::Result<(String, String)> {
+    /// The manifest a version's tag points to now; with `signed`, the
+    /// signatures stored for it, fetched alongside.
+    pub async fn manifest(&self, mv: &ModuleVersion, signed: bool) -> anyhow::Result<(ModuleManifest, Option<Vec<Signature>>)> {
         let loc = self.locate(mv)?;
-        let layers = self.layers(&loc, mv).await?;
-        Ok((layers.manifest_digest, layers.zip.0))
+        let manifest = self.layers(&loc, mv).await?;
+        let signatures = self.signatures_if(signed, &loc, &manifest.digest).await?;
+        Ok((manifest, signatures))
     }
 
     /// A version's zip, checked against its digest, and with `signed` its
@@ -188,9 +191,9 @@ impl Client {
                     None => self.transport.blob(&loc, &layers.zip.0, layers.zip.1, Some(progress)).await?,
                 })
             },
-            self.signatures_if(signed, &loc, &layers.manifest_digest)
+            self.signatures_if(signed, &loc, &layers.digest)
         )?;
-        Ok(Download { manifest_digest: layers.manifest_digest, zip, module_file_digest: layers.module_file.0, signatures })
+        Ok(Download { manifest: layers, zip, signatures })
     }
 
     /// The versions the registry holds of a module: `path@vN` lists that
@@ -225,7 +228,7 @@ impl Client {
             if existing.digest == packed.manifest_digest {
                 return Ok(Pushed::Unchanged);
             }
-            if module_layers(&existing.data).is_err() {
+            if ModuleManifest::parse(existing.data.clone()).is_err() {
                 return Err(Error::new(
                     ErrorKind::Conflict,
                     format!(
@@ -252,34 +255,32 @@ impl Client {
     }
 }
 
-/// The layers of a CUE module's manifest, or why it is not one.
-fn module_layers(data: &[u8]) -> Result<Layers, String> {
-    #[derive(Deserialize)]
-    struct Manifest {
-        config: Descriptor,
-        layers: Vec<Descriptor>,
+impl ModuleManifest {
+    /// Reads a CUE module's manifest, or says why it is not one.
+    pub fn parse(bytes: Vec<u8>) -> Result<ModuleManifest, String> {
+        #[derive(Deserialize)]
+        struct Manifest {
+            config: Descriptor,
+            layers: Vec<Descriptor>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Descriptor {
+            media_type: String,
+            digest: String,
+            #[serde(default)]
+            size: u64,
+        }
+        let parsed: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("serves a manifest that is not a CUE module's ({e})"))?;
+        let [zip, module_file] = parsed.layers.as_slice() else {
+            return Err("serves a manifest without the two layers of a CUE module".into());
+        };
+        if parsed.config.media_type != MODULE_ARTIFACT_TYPE || module_file.media_type != MODULE_FILE_MEDIA_TYPE {
+            return Err("holds an artifact that is not a CUE module".into());
+        }
+        let (zip, module_file) = ((zip.digest.clone(), zip.size), (module_file.digest.clone(), module_file.size));
+        Ok(ModuleManifest { digest: sha256(&bytes), bytes, zip, module_file })
     }
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Descriptor {
-        media_type: String,
-        digest: String,
-        #[serde(default)]
-        size: u64,
-    }
-    let parsed: Manifest = serde_json::from_slice(data).map_err(|e| format!("serves a manifest that is not a CUE module's ({e})"))?;
-    let [zip, module_file] = parsed.layers.as_slice() else {
-        return Err("serves a manifest without the two layers of a CUE module".into());
-    };
-    if parsed.config.media_type != MODULE_ARTIFACT_TYPE || module_file.media_type != MODULE_FILE_MEDIA_TYPE {
-        return Err("holds an artifact that is not a CUE module".into());
-    }
-    Ok(Layers {
-        // The digest of the bytes that arrived, whatever the registry says.
-        manifest_digest: sha256(data),
-        zip: (zip.digest.clone(), zip.size),
-        module_file: (module_file.digest.clone(), module_file.size),
-    })
 }
 
 /// What mirroring one manifest did.

@@ -66,6 +66,7 @@ pub fn parse_request(src: &dyn Source, arg: &str) -> anyhow::Result<ModuleVersio
     if path.is_empty() || path.contains('@') {
         return Err(fail(Exit::General, format!("{arg:?} is not MODULE@VERSION (for example example.com/app@v1.2.3)")));
     }
+    crate::cue::check_module_path(path).map_err(crate::error::Failure::from)?;
     if semver::is_canonical(version) {
         return Ok(ModuleVersion::new(path, version));
     }

@@ -21,4 +21,5 @@ mod registries;
 mod safety;
 mod signatures;
 mod static_binary;
+mod trust;
 mod vet_corpus;

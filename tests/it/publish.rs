@@ -102,12 +102,12 @@ fn a_module_published_by_cue_is_downloaded_by_opm_into_a_cache_cue_shares() {
     let out = run(opm_at(cache.path(), "none", c.path()).args(["mod", "vet", "--offline"]));
     assert!(out.status.success(), "{}", stderr(&out));
 
-    // A corrupted zip is detected and named.
+    // A corrupted zip is detected and named (exit 7: not what its manifest names).
     let zip = cache.path().join("mod/download/example.com/lib/@v/v1.2.3.zip");
     std::fs::write(&zip, b"garbage").unwrap();
     let out = run(opm_at(cache.path(), "none", c.path()).args(["mod", "vet"]));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("corrupt") && stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(7));
+    assert!(stderr(&out).contains("not what was downloaded") && stderr(&out).contains("--force example.com/lib@v1.2.3"), "{}", stderr(&out));
     // The fix the message names repairs it.
     let out = run(opm_at(cache.path(), &registry, c.path()).args(["mod", "get", "--force", "example.com/lib@v1.2.3"]));
     assert!(out.status.success(), "{}", stderr(&out));

@@ -9,7 +9,7 @@ use crate::support::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PASSWORD: &str = "key-pa55";
+pub const PASSWORD: &str = "key-pa55";
 
 /// The real cosign CLI (`make test` installs it and sets OPM_TEST_COSIGN).
 fn cosign() -> Command {
@@ -22,7 +22,7 @@ fn cosign() -> Command {
 }
 
 /// A key pair written by `cosign generate-key-pair` into `dir`.
-fn key_pair(dir: &Path) -> (PathBuf, PathBuf) {
+pub fn key_pair(dir: &Path) -> (PathBuf, PathBuf) {
     let out = run(cosign().current_dir(dir).arg("generate-key-pair"));
     assert!(out.status.success(), "cosign generate-key-pair: {}", stderr(&out));
     (dir.join("cosign.key"), dir.join("cosign.pub"))
@@ -32,7 +32,7 @@ fn cosign_verify(host: &str, repo: &str, tag: &str, public: &Path) -> std::proce
     run(cosign().args(["verify", "--insecure-ignore-tlog=true", "--allow-insecure-registry", "--key"]).arg(public).arg(format!("{host}/{repo}:{tag}")))
 }
 
-fn manifest_digest(reg: &TestRegistry, repo: &str, tag: &str) -> String {
+pub fn manifest_digest(reg: &TestRegistry, repo: &str, tag: &str) -> String {
     opm::registry::sha256(reg.skopeo_manifest(repo, tag, None).expect("the version is published").as_bytes())
 }
 
@@ -60,13 +60,13 @@ with urllib.request.urlopen(req, timeout=10) as r:
 }
 
 /// An OPM config whose policy requires `public` for example.com.
-fn policy(dir: &Path, public: &Path) -> PathBuf {
+pub fn policy(dir: &Path, public: &Path) -> PathBuf {
     let config = dir.join("config.yaml");
     write(&config, &format!("verify:\n  example.com:\n    keys: [{}]\n", public.display()));
     config
 }
 
-fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
     opm::files::module_files(dir).unwrap().into_iter().map(|f| (f.rel.clone(), std::fs::read(&f.abs).unwrap())).collect()
 }
 

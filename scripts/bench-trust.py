@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""The trust chain's cost on a warm `opm mod vet` (`make bench`).
+
+A chain of 12 modules (m0 <- m1 <- ... <- m10 <- top) is published to a
+docker-registry on 127.0.0.1 and signed with a cosign key; a consumer gets
+top. Then each opm binary named (e.g. an older build and the current one)
+vets the consumer on a warm cache of its own, runs alternating, with and
+without a `verify:` policy covering the chain. Prints medians; asserts
+nothing about speed.
+
+    bench-trust.py CUE COSIGN OPM [OPM...]      (BENCH_TRUST_RUNS, default 20)
+"""
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+cue, cosign, opms = sys.argv[1], sys.argv[2], sys.argv[3:]
+runs = int(os.environ.get("BENCH_TRUST_RUNS", "20"))
+work = tempfile.mkdtemp(prefix="opm-bench-trust-")
+password = "bench"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(args, cwd=None, env=None):
+    out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    if out.returncode != 0:
+        sys.exit(f"bench-trust: {' '.join(args)} failed: {out.stderr}")
+    return out
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+registry = None
+try:
+    port = free_port()
+    write(f"{work}/registry/config.yml", f"version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\n"
+          f"storage: {{filesystem: {{rootdirectory: {work}/registry/storage}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n")
+    registry = subprocess.Popen(["docker-registry", "serve", f"{work}/registry/config.yml"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    base = dict(os.environ, CUE_REGISTRY=f"127.0.0.1:{port}+insecure", OPM_CONFIG=f"{work}/none.yaml",
+                OPM_STATE_DIR=f"{work}/state", COSIGN_PASSWORD=password, HOME=work, NO_COLOR="1")
+    run([cosign, "generate-key-pair"], cwd=work, env=base)
+
+    # The chain, lowest first, each published with the last binary and signed.
+    names = [f"m{i}" for i in range(11)] + ["top"]
+    for i, name in enumerate(names):
+        d = f"{work}/src/{name}"
+        imp = f'import "bench.test/{names[i - 1]}@v0"\n\n' if i else ""
+        dep = f"{names[i - 1]}.name + " if i else ""
+        write(f"{d}/cue.mod/module.cue", f'module: "bench.test/{name}@v0"\nlanguage: version: "v0.17.0"\nsource: kind: "self"\n')
+        write(f"{d}/{name}.cue", f'package {name}\n\n{imp}name: {dep}"{name}"\nitems: [for i in list.Range(0, 40, 1) {{id: i, label: "{name}-\\(i)"}}]\n'.replace(
+            f"package {name}\n\n", f'package {name}\n\nimport "list"\n\n'))
+        env = dict(base, CUE_CACHE_DIR=f"{work}/publish-cache")
+        run([cue, "mod", "tidy"], cwd=d, env=env)
+        run([opms[-1], "mod", "publish", "v0.1.0"], cwd=d, env=env)
+        run([opms[-1], "mod", "sign", f"bench.test/{name}@v0.1.0", "--key", f"{work}/cosign.key"], env=env)
+    write(f"{work}/policy.yaml", f"verify:\n  bench.test:\n    keys: [{work}/cosign.pub]\n")
+
+    def consumer(tag):
+        d = f"{work}/consumer-{tag}"
+        write(f"{d}/cue.mod/module.cue", 'module: "bench.test/consumer@v0"\nlanguage: version: "v0.17.0"\n')
+        write(f"{d}/consumer.cue", 'package consumer\n\nimport "bench.test/top@v0"\n\nx: top.name\n')
+        return d
+
+    def vet_cmd(i, opm, policy):
+        tag = f"{i}-{'policy' if policy else 'plain'}"
+        d = consumer(tag)
+        env = dict(base, CUE_CACHE_DIR=f"{work}/cache-{tag}", OPM_CONFIG=f"{work}/policy.yaml" if policy else f"{work}/none.yaml")
+        run([opm, "mod", "get", "bench.test/top@v0.1.0"], cwd=d, env=env)
+        run([opm, "mod", "vet"], cwd=d, env=env)  # warm-up
+        return lambda: run([opm, "mod", "vet"], cwd=d, env=env)
+
+    print(f"warm opm mod vet of a consumer of a 12-module chain, median of {runs} alternating runs each (ms)")
+    for policy in (False, True):
+        cmds = [vet_cmd(i, opm, policy) for i, opm in enumerate(opms)]
+        times = [[] for _ in opms]
+        for _ in range(runs):
+            for i, cmd in enumerate(cmds):
+                t0 = time.perf_counter()
+                cmd()
+                times[i].append((time.perf_counter() - t0) * 1000)
+        medians = [statistics.median(t) for t in times]
+        what = "verify: policy over the chain (12 signatures)" if policy else "no policy"
+        cells = "  ".join(f"{o}: {m:.1f}" for o, m in zip(opms, medians))
+        ratio = f"  last/first {medians[-1] / medians[0]:.2f}" if len(opms) > 1 else ""
+        print(f"  {what}: {cells}{ratio}")
+finally:
+    if registry:
+        registry.terminate()
+        registry.wait(timeout=10)
+    subprocess.run(["chmod", "-R", "u+w", work])
+    shutil.rmtree(work, ignore_errors=True)
