@@ -59,6 +59,7 @@ try:
             time.sleep(0.1)
     base = dict(os.environ, CUE_REGISTRY=f"127.0.0.1:{port}+insecure", OPM_CONFIG=f"{work}/none.yaml",
                 OPM_STATE_DIR=f"{work}/state", COSIGN_PASSWORD=password, HOME=work, NO_COLOR="1")
+    write(f"{work}/none.yaml", "")
     run([cosign, "generate-key-pair"], cwd=work, env=base)
 
     # The chain, lowest first, each published with the last binary and signed.

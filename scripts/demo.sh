@@ -21,6 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 export CUE_CACHE_DIR="$work/cache" OPM_CONFIG="$work/opm-config.yaml" DOCKER_CONFIG="$work/docker"
+: >"$OPM_CONFIG" # no routing until the registry starts (a file OPM_CONFIG names must exist)
 unset CUE_REGISTRY
 bold() { if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then printf '\n\033[1m%s\033[0m\n' "$*"; else printf '\n%s\n' "$*"; fi; }
 step() { bold "\$ $*"; "$@"; }

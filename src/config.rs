@@ -249,17 +249,16 @@ fn invalid(path: &Path, line: Option<usize>, why: String) -> anyhow::Error {
 const MAX_CONFIG: u64 = 256 << 10;
 const MAX_DEPTH: usize = 32;
 
-/// The config file's text; None when there is none.
+/// The config file's text; None when there is none (a file OPM_CONFIG
+/// names must exist: ignoring it would send every module elsewhere).
 fn read(path: &Path) -> anyhow::Result<Option<String>> {
-    let cannot = |e: std::io::Error| fail(Exit::General, format!("cannot read {}: {e}", path.display()));
-    match std::fs::metadata(path) {
-        Ok(m) if m.len() > MAX_CONFIG => {
-            Err(invalid(path, None, format!("the file is {} KiB; a configuration is at most {} KiB", m.len() >> 10, MAX_CONFIG >> 10)))
+    let Some(data) = crate::files::read_regular(path, MAX_CONFIG, "the configuration")? else {
+        if std::env::var_os("OPM_CONFIG").is_some_and(|p| !p.is_empty()) {
+            return Err(fail(Exit::General, format!("OPM_CONFIG names {}, which does not exist: create it, or unset OPM_CONFIG to use ~/.opm/config.yaml", path.display())));
         }
-        Ok(_) => std::fs::read_to_string(path).map(Some).map_err(cannot),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(cannot(e)),
-    }
+        return Ok(None);
+    };
+    String::from_utf8(data).map(Some).map_err(|_| invalid(path, None, "the file is not UTF-8 text".into()))
 }
 
 /// How deeply YAML text nests: indentation, `- ` items and brackets.

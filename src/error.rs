@@ -114,7 +114,24 @@ pub fn exit_of(err: &anyhow::Error) -> Option<Exit> {
     err.chain().find_map(|c| c.downcast_ref::<Failure>()).map(|f| f.exit)
 }
 
-/// `1 error`, `3 errors`.
+/// `1 error`, `3 errors`, `2 dependencies`.
 pub fn count(n: usize, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+    if n == 1 {
+        return format!("{n} {noun}");
+    }
+    match noun.strip_suffix('y') {
+        Some(stem) if !stem.ends_with(['a', 'e', 'o', 'u']) => format!("{n} {stem}ies"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_read_as_english() {
+        assert_eq!(super::count(1, "dependency"), "1 dependency");
+        assert_eq!(super::count(2, "dependency"), "2 dependencies");
+        assert_eq!(super::count(0, "error"), "0 errors");
+        assert_eq!(super::count(3, "key"), "3 keys");
+    }
 }

@@ -144,6 +144,45 @@ pub fn pack_list(root: &Path) -> anyhow::Result<Vec<crate::cue::PackFile>> {
     Ok(out)
 }
 
+/// A file opm reads that another program or a person wrote (a config,
+/// opm.sum, a key): its bytes, at most `cap`. None when it does not
+/// exist. A FIFO or a device (which would block, or never end) and a file
+/// over `cap` are refused with `what` and the path: nothing is read past
+/// the cap.
+pub fn read_regular(path: &Path, cap: u64, what: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    use std::io::Read as _;
+    let cannot = |why: String| fail(Exit::General, format!("cannot read {what} {}: {why}", path.display()));
+    // O_NONBLOCK: opening a FIFO with no writer must not wait.
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc_o_nonblock()).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(cannot(e.to_string())),
+    };
+    let meta = file.metadata().map_err(|e| cannot(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(cannot("it is not a regular file (a FIFO, a device or a directory)".into()));
+    }
+    if meta.len() > cap {
+        return Err(cannot(format!("it is {} KiB, more than the {} KiB opm reads", meta.len() >> 10, cap >> 10)));
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    file.take(cap + 1).read_to_end(&mut data).map_err(|e| cannot(e.to_string()))?;
+    if data.len() as u64 > cap {
+        return Err(cannot(format!("it grew past the {} KiB opm reads", cap >> 10)));
+    }
+    Ok(Some(data))
+}
+
+/// `O_NONBLOCK` on Linux (and the BSDs' value elsewhere), without a libc crate.
+const fn libc_o_nonblock() -> i32 {
+    if cfg!(target_os = "linux") {
+        0o4000
+    } else {
+        0x0004
+    }
+}
+
 /// Writes `data` to `path` through a temporary file in the same directory
 /// and a rename, so readers see the old or the new content, never a part.
 /// The data reach the disk before the rename: this is for the user's files.

@@ -37,8 +37,7 @@ pub struct PublicKey {
 impl PublicKey {
     /// Reads a PEM `PUBLIC KEY` file, as `cosign generate-key-pair` writes.
     pub fn load(path: &Path) -> anyhow::Result<PublicKey> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| fail(Exit::General, format!("cannot read the public key {}: {e}", path.display())))?;
+        let text = read_key(path, "the public key")?;
         let der = pem(&text, "PUBLIC KEY").ok_or_else(|| {
             fail(Exit::General, format!("{} is not a public key file (PEM `PUBLIC KEY`, as cosign generate-key-pair writes)", path.display()))
         })?;
@@ -102,7 +101,7 @@ impl SigningKey {
             nonce: String,
         }
         let shown = path.display();
-        let text = std::fs::read_to_string(path).map_err(|e| fail(Exit::General, format!("cannot read the private key {shown}: {e}")))?;
+        let text = read_key(path, "the private key")?;
         let not_a_key = || fail(Exit::General, format!("{shown} is not a cosign private key (cosign generate-key-pair writes one)"));
         let sealed = pem(&text, "ENCRYPTED SIGSTORE PRIVATE KEY").or_else(|| pem(&text, "ENCRYPTED COSIGN PRIVATE KEY")).ok_or_else(not_a_key)?;
         let sealed: Sealed = serde_json::from_slice(&sealed).map_err(|_| not_a_key())?;
@@ -146,6 +145,14 @@ impl SigningKey {
     pub fn public(&self) -> PublicKey {
         PublicKey { path: PathBuf::new(), point: self.pair.public_key().as_ref().to_vec() }
     }
+}
+
+/// A key file's text: a regular file of at most 64 KiB (a key is a few
+/// hundred bytes).
+fn read_key(path: &Path, what: &str) -> anyhow::Result<String> {
+    let data = crate::files::read_regular(path, 64 << 10, what)?
+        .ok_or_else(|| fail(Exit::General, format!("cannot read {what} {}: it does not exist", path.display())))?;
+    String::from_utf8(data).map_err(|_| fail(Exit::General, format!("{} is not a key file (not text)", path.display())))
 }
 
 fn fingerprint(point: &[u8]) -> String {

@@ -174,8 +174,8 @@ impl Cache {
         for (i, link) in missing {
             let mv = &mvs[*i];
             if catalog::is_embedded(mv) {
-                let (_, manifest) = catalog::pack()?;
-                let manifest = ModuleManifest::parse(manifest).map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?;
+                let (packed, _) = catalog::pack()?;
+                let manifest = ModuleManifest::parse(packed.manifest.into_bytes()).map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?;
                 self.keep_fetched(mv, &manifest, None)?;
             } else if self.offline {
                 // Offline, a walk stops short only where a rule covers the version.

@@ -277,18 +277,10 @@ impl Entry {
     }
 }
 
-/// A regular file's bytes when it has at most `cap` of them; None when
-/// it is missing, not a regular file (a FIFO, a device) or larger.
+/// A kept file's bytes; None when it is missing, not a regular file or
+/// larger than `cap`: evidence that cannot be read proves nothing.
 fn read_capped(path: &Path, cap: u64) -> Option<Vec<u8>> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path).ok()?;
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() > cap {
-        return None;
-    }
-    let mut out = Vec::with_capacity(meta.len() as usize);
-    file.take(cap + 1).read_to_end(&mut out).ok()?;
-    (out.len() as u64 <= cap).then_some(out)
+    files::read_regular(path, cap, "a cache file").ok().flatten()
 }
 
 /// Removes an extracted tree: renamed to a `.tmp-` name first (which cue

@@ -374,33 +374,38 @@ impl Cache {
     /// The versions registries hold of each module path (see
     /// [`Client::versions`]), listed in parallel.
     pub fn versions(&self, paths: &[String]) -> anyhow::Result<Vec<Vec<String>>> {
-        if paths.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.offline {
-            return paths.iter().map(|p| self.cached_versions(p)).collect();
-        }
-        let client = self.client()?;
-        client.block_on(stream::iter(paths).map(|p| client.versions(p)).buffered(PARALLEL).try_collect())
+        self.versions_each(paths).into_iter().collect()
     }
 
     /// Like [`Cache::versions`], each path on its own: one registry that
     /// cannot be reached fails its own paths only.
+    /// The core model's versions are the one opm carries (and the paths
+    /// above it have none): never looked up.
     pub fn versions_each(&self, paths: &[String]) -> Vec<anyhow::Result<Vec<String>>> {
-        if paths.is_empty() {
-            return Vec::new();
+        let opms = |p: &str| catalog::is_embedded_path(p) || catalog::is_above_embedded(p);
+        let (embedded, asked): (Vec<usize>, Vec<usize>) = (0..paths.len()).partition(|&i| opms(&paths[i]));
+        let mut out: Vec<Option<anyhow::Result<Vec<String>>>> = (0..paths.len()).map(|_| None).collect();
+        for i in embedded {
+            let versions = if catalog::is_embedded_path(&paths[i]) { vec![catalog::VERSION.to_string()] } else { Vec::new() };
+            out[i] = Some(Ok(versions));
         }
-        if self.offline {
-            return paths.iter().map(|p| self.cached_versions(p)).collect();
-        }
-        let client = match self.client() {
-            Ok(c) => c,
-            Err(e) => {
-                let why = format!("{e:#}");
-                return paths.iter().map(|_| Err(fail(Exit::General, why.clone()))).collect();
+        let answers: Vec<anyhow::Result<Vec<String>>> = if asked.is_empty() {
+            Vec::new()
+        } else if self.offline {
+            asked.iter().map(|&i| self.cached_versions(&paths[i])).collect()
+        } else {
+            match self.client() {
+                Ok(client) => client.block_on(stream::iter(&asked).map(|&i| client.versions(&paths[i])).buffered(PARALLEL).collect()),
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    asked.iter().map(|_| Err(fail(Exit::General, why.clone()))).collect()
+                }
             }
         };
-        client.block_on(stream::iter(paths).map(|p| client.versions(p)).buffered(PARALLEL).collect())
+        for (i, answer) in asked.into_iter().zip(answers) {
+            out[i] = Some(answer);
+        }
+        out.into_iter().map(|a| a.expect("every path answered")).collect()
     }
 
     /// Installs the core model opm carries unless the cache has it, exactly
@@ -410,8 +415,8 @@ impl Cache {
         if entry.is_complete() {
             return Ok(());
         }
-        let (zip, manifest) = catalog::pack()?;
-        let manifest = registry::ModuleManifest::parse(manifest).map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?;
+        let (packed, zip) = catalog::pack()?;
+        let manifest = registry::ModuleManifest::parse(packed.manifest.into_bytes()).map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?;
         self.check_download(entry.module_version(), &manifest.digest, Some(&zip))?;
         entry.install(&zip, &manifest, None)
     }

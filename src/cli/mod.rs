@@ -171,19 +171,31 @@ Examples:
 
 
 
-/// `30d`, `12h`, `90m`, `45s` or `0` in seconds.
+/// `30d`, `12h`, `90m`, `45s`, compounds such as `1h30m` or `2d12h`, or `0`,
+/// in seconds. A number without a unit (other than 0) is refused.
 pub(crate) fn parse_duration(s: &str) -> Result<u64, String> {
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration such as 30d, 12h, 90m or 45s"))?;
-    let scale = match unit {
-        "" if n == 0 => 0,
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("{s:?} is not a duration such as 30d, 12h, 90m or 45s")),
-    };
-    n.checked_mul(scale).ok_or_else(|| format!("{s:?} is too long a duration"))
+    let bad = || format!("{s:?} is not a duration: write a number and a unit (s, m, h, d), such as 30d, 12h, 90m, 45s or 1h30m");
+    if s == "0" {
+        return Ok(0);
+    }
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let (mut total, mut rest) = (0u64, s);
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        let scale = match rest[digits..].chars().next() {
+            Some('s') => 1,
+            Some('m') => 60,
+            Some('h') => 3600,
+            Some('d') => 86400,
+            _ => return Err(bad()),
+        };
+        total = n.checked_mul(scale).and_then(|d| total.checked_add(d)).ok_or_else(|| format!("{s:?} is too long a duration"))?;
+        rest = &rest[digits + 1..];
+    }
+    Ok(total)
 }
 
 /// Parses the command line and runs the command.
@@ -293,4 +305,18 @@ pub fn exit_code(err: &anyhow::Error) -> Exit {
         }
     }
     Exit::General
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_take_units_and_compounds() {
+        for (text, secs) in [("0", 0), ("90s", 90), ("90m", 5400), ("1h30m", 5400), ("2d", 172_800), ("2d12h", 216_000)] {
+            assert_eq!(super::parse_duration(text), Ok(secs), "{text}");
+        }
+        for bad in ["1", "", "h", "1x", "1h30", "-1s", "1.5h"] {
+            let err = super::parse_duration(bad).unwrap_err();
+            assert!(err.contains("1h30m"), "{bad}: the accepted forms are named: {err}");
+        }
+    }
 }

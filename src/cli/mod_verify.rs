@@ -13,14 +13,16 @@ Examples:
 
 cue.mod/opm.sum pins the content of every dependency (its manifest and zip
 digests) when get, tidy or update first fetch it; every later fetch must
-bring the same. verify checks the copies in the CUE cache (zip digest,
-extracted files) and, with --remote, the registries' current manifests.
-Exit code 7 on any mismatch.
+bring the same. verify walks each copy in the CUE cache through its trust
+chain (the manifest kept beside it, the zip and module file it names, the
+extracted files) and, with --remote, compares the registries' current
+manifests (and the zips they name). Exit code 7 on any mismatch.
 
 --signatures checks every dependency in module.cue against the `verify:`
-policy of ~/.opm/config.yaml instead: each cached version's signatures are
-read from its registry again (with --offline, only what earlier checks
-recorded). Exit code 8 when one is refused.";
+policy of ~/.opm/config.yaml instead: each cached version's chain, and its
+signatures read from its registry again (with --offline, the signatures
+the cache keeps, verified again). Exit code 8 when one is refused or, offline,
+was never checked.";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
@@ -47,10 +49,11 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
     } else {
         for c in &checked {
             let what = if c.module.is_empty() { String::new() } else { format!("{} {}: ", c.module, c.version) };
-            match (c.status, &c.problem) {
-                ("ok", _) => ui::print_status(&format!("{what}ok")),
-                (status, Some(p)) => ui::print_status(&format!("{what}{status}: {p}")),
-                (status, None) => ui::print_status(&format!("{what}{status}")),
+            match (c.status, &c.signer, &c.problem) {
+                ("ok", _, _) => ui::print_status(&format!("{what}ok")),
+                (status, Some(key), _) => ui::print_status(&format!("{what}{status} by {key}")),
+                (status, _, Some(p)) => ui::print_status(&format!("{what}{status}: {p}")),
+                (status, None, None) => ui::print_status(&format!("{what}{status}")),
             }
         }
     }
@@ -65,6 +68,16 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
     }
     if checked.iter().any(|c| c.status == "stale") {
         return Err(super::after_json(args.json, fail(Exit::Outdated, "cue.mod/opm.sum is stale: run 'opm mod tidy'")));
+    }
+    // Nothing was checked of a version the cache lacks: that is no success.
+    let absent = checked.iter().filter(|c| c.status == "not-cached").count();
+    if absent > 0 {
+        let why = format!(
+            "{} of {} not in the CUE cache, so nothing was checked of them: run 'opm mod download', then verify again",
+            absent,
+            crate::error::count(checked.len(), "module version")
+        );
+        return Err(super::after_json(args.json, fail(Exit::NotFound, why)));
     }
     Ok(())
 }

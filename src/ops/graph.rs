@@ -6,7 +6,7 @@ use super::Workspace;
 use crate::cache::{self, Cache};
 use crate::error::{fail, Exit};
 use crate::files;
-use crate::module::{base_path, ModuleVersion};
+use crate::module::{base_path, semver, ModuleVersion};
 use crate::resolve::{get, Requirements, Source};
 use serde::Serialize;
 
@@ -124,7 +124,10 @@ pub struct Why {
 /// with or without major, optionally `@vX.Y.Z` to ask about one version).
 pub fn why(target: &str, offline: bool) -> anyhow::Result<Vec<Why>> {
     let (path, version) = match target.rsplit_once('@') {
-        Some((p, v)) if v.contains('.') => (p.to_string(), Some(v.to_string())),
+        Some((p, v)) if semver::is_canonical(v) => (p.to_string(), Some(v.to_string())),
+        Some((_, v)) if !(semver::is_valid(v) && semver::major(v) == v) => {
+            return Err(fail(Exit::General, format!("{target}: {v:?} is not a version: name the module (MODULE or MODULE@vN) or one version (MODULE@vX.Y.Z)")));
+        }
         _ => (target.to_string(), None),
     };
     crate::cue::check_module_path(&path).map_err(crate::error::Failure::from)?;

@@ -3,10 +3,11 @@
 //! them: manifests byte for byte, blobs only where missing, with their
 //! cosign signatures. Registry to registry; the cache is not involved.
 
+use crate::catalog;
 use crate::config::{Routing, Source};
 use crate::cue;
 use crate::error::{fail, Exit};
-use crate::module::{base_path, semver, ModuleVersion};
+use crate::module::{semver, ModuleVersion};
 use crate::registry::{Client, PARALLEL};
 use crate::trust::Policy;
 use crate::ui;
@@ -67,6 +68,11 @@ pub fn mirror(opts: &MirrorOptions) -> anyhow::Result<Vec<Mirrored>> {
             .map(|mv| {
                 let (src, dst, policy, bar) = (&src, &dst, &policy, &bar);
                 async move {
+                    if catalog::is_embedded(mv) {
+                        let out = copy_embedded(dst, mv, opts.dry_run).await?;
+                        bar.inc(1);
+                        return Ok(out);
+                    }
                     let covered = policy.keys_for(&mv.module).is_some();
                     let (manifest, signatures) = src.manifest(mv, covered).await?;
                     let digest = manifest.digest;
@@ -101,22 +107,49 @@ pub fn mirror(opts: &MirrorOptions) -> anyhow::Result<Vec<Mirrored>> {
     Ok(rows)
 }
 
+/// The core model opm carries, pushed from the binary itself: the target
+/// then serves it to cue as a download of the published catalog would.
+async fn copy_embedded(dst: &Client, mv: &ModuleVersion, dry_run: bool) -> anyhow::Result<Mirrored> {
+    let (packed, zip) = catalog::pack()?;
+    let outcome = if dry_run {
+        "would-copy"
+    } else {
+        match dst.publish(&dst.locate(mv)?, &packed, &zip, &indicatif::ProgressBar::hidden()).await? {
+            crate::registry::Pushed::Published => "copied",
+            crate::registry::Pushed::Unchanged => "present",
+        }
+    };
+    Ok(Mirrored {
+        module: mv.module.clone(),
+        version: mv.version.clone(),
+        digest: packed.manifest_digest,
+        outcome,
+        blobs_copied: 0,
+        blobs_present: 0,
+        signed: false,
+    })
+}
+
 /// One version to mirror: exact, or the newest of a major (or of the
-/// newest major) in the source registry.
+/// newest major) in the source registry. Queries such as `@latest` are
+/// refused, as get refuses them.
 fn target(src: &Client, m: &str) -> anyhow::Result<ModuleVersion> {
-    let (path, version) = m.rsplit_once('@').filter(|(_, v)| semver::is_valid(v)).unwrap_or((m, ""));
+    let (path, version) = m.split_once('@').unwrap_or((m, ""));
     crate::cue::check_module_path(path).map_err(crate::error::Failure::from)?;
     if semver::is_canonical(version) {
-        return Ok(ModuleVersion::new(base_path(path), version));
+        return Ok(ModuleVersion::new(path, version));
     }
     // `path@v1`, or the path alone: the newest release.
-    if !version.is_empty() && semver::major(version) != version {
-        return Err(fail(Exit::General, format!("{m}: name an exact version (MODULE@vX.Y.Z) or a major (MODULE@v1)")));
+    if !version.is_empty() && (!semver::is_valid(version) || semver::major(version) != version) {
+        return Err(fail(Exit::General, format!("{m}: {version:?} is not a version opm mirrors: name an exact version (MODULE@vX.Y.Z), or a major (MODULE@v1) for its newest release")));
     }
-    let query = if version.is_empty() { path.to_string() } else { format!("{}@{version}", base_path(path)) };
+    if catalog::is_embedded_path(m) {
+        return Ok(catalog::module_version());
+    }
+    let query = if version.is_empty() { path.to_string() } else { format!("{path}@{version}") };
     let versions = src.block_on(src.versions(&query))?;
     let newest = semver::latest(&versions).ok_or_else(|| fail(Exit::NotFound, format!("{m}: no versions found in the source registry")))?;
-    Ok(ModuleVersion::new(base_path(path), newest))
+    Ok(ModuleVersion::new(path, newest))
 }
 
 /// The versions and every version their module files name, recursively
@@ -127,6 +160,8 @@ fn closure(src: &Client, start: Vec<ModuleVersion>) -> anyhow::Result<Vec<Module
     while !frontier.is_empty() {
         let files: Vec<(ModuleVersion, Vec<u8>)> = src.block_on(
             futures_util::stream::iter(&frontier)
+                // The core model opm carries depends on nothing.
+                .filter(|mv| std::future::ready(!catalog::is_embedded(mv)))
                 .map(|mv| async move { anyhow::Ok((mv.clone(), src.module_file(mv, false).await?.1)) })
                 .buffer_unordered(PARALLEL)
                 .try_collect(),

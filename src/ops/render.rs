@@ -50,7 +50,7 @@ pub fn render(opts: &RenderOptions) -> anyhow::Result<cue::Rendered> {
             format!("--name {name:?} is not a valid release name: lower-case letters, digits and '-', at most 63, e.g. my-release"),
         ));
     }
-    let ws = Workspace::open(&opts.dir, opts.offline)?;
+    let ws = Workspace::open_to_load(&opts.dir, opts.offline)?;
     let dir = std::path::absolute(&opts.dir)?;
     let cwd = files::current_dir()?;
     ws.ensure_deps()?;

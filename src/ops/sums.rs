@@ -19,11 +19,9 @@ pub const SUMS_FILE: &str = "cue.mod/opm.sum";
 
 /// The pins of the sums file at `path`; none when there is no file.
 pub fn read(path: &Path) -> anyhow::Result<Option<Pins>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(fail(Exit::General, format!("cannot read {}: {e}", path.display()))),
-    };
+    // A line is about 200 bytes: 16 MiB is some 80,000 dependencies.
+    let Some(data) = crate::files::read_regular(path, 16 << 20, "the sums file")? else { return Ok(None) };
+    let text = String::from_utf8(data).map_err(|_| fail(Exit::General, format!("{} is not UTF-8 text: delete it and run 'opm mod tidy'", path.display())))?;
     parse(&text).map(Some).map_err(|(line, why)| fail(Exit::General, format!("{} line {line}: {why}: fix the line or delete the file and run 'opm mod tidy'", path.display())))
 }
 

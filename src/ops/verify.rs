@@ -22,14 +22,14 @@ pub fn signatures(offline: bool) -> anyhow::Result<Vec<Checked>> {
     let main = ws.main_file()?;
     let mut out = Vec::new();
     for mv in main.roots() {
-        let (status, problem) = match ws.cache.signature_status(&mv)? {
-            SignatureStatus::Exempt => ("exempt", None),
-            SignatureStatus::Signed(key) => ("signed", Some(format!("by {key}"))),
-            SignatureStatus::Refused(why) => ("refused", Some(why)),
-            SignatureStatus::NotCached => ("not-cached", None),
-            SignatureStatus::Unchecked => ("unchecked", Some("never checked; run without --offline".to_string())),
+        let (status, signer, problem) = match ws.cache.signature_status(&mv)? {
+            SignatureStatus::Exempt => ("exempt", None, None),
+            SignatureStatus::Signed(key) => ("signed", Some(key), None),
+            SignatureStatus::Refused(why) => ("refused", None, Some(why)),
+            SignatureStatus::NotCached => ("not-cached", None, None),
+            SignatureStatus::Unchecked => ("unchecked", None, Some("never checked; run without --offline".to_string())),
         };
-        out.push(Checked { module: mv.module.clone(), version: mv.version.clone(), status, problem });
+        out.push(Checked { module: mv.module.clone(), version: mv.version.clone(), status, signer, problem });
     }
     Ok(out)
 }
@@ -41,6 +41,9 @@ pub struct Checked {
     /// ok, mismatch, not-cached, stale (module.cue and the sums file
     /// disagree); with --signatures: signed, refused, exempt, unchecked
     pub status: &'static str,
+    /// With --signatures: the key file whose signature holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
@@ -55,9 +58,9 @@ pub fn verify(opts: &VerifyOptions) -> anyhow::Result<Vec<Checked>> {
     };
     let main = ws.main_file()?;
     let mut out = Vec::new();
-    let row = |mv: &ModuleVersion, status, problem: Option<String>| Checked { module: mv.module.clone(), version: mv.version.clone(), status, problem };
+    let row = |mv: &ModuleVersion, status, problem: Option<String>| Checked { module: mv.module.clone(), version: mv.version.clone(), status, signer: None, problem };
     for s in sums::stale(pins, &main.roots()) {
-        out.push(Checked { module: String::new(), version: String::new(), status: "stale", problem: Some(format!("{} {s}", sums::SUMS_FILE)) });
+        out.push(Checked { module: String::new(), version: String::new(), status: "stale", signer: None, problem: Some(format!("{} {s}", sums::SUMS_FILE)) });
     }
     for (mv, pin) in pins {
         if !ws.cache.entry(mv)?.is_complete() {
@@ -70,9 +73,15 @@ pub fn verify(opts: &VerifyOptions) -> anyhow::Result<Vec<Checked>> {
                 Err(e) => return Err(e),
             }
         }
+        // The core model opm carries is compared with the binary's own.
         if opts.remote {
-            let client = ws.cache.client()?;
-            let (now, _) = client.block_on(client.manifest(mv, false))?;
+            let now = if crate::catalog::is_embedded(mv) {
+                let (packed, _) = crate::catalog::pack()?;
+                crate::registry::ModuleManifest::parse(packed.manifest.into_bytes()).map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?
+            } else {
+                let client = ws.cache.client()?;
+                client.block_on(client.manifest(mv, false))?.0
+            };
             let moved = if now.digest != pin.manifest {
                 Some(format!("the registry's tag now points to {}, the sums file records {}: a moved tag, or tampering", now.digest, pin.manifest))
             } else if now.zip.0 != pin.zip {

@@ -24,7 +24,7 @@ pub struct Vetted {
 /// Vets the module containing `opts.dir` after making its dependencies
 /// loadable. Invalid is an outcome here, not an error.
 pub fn vet(opts: &VetOptions) -> anyhow::Result<Vetted> {
-    let ws = Workspace::open(&opts.dir, opts.offline)?;
+    let ws = Workspace::open_to_load(&opts.dir, opts.offline)?;
     ws.ensure_deps()?;
     let report = run(&ws, opts.concrete, &opts.tags)?;
     Ok(Vetted { root: ws.root, packages: report.packages, errors: report.errors })

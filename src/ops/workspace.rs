@@ -73,6 +73,15 @@ impl Workspace {
         Ok(Workspace { root, cache, pins })
     }
 
+    /// The module containing `dir`, for a command that loads its packages
+    /// (vet, build): refused inside cue.mod, in cue's words.
+    pub fn open_to_load(dir: &Path, offline: bool) -> anyhow::Result<Workspace> {
+        if files::inside_cue_mod(&files::current_dir()?.join(dir)) {
+            return Err(fail(Exit::General, "cannot load packages inside the cue.mod directory"));
+        }
+        Workspace::open(dir, offline)
+    }
+
     /// The module of the current directory, for a command that changes
     /// it (get, tidy, update, publish): refused inside cue.mod, as cue
     /// refuses it.
@@ -82,7 +91,7 @@ impl Workspace {
 
     /// `open_to_change` for the module containing `dir`.
     pub fn open_to_change_in(dir: &Path, offline: bool) -> anyhow::Result<Workspace> {
-        if files::inside_cue_mod(&std::path::absolute(dir)?) {
+        if files::inside_cue_mod(&files::current_dir()?.join(dir)) {
             return Err(fail(Exit::General, "cannot run this command inside the cue.mod directory"));
         }
         Workspace::open(dir, offline)

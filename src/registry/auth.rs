@@ -95,18 +95,7 @@ fn sources() -> Result<Vec<Source>, Error> {
     files.extend(env("XDG_RUNTIME_DIR").map(|d| PathBuf::from(d).join("containers/auth.json")));
     for path in files {
         let name = path.display().to_string();
-        let data = match std::fs::File::open(&path) {
-            Ok(f) => {
-                let mut data = Vec::new();
-                f.take(MAX_CONFIG + 1).read_to_end(&mut data).map_err(|e| credentials(format!("cannot read {name}: {e}")))?;
-                if data.len() as u64 > MAX_CONFIG {
-                    return Err(credentials(format!("{name} is larger than {} MiB: not a credentials file", MAX_CONFIG >> 20)));
-                }
-                Some(data)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(credentials(format!("cannot read {name}: {e}"))),
-        };
+        let data = crate::files::read_regular(&path, MAX_CONFIG, "the credentials file").map_err(|e| credentials(format!("{e:#}")))?;
         out.push(Source { name, data });
     }
     Ok(out)

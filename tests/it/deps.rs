@@ -224,7 +224,7 @@ fn update_asks_on_a_terminal_and_reads_a_whole_line() {
             .env("CUE_CACHE_DIR", cache.path())
             .env("CUE_REGISTRY", &w.registry)
             .env("OPM_STATE_DIR", cache.path().join("opm-state"))
-            .env("OPM_CONFIG", cache.path().join("none.yaml"))
+            .env("OPM_CONFIG", empty_config(cache.path()))
             .env("NO_COLOR", "1"))
     };
     let out = ask("no");
@@ -284,7 +284,7 @@ fn progress_counts_bytes_on_a_terminal() {
             .env("CUE_CACHE_DIR", cache.path())
             .env("CUE_REGISTRY", &w.registry)
             .env("OPM_STATE_DIR", cache.path().join("opm-state"))
-            .env("OPM_CONFIG", cache.path().join("none.yaml")))
+            .env("OPM_CONFIG", empty_config(cache.path())))
     };
     let out = on_pty(app.path(), &["mod", "get", "big.test/big@v0.1.0"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));

@@ -19,6 +19,7 @@ mod publish;
 mod readme;
 mod registries;
 mod safety;
+mod seams;
 mod signatures;
 mod static_binary;
 mod trust;

@@ -114,7 +114,7 @@ fn opm_and_cosign_verify_each_others_signatures() {
         .arg(&private)
         .env("CUE_CACHE_DIR", cache.path())
         .env("CUE_REGISTRY", &w.registry)
-        .env("OPM_CONFIG", cache.path().join("none.yaml"))
+        .env("OPM_CONFIG", empty_config(cache.path()))
         .env_remove("COSIGN_PASSWORD"));
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("Enter password for private key") && !stdout(&out).contains(PASSWORD), "{}", stdout(&out));

@@ -31,12 +31,23 @@ pub fn cue(cache: &Path) -> Command {
     cmd
 }
 
+/// An empty opm config file in `dir`: no routing or policy from the
+/// machine (a file OPM_CONFIG names must exist).
+pub fn empty_config(dir: &Path) -> PathBuf {
+    let config = dir.join("no-opm-config.yaml");
+    if !config.exists() {
+        let _ = std::fs::write(&config, "");
+    }
+    config
+}
+
 fn isolate(cmd: &mut Command, cache: &Path) {
+    let config = empty_config(cache);
     cmd.env("CUE_CACHE_DIR", cache)
         .env("CUE_REGISTRY", "none")
         .env("NO_COLOR", "1")
         // No routing or credentials from the machine: tests set their own.
-        .env("OPM_CONFIG", cache.join("no-opm-config.yaml"))
+        .env("OPM_CONFIG", config)
         .env("DOCKER_CONFIG", cache.join("no-docker-config"))
         .env("CUE_CONFIG_DIR", cache.join("no-cue-config"))
         // Which projects use the cache: recorded beside it, per test.

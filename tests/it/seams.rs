@@ -1,0 +1,157 @@
+//! Seams a new user and a fault pass found (issue 23): the embedded core
+//! model never looked up, files that are no regular files, a config file
+//! that is named but missing, vet inside cue.mod, verify with nothing
+//! cached.
+
+use crate::deps_diff::World;
+use crate::registry_server::TestRegistry;
+use crate::support::*;
+use std::path::Path;
+use std::process::Command;
+
+/// `opm` bounded by coreutils' timeout: a hang shows as exit 124.
+fn opm_bounded(cache: &Path, secs: u32) -> Command {
+    let mut cmd = Command::new("timeout");
+    cmd.arg(secs.to_string()).arg(env!("CARGO_BIN_EXE_opm"));
+    let isolated = opm(cache);
+    for (k, v) in isolated.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.stdin(std::process::Stdio::null());
+    cmd
+}
+
+#[test]
+fn the_core_model_opm_carries_is_never_looked_up() {
+    let w = World::new();
+    let reg = w.registry_server();
+    let cache = tempdir();
+
+    // tidy of a plain CUE module importing the core model, with no registry at all.
+    let site = tempdir();
+    let out = run(opm(cache.path()).current_dir(site.path()).args(["mod", "init", "example.com/site@v0", "--template", "cue"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    write(&site.path().join("site.cue"), "package site\n\nimport \"opmodel.dev/core@v0\"\n\n#R: core.#ModuleRelease\n");
+    let out = run(opm(cache.path()).env("CUE_REGISTRY", "127.0.0.1:1+insecure").current_dir(site.path()).args(["mod", "tidy"]));
+    assert!(out.status.success(), "tidy: {}", stderr(&out));
+    let module_cue = std::fs::read_to_string(site.path().join("cue.mod/module.cue")).unwrap();
+    assert!(module_cue.contains("\"opmodel.dev/core@v0\"") && module_cue.contains("v0.1.0"), "{module_cue}");
+
+    // An OPM module depending on a published library: verify --remote
+    // checks the library and compares the core model with the binary's.
+    let lib = tempdir();
+    let out = run(opm(cache.path()).current_dir(lib.path()).args(["mod", "init", "example.com/lib@v0"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let opm_at = |dir: &Path, args: &[&str]| run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(dir).args(args));
+    let out = opm_at(lib.path(), &["mod", "publish", "v0.1.0"]);
+    assert!(out.status.success(), "publish: {}", stderr(&out));
+    write(&lib.path().join("extra.cue"), "package lib\n\nextra: 1\n");
+    let out = opm_at(lib.path(), &["mod", "publish", "v0.2.0"]);
+    assert!(out.status.success(), "publish: {}", stderr(&out));
+    let app = tempdir();
+    let out = run(opm(cache.path()).current_dir(app.path()).args(["mod", "init", "example.com/app@v0"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = opm_at(app.path(), &["mod", "get", "example.com/lib@v0.1.0"]);
+    assert!(out.status.success(), "get: {}", stderr(&out));
+    let out = opm_at(app.path(), &["mod", "verify", "--remote"]);
+    assert!(out.status.success(), "verify --remote: {}{}", stdout(&out), stderr(&out));
+    reg.retag("example.com/lib", "v0.2.0", "v0.1.0");
+    let out = opm_at(app.path(), &["mod", "verify", "--remote", "--json"]);
+    assert_eq!(out.status.code(), Some(7), "a moved tag is the finding: {}{}", stdout(&out), stderr(&out));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let moved: Vec<&serde_json::Value> = rows.as_array().unwrap().iter().filter(|r| r["status"] == "mismatch").collect();
+    assert_eq!(moved.len(), 1, "{rows}");
+    assert_eq!(moved[0]["module"], "example.com/lib@v0", "{rows}");
+
+    // mirror --deps pushes the core model from the binary: the target
+    // serves it to cue.
+    let target = TestRegistry::start();
+    let out = opm_at(app.path(), &["mod", "mirror", "example.com/lib@v0.2.0", "--deps", "--to", &format!("{}+insecure", target.host)]);
+    assert!(out.status.success(), "mirror --deps: {}", stderr(&out));
+    assert!(target.skopeo_manifest("opmodel.dev/core", "v0.1.0", None).is_some(), "the core model is in the target");
+    let consumer = module(&[("cue.mod/module.cue", "module: \"example.com/c@v0\"\nlanguage: version: \"v0.17.0\"\n"), ("c.cue", "package c\n\nimport \"example.com/lib@v0\"\n\nx: lib.module.metadata.name\n")]);
+    let fresh = tempdir();
+    let on_target = format!("{}+insecure", target.host);
+    let out = run(cue(fresh.path()).env("CUE_REGISTRY", &on_target).current_dir(consumer.path()).args(["mod", "tidy"]));
+    assert!(out.status.success(), "cue mod tidy against the mirror: {}", stderr(&out));
+    let out = run(cue(fresh.path()).env("CUE_REGISTRY", &on_target).current_dir(consumer.path()).args(["export"]));
+    assert!(out.status.success(), "cue export against the mirror: {}", stderr(&out));
+}
+
+#[test]
+fn a_named_config_file_must_exist() {
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", MODULE_CUE)]);
+    for args in [&["config", "show"][..], &["mod", "get", "example.com/x@v0.1.0"][..]] {
+        let out = run(opm(cache.path()).env_remove("CUE_REGISTRY").env("OPM_CONFIG", "/nonexistent/config.yaml").current_dir(app.path()).args(args));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("OPM_CONFIG names /nonexistent/config.yaml, which does not exist"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn fifos_and_devices_are_refused_not_read() {
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", MODULE_CUE), ("a.cue", "package test\n\nx: 1\n")]);
+    let fifo = |path: &Path| assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+    // opm.sum as a FIFO (a committed symlink to one would do the same).
+    fifo(&app.path().join("cue.mod/opm.sum"));
+    let out = run(opm_bounded(cache.path(), 30).current_dir(app.path()).args(["mod", "vet"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a regular file"), "{}", stderr(&out));
+    std::fs::remove_file(app.path().join("cue.mod/opm.sum")).unwrap();
+    // The config file: a device that never ends, and a FIFO.
+    let dir = tempdir();
+    fifo(&dir.path().join("config.yaml"));
+    for config in [Path::new("/dev/zero"), &dir.path().join("config.yaml")] {
+        let out = run(opm_bounded(cache.path(), 30).env_remove("CUE_REGISTRY").env("OPM_CONFIG", config).args(["config", "show"]));
+        assert_eq!(out.status.code(), Some(1), "{}: {}", config.display(), stderr(&out));
+        assert!(stderr(&out).contains("not a regular file"), "{}", stderr(&out));
+    }
+    // A key file of the policy.
+    fifo(&dir.path().join("k.pub"));
+    let policy = dir.path().join("policy.yaml");
+    write(&policy, &format!("verify:\n  example.com:\n    keys: [{}]\n", dir.path().join("k.pub").display()));
+    let out = run(opm_bounded(cache.path(), 30).env("CUE_REGISTRY", "127.0.0.1:1+insecure").env("OPM_CONFIG", &policy).current_dir(app.path()).args(["mod", "get", "example.com/x@v0.1.0"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a regular file"), "{}", stderr(&out));
+    // The Docker config.
+    let docker = tempdir();
+    fifo(&docker.path().join("config.json"));
+    let reg = TestRegistry::start();
+    let out = run(opm_bounded(cache.path(), 30).env("CUE_REGISTRY", format!("{}+insecure", reg.host)).env("DOCKER_CONFIG", docker.path()).current_dir(app.path()).args(["mod", "get", "example.com/x@v0.1.0"]));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a regular file"), "{}", stderr(&out));
+}
+
+#[test]
+fn vet_and_build_inside_cue_mod_are_refused_as_cue_refuses() {
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", MODULE_CUE), ("a.cue", "package test\n\nx: 1\n")]);
+    let inside = app.path().join("cue.mod");
+    let theirs = run(cue(cache.path()).current_dir(&inside).args(["vet", "./..."]));
+    assert_eq!(theirs.status.code(), Some(1));
+    for args in [&["mod", "vet"][..], &["mod", "build"][..]] {
+        let out = run(opm(cache.path()).current_dir(&inside).args(args));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&theirs).contains(stderr(&out).trim().trim_start_matches("error: ")), "{args:?}: cue says {}, opm {}", stderr(&theirs), stderr(&out));
+    }
+}
+
+#[test]
+fn verify_with_nothing_cached_says_so_and_exits_5() {
+    let w = World::new();
+    w.publish_files("example.com/lib@v0", "v0.1.0", &[("lib.cue", "package lib\n\nname: \"one\"\n")]);
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", "module: \"main.test/app@v0\"\nlanguage: version: \"v0.17.0\"\n"), ("app.cue", "package app\n\nimport \"example.com/lib@v0\"\n\nx: lib.name\n")]);
+    let opm_in = |args: &[&str]| run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(app.path()).args(args));
+    assert!(opm_in(&["mod", "get", "example.com/lib@v0.1.0"]).status.success());
+    assert!(opm_in(&["mod", "verify"]).status.success());
+    assert!(opm_in(&["cache", "clean", "--yes"]).status.success());
+    let out = opm_in(&["mod", "verify"]);
+    assert_eq!(out.status.code(), Some(5), "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("nothing was checked") && stderr(&out).contains("opm mod download"), "{}", stderr(&out));
+}
