@@ -33,6 +33,7 @@ var handlers = map[string]handler{
 	"zip.unzip":        opZipUnzip,
 	"zip.compare":      opZipCompare,
 	"render":           opRender,
+	"package.lookup":   opPackageLookup,
 	"registry.resolve": opRegistryResolve,
 	"module.pack":      opModulePack,
 	"modfile.parse":    opModfileParse,

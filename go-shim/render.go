@@ -152,14 +152,87 @@ func opRender(body []byte) (any, error) {
 	if err != nil {
 		return nil, invalid(err)
 	}
+	var sources []source
 	for iter.Next() {
 		obj, err := encodeObject(iter.Value(), req.Encoding)
 		if err != nil {
 			return nil, invalid(err)
 		}
 		result.Objects = append(result.Objects, obj)
+		sources = append(sources, sourceOf(iter.Value()))
+	}
+	if err := checkObjects(result.Objects, sources, releaseComponents(rel, req.Kind)); err != nil {
+		return nil, err
 	}
 	return result, nil
+}
+
+// source is where an object comes from: the core model's transformers
+// label each one with its module (part-of) and component.
+type source struct{ module, component string }
+
+func (s source) String() string {
+	return fmt.Sprintf("component %s of module %s", s.component, s.module)
+}
+
+func sourceOf(v cue.Value) source {
+	label := func(name string) string {
+		s, _ := v.LookupPath(cue.MakePath(cue.Str("metadata"), cue.Str("labels"), cue.Str(name))).String()
+		return s
+	}
+	return source{module: label("app.kubernetes.io/part-of"), component: label("app.kubernetes.io/component")}
+}
+
+// releaseComponents lists every component of the release's modules.
+func releaseComponents(rel cue.Value, kind string) []source {
+	var modules []cue.Value
+	if kind == "bundle" {
+		iter, err := rel.LookupPath(cue.ParsePath("modules")).Fields()
+		for err == nil && iter.Next() {
+			modules = append(modules, iter.Value())
+		}
+	} else {
+		modules = append(modules, rel.LookupPath(cue.ParsePath("compiled")))
+	}
+	var out []source
+	for _, m := range modules {
+		name, _ := m.LookupPath(cue.ParsePath("metadata.name")).String()
+		iter, err := m.LookupPath(cue.ParsePath("components")).Fields()
+		for err == nil && iter.Next() {
+			out = append(out, source{module: name, component: iter.Selector().Unquoted()})
+		}
+	}
+	return out
+}
+
+// checkObjects refuses a release that Kubernetes would not take as
+// rendered: an object rendered twice (whichever were applied second would
+// win), or a component that no transformer turns into anything.
+func checkObjects(objects []renderedObject, sources []source, components []source) error {
+	seen := map[[4]string]int{}
+	for i, o := range objects {
+		key := [4]string{o.APIVersion, o.Kind, o.Namespace, o.Name}
+		if j, ok := seen[key]; ok {
+			at := o.Name
+			if o.Namespace != "" {
+				at = o.Namespace + "/" + o.Name
+			}
+			return &callError{Kind: kindInvalid, Message: fmt.Sprintf(
+				"%s %s (%s) is rendered twice, by %s and by %s: give one of them another name", o.Kind, at, o.APIVersion, sources[j], sources[i])}
+		}
+		seen[key] = i
+	}
+	rendered := map[source]bool{}
+	for _, s := range sources {
+		rendered[s] = true
+	}
+	for _, c := range components {
+		if !rendered[c] {
+			return &callError{Kind: kindInvalid, Message: fmt.Sprintf(
+				"%s renders nothing: no transformer of the core model matches its resources, traits and labels (a Container needs a workload-type label)", c)}
+		}
+	}
+	return nil
 }
 
 // The hidden field of the release file; errors name it `release`.
@@ -299,4 +372,35 @@ func encodeObject(v cue.Value, encoding string) (renderedObject, error) {
 		Name:       str("metadata.name"),
 		Text:       string(text),
 	}, nil
+}
+
+type lookupRequest struct {
+	Dir      string `json:"dir"` // the package directory, absolute
+	CacheDir string `json:"cache_dir"`
+	Path     string `json:"path"` // a CUE path, e.g. module.metadata.version
+}
+
+type lookupResult struct {
+	Found bool   `json:"found"`
+	Value string `json:"value"`
+}
+
+// opPackageLookup evaluates the package at Dir and returns the string at
+// Path when it is a concrete string (found is false otherwise: a package
+// that does not evaluate is vet's to report).
+func opPackageLookup(body []byte) (any, error) {
+	var req lookupRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	cfg := &load.Config{Dir: req.Dir, Registry: newCacheRegistry(req.CacheDir), Env: []string{}}
+	inst := load.Instances([]string{"."}, cfg)[0]
+	if inst.Err != nil {
+		return lookupResult{}, nil
+	}
+	s, err := cuecontext.New().BuildInstance(inst).LookupPath(cue.ParsePath(req.Path)).String()
+	if err != nil {
+		return lookupResult{}, nil
+	}
+	return lookupResult{Found: true, Value: s}, nil
 }

@@ -134,6 +134,19 @@ pub fn init_module_file(module: &str, source_kind: Option<&str>, deps: &[(&str, 
     call::<_, Init>("modfile.init", &request).map(|r| r.content)
 }
 
+/// The concrete string at `path` (e.g. `module.metadata.version`) in the
+/// package at `dir`, its dependencies in the cache; None when the package
+/// does not evaluate or the value is not a concrete string.
+pub fn lookup_string(dir: &Path, cache_dir: &Path, path: &str) -> Result<Option<String>, Error> {
+    #[derive(Deserialize)]
+    struct Found {
+        found: bool,
+        value: String,
+    }
+    let found: Found = call("package.lookup", &serde_json::json!({ "dir": dir, "cache_dir": cache_dir, "path": path }))?;
+    Ok(found.found.then_some(found.value))
+}
+
 /// Checks a module path as cue does: with its major version
 /// (`example.com/x@v1`) or without (`example.com/x`, a prefix). The error
 /// is cue's reason (`invalid path element ".."`, ...).

@@ -56,6 +56,25 @@ pub struct Published {
     pub signature: Option<String>,
 }
 
+/// An OPM module's `metadata.version` is what every release of it renders
+/// (`app.kubernetes.io/version`): publishing it under another version
+/// would mislabel every object, so the two must agree.
+fn check_release_version(ws: &Workspace, version: &str) -> anyhow::Result<()> {
+    let cache_dir = ws.cache.dir().unwrap_or(Path::new(""));
+    let Some(declared) = cue::lookup_string(&ws.root, cache_dir, "module.metadata.version").map_err(Failure::from)? else { return Ok(()) };
+    if version.strip_prefix('v') == Some(declared.as_str()) {
+        return Ok(());
+    }
+    Err(fail(
+        Exit::General,
+        format!(
+            "the module says metadata.version: {declared:?}, but this publishes {version}: every release would render \
+             app.kubernetes.io/version {declared}. Set metadata.version: {:?} in the module, or publish v{declared}",
+            version.trim_start_matches('v')
+        ),
+    ))
+}
+
 pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
     let ws = Workspace::open_to_change(opts.offline)?;
     let mf = ws.ensure_deps()?;
@@ -92,6 +111,7 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
 
     vet::require_valid(&ws, "nothing was published")?;
     check_tidy(&ws)?;
+    check_release_version(&ws, version)?;
 
     let (files, vcs) = match own_files {
         Some(files) => (files, None),

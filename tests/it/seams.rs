@@ -49,6 +49,8 @@ fn the_core_model_opm_carries_is_never_looked_up() {
     let out = opm_at(lib.path(), &["mod", "publish", "v0.1.0"]);
     assert!(out.status.success(), "publish: {}", stderr(&out));
     write(&lib.path().join("extra.cue"), "package lib\n\nextra: 1\n");
+    let source = lib.path().join("lib.cue");
+    std::fs::write(&source, std::fs::read_to_string(&source).unwrap().replace("\"0.1.0\"", "\"0.2.0\"")).unwrap();
     let out = opm_at(lib.path(), &["mod", "publish", "v0.2.0"]);
     assert!(out.status.success(), "publish: {}", stderr(&out));
     let app = tempdir();
@@ -154,4 +156,56 @@ fn verify_with_nothing_cached_says_so_and_exits_5() {
     let out = opm_in(&["mod", "verify"]);
     assert_eq!(out.status.code(), Some(5), "{}{}", stdout(&out), stderr(&out));
     assert!(stderr(&out).contains("nothing was checked") && stderr(&out).contains("opm mod download"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_release_kubernetes_cannot_take_as_rendered_is_refused() {
+    let cache = tempdir();
+    let dir = tempdir();
+    let opm_in = |args: &[&str]| run(opm(cache.path()).env("CUE_REGISTRY", "none").current_dir(dir.path()).args(args));
+    assert!(opm_in(&["mod", "init", "example.com/dup@v0"]).status.success());
+    // A second module in the same repository with a component of the same name.
+    let one = std::fs::read_to_string(dir.path().join("dup.cue")).unwrap();
+    write(&dir.path().join("two/two.cue"), &one.replace("package dup", "package two").replace("name:       \"dup\"", "name:       \"two\""));
+    write(
+        &dir.path().join("pair/pair.cue"),
+        "package pair\n\nimport (\n\t\"opmodel.dev/core@v0\"\n\t\"example.com/dup@v0\"\n\t\"example.com/dup/two\"\n)\n\n\
+         bundle: core.#Bundle & {\n\tmetadata: {apiVersion: \"example.com/dup@v0\", name: \"pair\"}\n\t#spec: {}\n\tvalues: {}\n\
+         \t#modules: {\n\t\tone: dup.module\n\t\tother: two.module & {values: replicas: 2}\n\t}\n}\n",
+    );
+    for verb in ["build", "vet"] {
+        let out = opm_in(&["bundle", verb, "./pair"]);
+        assert_eq!(out.status.code(), Some(2), "bundle {verb}: {}{}", stdout(&out), stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("Deployment default/web (apps/v1) is rendered twice, by component web of module dup and by component web of module two"),
+            "bundle {verb}: {err}"
+        );
+    }
+    // A component that no transformer matches renders nothing: an error, not [].
+    write(
+        &dir.path().join("lonely/lonely.cue"),
+        "package lonely\n\nimport \"opmodel.dev/core@v0\"\n\nmodule: core.#Module & {\n\tmetadata: {apiVersion: \"example.com/dup@v0\", name: \"lonely\", version: \"0.1.0\"}\n\
+         \tvalues: {}\n\t#components: cfg: core.#Component & {}\n}\n",
+    );
+    let out = opm_in(&["mod", "build", "./lonely"]);
+    assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("component cfg of module lonely renders nothing"), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "nothing rendered: {}", stdout(&out));
+}
+
+#[test]
+fn publishing_a_version_the_module_does_not_declare_is_refused() {
+    let w = World::new();
+    let reg = w.registry_server();
+    let cache = tempdir();
+    let lib = tempdir();
+    let opm_in = |args: &[&str]| run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(lib.path()).args(args));
+    assert!(opm_in(&["mod", "init", "example.com/web@v0"]).status.success());
+    let out = opm_in(&["mod", "publish", "v0.2.0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("metadata.version: \"0.1.0\"") && stderr(&out).contains("Set metadata.version: \"0.2.0\""), "{}", stderr(&out));
+    assert_eq!(reg.skopeo_manifest("example.com/web", "v0.2.0", None), None, "nothing pushed");
+    let out = opm_in(&["mod", "publish", "v0.1.0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
