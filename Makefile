@@ -34,12 +34,20 @@ REGISTRY3_VERSION := v3.1.2
 REGISTRY3 := $(TOOLS)/registry
 REGISTRY3_STAMP := $(TOOLS)/.registry-$(REGISTRY3_VERSION)
 # libclang-dev: bindgen; libc6-dev: the static C library (build). The rest: tests (real registry, skopeo,
-# htpasswd, openssl for a TLS registry; python3 for the demo and bench).
+# htpasswd, openssl for a TLS registry; python3 for the demo and bench; man-db
+# to read the installed manual pages).
 BUILD_PACKAGES := libclang-dev libc6-dev
-TEST_PACKAGES := docker-registry skopeo apache2-utils openssl python3
+TEST_PACKAGES := docker-registry skopeo apache2-utils openssl python3 man-db
 
 
-.PHONY: build demo test bench build-deps test-deps clean
+# make install PREFIX=/usr/local DESTDIR=...: the binary, a manual page per
+# command, bash/zsh/fish completions, the licence and the third-party
+# licence notices of what the binary links.
+PREFIX ?= /usr/local
+DESTDIR ?=
+SHARE = $(DESTDIR)$(PREFIX)/share
+
+.PHONY: build demo test bench build-deps test-deps install clean
 
 build: build-deps
 	cargo build --release --locked
@@ -76,6 +84,16 @@ $(COSIGN_STAMP):
 $(REGISTRY3_STAMP):
 	GOBIN=$(TOOLS) GOTOOLCHAIN=local go install github.com/distribution/distribution/v3/cmd/registry@$(REGISTRY3_VERSION)
 	@rm -f $(TOOLS)/.registry-* && touch $@
+
+install: build
+	install -Dm755 $(OPM) $(DESTDIR)$(PREFIX)/bin/opm
+	$(OPM) man $(SHARE)/man/man1
+	mkdir -p $(SHARE)/bash-completion/completions $(SHARE)/zsh/site-functions $(SHARE)/fish/vendor_completions.d
+	$(OPM) completion bash >$(SHARE)/bash-completion/completions/opm
+	$(OPM) completion zsh >$(SHARE)/zsh/site-functions/_opm
+	$(OPM) completion fish >$(SHARE)/fish/vendor_completions.d/opm.fish
+	install -Dm644 LICENSE $(SHARE)/licenses/opm/LICENSE
+	scripts/third-party-notices.py $(HOST) >$(SHARE)/licenses/opm/THIRD-PARTY-NOTICES
 
 clean:
 	cargo clean

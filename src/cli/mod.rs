@@ -4,6 +4,7 @@
 
 mod cache;
 mod completion;
+mod man;
 mod config_show;
 mod mod_build;
 mod mod_deps;
@@ -104,6 +105,9 @@ enum Command {
     Version(version::Args),
     /// Print a shell completion script
     Completion(completion::Args),
+    /// Write a manual page for every command into a directory (make install)
+    #[command(hide = true)]
+    Man(man::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,6 +271,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Cache(command) => cache::run(command),
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),
+        Command::Man(args) => man::run(args),
     }
 }
 

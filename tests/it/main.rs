@@ -12,6 +12,7 @@ mod deps_diff;
 mod faults;
 mod ffi;
 mod graph;
+mod install;
 mod integrity;
 mod layers;
 mod parity;
