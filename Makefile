@@ -60,8 +60,10 @@ test: build-deps test-deps $(CUE) $(COSIGN_STAMP) $(REGISTRY3_STAMP)
 
 # Figures (opm against cue), then the soak: 200 random dependency graphs
 # through both tools.
-bench: build test-deps $(CUE)
+# BENCH_BEFORE=path/to/older/opm compares the trust chain's cost with it.
+bench: build test-deps $(CUE) $(COSIGN_STAMP)
 	OPM_TEST_CUE=$(CUE) scripts/bench.sh
+	scripts/bench-trust.py $(CUE) $(COSIGN) $(BENCH_BEFORE) $(OPM)
 	OPM_TEST_CUE=$(CUE) OPM_GRAPHS=200 cargo test --release --locked -- --nocapture deps_diff::random
 
 # Installs Debian packages only when one is missing, so a ready machine
