@@ -356,7 +356,12 @@ fn no_output_holds_a_password_and_module_paths_come_out_unchanged() {
     w.publish_files("example.com/web@v0", "v0.1.0", &[("web.cue", "package web\n\nname: \"w\"\n")]);
     for query in ["latest", "main", "1", "0.1.0", "V0.3.0"] {
         let arg = format!("example.com/web@{query}");
-        for args in [vec!["mod", "get", arg.as_str()], vec!["mod", "get", arg.as_str(), "--json"], vec!["mod", "mirror", arg.as_str(), "--to", "127.0.0.1:1+insecure"]] {
+        for args in [
+            vec!["mod", "get", arg.as_str()],
+            vec!["mod", "get", arg.as_str(), "--json"],
+            vec!["mod", "mirror", arg.as_str(), "--to", "127.0.0.1:1+insecure"],
+            vec!["mod", "why", arg.as_str(), "--json"],
+        ] {
             let out = run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(app.path()).args(&args));
             assert_ne!(out.status.code(), Some(0), "{args:?}");
             let text = format!("{}{}", stdout(&out), stderr(&out));
