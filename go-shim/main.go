@@ -34,6 +34,7 @@ var handlers = map[string]handler{
 	"zip.compare":      opZipCompare,
 	"render":           opRender,
 	"package.lookup":   opPackageLookup,
+	"package.export":   opPackageExport,
 	"registry.resolve": opRegistryResolve,
 	"module.pack":      opModulePack,
 	"modfile.parse":    opModfileParse,

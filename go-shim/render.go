@@ -404,3 +404,35 @@ func opPackageLookup(body []byte) (any, error) {
 	}
 	return lookupResult{Found: true, Value: s}, nil
 }
+
+type exportRequest struct {
+	Dir      string `json:"dir"` // the package directory, absolute
+	Cwd      string `json:"cwd"`
+	CacheDir string `json:"cache_dir"`
+}
+
+// opPackageExport evaluates the package at Dir as `cue export` does and
+// returns its JSON: what a module without a release renders.
+func opPackageExport(body []byte) (any, error) {
+	var req exportRequest
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	invalid := func(err error) error {
+		return &callError{Kind: kindInvalid, Message: "the package does not export", Errors: diagnostics(err, "", req.Cwd)}
+	}
+	cfg := &load.Config{Dir: req.Dir, Registry: newCacheRegistry(req.CacheDir), Env: []string{}}
+	inst := load.Instances([]string{"."}, cfg)[0]
+	if inst.Err != nil {
+		return nil, invalid(inst.Err)
+	}
+	v := cuecontext.New().BuildInstance(inst)
+	if err := v.Validate(cue.Concrete(true)); err != nil {
+		return nil, invalid(err)
+	}
+	data, err := v.MarshalJSON()
+	if err != nil {
+		return nil, invalid(err)
+	}
+	return encjson.RawMessage(data), nil
+}

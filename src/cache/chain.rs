@@ -289,6 +289,19 @@ impl Cache {
         }
     }
 
+    /// Whether the signature policy would refuse a version not yet fetched
+    /// (`update --check` marks such offers): its manifest and signatures
+    /// asked of its registry, nothing written. False when no rule covers
+    /// it, or offline (what is not cached cannot be judged).
+    pub fn would_refuse(&self, mv: &ModuleVersion) -> anyhow::Result<bool> {
+        if !self.must_be_signed(mv)? || self.offline {
+            return Ok(false);
+        }
+        let client = self.client()?;
+        let (manifest, signatures) = client.block_on(client.manifest(mv, true))?;
+        Ok(self.judge(mv, &manifest.digest, signatures.as_deref()).is_err())
+    }
+
     /// `opm cache verify`: what is wrong with a cached version's chain, as
     /// far as the cache holds it (nothing is fetched); None when sound.
     pub fn audit(&self, mv: &ModuleVersion) -> anyhow::Result<Option<String>> {

@@ -66,6 +66,9 @@ struct Row<'a> {
     available: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     kind: Option<Change>,
+    /// `unsigned`: the verify policy would refuse the available version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -92,8 +95,8 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
     let updates = &plan.updates;
     let rows: Vec<Row> = updates
         .iter()
-        .map(|u| Row { module: &u.module, current: &u.current, available: Some(&u.available), kind: Some(u.kind), error: None })
-        .chain(plan.unchecked.iter().map(|u| Row { module: &u.module, current: &u.current, available: None, kind: None, error: Some(format!("{:#}", u.error)) }))
+        .map(|u| Row { module: &u.module, current: &u.current, available: Some(&u.available), kind: Some(u.kind), signature: u.signature, error: None })
+        .chain(plan.unchecked.iter().map(|u| Row { module: &u.module, current: &u.current, available: None, kind: None, signature: None, error: Some(format!("{:#}", u.error)) }))
         .collect();
     // With --yes, --json reports what was applied, once it is.
     let applying = args.yes && !args.check && !updates.is_empty();
@@ -126,7 +129,9 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
         if !plan.unchecked.is_empty() {
             return Err(super::after_json(args.json, unchecked()));
         }
-        return Err(super::after_json(args.json, fail(Exit::Outdated, format!("{} available: run 'opm mod update'", count(updates.len(), "update")))));
+        // The command that takes what was offered: majors only with --major.
+        let takes = if args.major && updates.iter().any(|u| u.kind == Change::Major) { "opm mod update --major" } else { "opm mod update" };
+        return Err(super::after_json(args.json, fail(Exit::Outdated, format!("{} available: run '{takes}'", count(updates.len(), "update")))));
     }
     let cwd = current_dir()?;
     for (file, changes) in &plan.rewrites {
@@ -192,7 +197,8 @@ fn table(updates: &[Update], unchecked: &[Unchecked]) -> String {
             (Change::Minor, true) => "minor (v0: may break)",
             (Change::Patch, true) => "patch (v0: may break)",
         };
-        out += &format!("{:<w$}  {:<c$} -> {:<a$}  {kind}\n", u.module, u.current, u.available);
+        let unsigned = if u.signature == Some("unsigned") { ", unsigned: the verify policy refuses it" } else { "" };
+        out += &format!("{:<w$}  {:<c$} -> {:<a$}  {kind}{unsigned}\n", u.module, u.current, u.available);
     }
     for u in unchecked {
         out += &format!("{:<w$}  {:<c$} -> {:<a$}  cannot check: {:#}\n", u.module, u.current, "?", u.error);
@@ -200,9 +206,17 @@ fn table(updates: &[Update], unchecked: &[Unchecked]) -> String {
     out
 }
 
+/// Prints what each update would change; an update whose release no
+/// longer renders fails the command (exit 2) once everything is shown.
 fn print_previews(previews: &[update::Preview], json: bool) -> anyhow::Result<()> {
+    let broken = previews.iter().filter(|p| p.error.is_some()).count();
+    let verdict = || {
+        let why = format!("{} of {} would no longer render", count(broken, "update"), previews.len());
+        super::after_json(json, fail(Exit::Invalid, why))
+    };
     if json {
-        return ui::print_json(&previews);
+        ui::print_json(&previews)?;
+        return if broken > 0 { Err(verdict()) } else { Ok(()) };
     }
     if previews.is_empty() {
         ui::print_status("all dependencies are up to date");
@@ -232,7 +246,11 @@ fn print_previews(previews: &[update::Preview], json: bool) -> anyhow::Result<()
             out += "  (the rendered objects do not change)\n";
         }
     }
-    ui::write_stdout(&out)
+    ui::write_stdout(&out)?;
+    if broken > 0 {
+        return Err(verdict());
+    }
+    Ok(())
 }
 
 /// `update --check DIR/...`: one table for every module under DIR.
@@ -278,7 +296,7 @@ fn every_module(args: &Args, g: super::Global, dir: &std::path::Path) -> anyhow:
         return Err(super::after_json(args.json, e));
     }
     if outdated && args.check {
-        return Err(super::after_json(args.json, fail(Exit::Outdated, "updates available: run 'opm mod update' in each module")));
+        return Err(super::after_json(args.json, fail(Exit::Outdated, if args.major { "updates available: run 'opm mod update --major' in each module" } else { "updates available: run 'opm mod update' in each module" })));
     }
     Ok(())
 }

@@ -134,6 +134,12 @@ pub fn init_module_file(module: &str, source_kind: Option<&str>, deps: &[(&str, 
     call::<_, Init>("modfile.init", &request).map(|r| r.content)
 }
 
+/// The package at `dir` as `cue export` renders it, as JSON (its
+/// dependencies in the cache).
+pub fn export(dir: &Path, cwd: &Path, cache_dir: &Path) -> Result<serde_json::Value, Error> {
+    call("package.export", &serde_json::json!({ "dir": dir, "cwd": cwd, "cache_dir": cache_dir }))
+}
+
 /// The concrete string at `path` (e.g. `module.metadata.version`) in the
 /// package at `dir`, its dependencies in the cache; None when the package
 /// does not evaluate or the value is not a concrete string.

@@ -39,6 +39,10 @@ pub struct Update {
     pub current: String,
     pub available: String,
     pub kind: semver::Change,
+    /// `unsigned` when the verify policy covers the module and would
+    /// refuse the available version (getting it would exit 8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<&'static str>,
 }
 
 /// One import path literal in a file of the main module, and what a
@@ -141,7 +145,10 @@ fn available(ws: &Workspace, roots: &[ModuleVersion], major: bool) -> (Vec<Updat
         match found {
             Ok(offers) => {
                 for available in offers {
-                    out.push(Update { module: r.module.clone(), current: r.version.clone(), kind: semver::change(&r.version, &available), available });
+                    // Offered only as what getting it would do: refused, or not.
+                    let refused = ws.cache.would_refuse(&ModuleVersion::new(base, &available)).unwrap_or(false);
+                    let signature = refused.then_some("unsigned");
+                    out.push(Update { module: r.module.clone(), current: r.version.clone(), kind: semver::change(&r.version, &available), available, signature });
                 }
             }
             Err(error) => unchecked.push(Unchecked { module: r.module.clone(), current: r.version.clone(), error }),
@@ -292,7 +299,9 @@ fn resolve_updates<'p>(plan: &'p Plan, updates: &[&Update]) -> anyhow::Result<Ap
     let rewrites = plan
         .rewrites
         .iter()
-        .map(|(f, changes)| (f, changes.iter().filter(|r| updates.iter().any(|u| u.module == r.module)).collect::<Vec<_>>()))
+        // Only a major update rewrites imports (a module can have a minor
+        // and a major row).
+        .map(|(f, changes)| (f, changes.iter().filter(|r| updates.iter().any(|u| u.kind == semver::Change::Major && u.module == r.module)).collect::<Vec<_>>()))
         .filter(|(_, changes)| !changes.is_empty())
         .collect();
     Ok(Applied { roots, defaults: module.defaults, rewrites })
@@ -458,9 +467,10 @@ pub struct FieldChange {
 type Objects = std::collections::BTreeMap<String, serde_json::Value>;
 
 /// The module's release (else its bundle release) as objects by
-/// `Kind namespace/name`.
+/// `Kind namespace/name`; a module with neither (a plain CUE module): its
+/// `cue export`, by top-level field.
 fn rendered(ws_root: &std::path::Path, ws: &Workspace, values: &[PathBuf]) -> anyhow::Result<Objects> {
-    let mut last = None;
+    let mut errors = Vec::new();
     for kind in [ReleaseKind::Module, ReleaseKind::Bundle] {
         let opts = RenderOptions { dir: ws_root.to_path_buf(), encoding: Encoding::Json, ..render_options(ws, kind, values) };
         match render::render(&opts) {
@@ -472,10 +482,48 @@ fn rendered(ws_root: &std::path::Path, ws: &Workspace, values: &[PathBuf]) -> an
                 }
                 return Ok(out);
             }
-            Err(e) => last = Some(e),
+            Err(e) => errors.push(e),
         }
     }
-    Err(last.expect("two kinds tried"))
+    // A release that exists and is broken is the error to report.
+    if let Some(i) = errors.iter().position(|e| !declares_no_release(e)) {
+        return Err(errors.swap_remove(i));
+    }
+    let exported = cue::export(ws_root, &files::current_dir()?, ws.cache.dir().unwrap_or(std::path::Path::new(""))).map_err(Failure::from)?;
+    Ok(match exported {
+        serde_json::Value::Object(fields) => fields.into_iter().map(|(k, v)| (format!("field {k}"), v)).collect(),
+        other => Objects::from([("export".to_string(), other)]),
+    })
+}
+
+/// Whether a render failed because the package has no release at all
+/// (a plain CUE module) rather than because the release is broken.
+fn declares_no_release(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("` field: an OPM ")
+}
+
+/// An error found in a staged copy, in the user's terms: its first CUE
+/// error at its place in the user's own files (every error with -v).
+fn in_user_paths(e: &anyhow::Error, copy: &std::path::Path, root: &std::path::Path) -> String {
+    let cwd = files::current_dir().unwrap_or_default();
+    let shown = |file: &str| {
+        let path = std::path::Path::new("/").join(file);
+        let path = path.strip_prefix(copy).map(|rel| root.join(rel)).unwrap_or(path);
+        display_path(&cwd, &path)
+    };
+    let Some(failure) = e.chain().find_map(|c| c.downcast_ref::<Failure>()).filter(|f| !f.diagnostics.is_empty()) else {
+        return format!("{e:#}").replace(&copy.display().to_string(), &root.display().to_string());
+    };
+    let one = |d: &Diagnostic| match d.positions.first() {
+        Some(p) => format!("{} ({}:{}:{})", d.message, shown(&p.file), p.line, p.column),
+        None => d.message.clone(),
+    };
+    if crate::ui::is_verbose() {
+        failure.diagnostics.iter().map(one).collect::<Vec<_>>().join("; ")
+    } else {
+        let more = failure.diagnostics.len() - 1;
+        one(&failure.diagnostics[0]) + &if more > 0 { format!(" (and {}; -v shows all)", crate::error::count(more, "more error")) } else { String::new() }
+    }
 }
 
 fn diff_values(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<FieldChange>) {
@@ -518,7 +566,7 @@ pub fn preview(plan: &Plan) -> anyhow::Result<Vec<Preview>> {
         let (copy, copied) = staged(plan, &applied)?;
         let mut p = Preview { module: u.module.clone(), current: u.current.clone(), available: u.available.clone(), added: vec![], removed: vec![], changed: vec![], error: None };
         match rendered(copy.path(), &copied, &plan.values) {
-            Err(e) => p.error = Some(format!("{e:#}")),
+            Err(e) => p.error = Some(in_user_paths(&e, copy.path(), &ws.root)),
             Ok(after) => {
                 p.added = after.keys().filter(|k| !before.contains_key(*k)).cloned().collect();
                 p.removed = before.keys().filter(|k| !after.contains_key(*k)).cloned().collect();
@@ -539,9 +587,15 @@ pub fn preview(plan: &Plan) -> anyhow::Result<Vec<Preview>> {
 }
 
 /// The module roots under `dir` (cue.mod/module.cue), nested ones
-/// included, hidden directories and cue.mod left out; sorted.
+/// included; left out as cue's `./...` leaves them out: hidden and `_`
+/// directories and cue.mod, and any CUE cache (its extracted modules are
+/// other people's releases, not projects); sorted.
 pub fn module_roots(dir: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
     fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+        let is_cache = dir.join("mod/download").is_dir() && dir.join("mod/extract").is_dir();
+        if is_cache || crate::cache::default_dir().is_ok_and(|c| c == dir) {
+            return Ok(());
+        }
         if dir.join("cue.mod/module.cue").is_file() {
             out.push(dir.to_path_buf());
         }

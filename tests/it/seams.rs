@@ -209,3 +209,96 @@ fn publishing_a_version_the_module_does_not_declare_is_refused() {
     let out = opm_in(&["mod", "publish", "v0.1.0"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn update_diff_proves_each_row_in_the_users_terms() {
+    use crate::safety::{consumer, lib_at};
+    let w = World::new();
+    lib_at(&w, "v1.0.0", "{image: \"nginx:1.27\", replicas: 1}");
+    lib_at(&w, "v1.1.0", "{image: \"nginx:1.27\", replicas: 2}");
+    w.publish_files("example.com/lib@v2", "v2.0.0", &[("lib.cue", "package lib\n\n#Defaults: {image: \"nginx:1.28\", replicas: 1}\n")]);
+    let cache = tempdir();
+    let app = consumer(&w, cache.path());
+    let opm_in = |dir: &Path, args: &[&str]| run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(dir).args(args));
+
+    // A minor and a major row of one module: each proven on its own (the
+    // minor one is not given the major's import rewrites).
+    let out = opm_in(app.path(), &["mod", "update", "--diff", "--major", "--json"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let previews: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let rows = previews.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{previews}");
+    assert!(rows.iter().all(|p| p["error"].is_null()), "{previews}");
+    let minor = rows.iter().find(|p| p["available"] == "v1.1.0").unwrap();
+    assert_eq!(minor["changed"][0]["fields"], serde_json::json!([{"path": "spec.replicas", "before": 1, "after": 2}]), "{previews}");
+
+    // An update that breaks the release: exit 2, said in the user's paths.
+    lib_at(&w, "v1.2.0", "{replicas: 3}");
+    let out = opm_in(app.path(), &["mod", "update", "--diff"]);
+    assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), stderr(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("v1.0.0 -> v1.2.0") && text.contains("no longer renders") && !text.contains("opm-staged"), "{text}");
+    let out = opm_in(app.path(), &["-v", "mod", "update", "--diff", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("opm-staged"), "{}", stdout(&out));
+
+    // A plain CUE module diffs its `cue export`.
+    let site = tempdir();
+    assert!(opm_in(site.path(), &["mod", "init", "example.com/site@v0", "--template", "cue"]).status.success());
+    write(&site.path().join("site.cue"), "package site\n\nimport \"example.com/lib@v1\"\n\nreplicas: lib.#Defaults.replicas\nname: \"site\"\n");
+    assert!(opm_in(site.path(), &["mod", "get", "example.com/lib@v1.0.0"]).status.success());
+    let out = opm_in(site.path(), &["mod", "update", "example.com/lib@v1", "--diff", "--json"]);
+    // v1.1.0 changes replicas; v1.2.0 too (the site reads nothing else).
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let previews: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(previews[0]["changed"][0]["object"], "field replicas", "{previews}");
+    assert_eq!(previews[0]["changed"][0]["fields"][0]["after"], 3, "{previews}");
+}
+
+#[test]
+fn update_check_marks_what_the_policy_refuses_and_names_the_command_that_takes_it() {
+    let w = World::new();
+    w.publish_files("example.com/lib@v0", "v0.1.0", &[("lib.cue", "package lib\n\nname: \"one\"\n")]);
+    w.publish_files("example.com/lib@v0", "v0.2.0", &[("lib.cue", "package lib\n\nname: \"two\"\n")]);
+    w.publish_files("example.com/lib@v1", "v1.0.0", &[("lib.cue", "package lib\n\nname: \"three\"\n")]);
+    let keys = tempdir();
+    let (private, public) = crate::signatures::key_pair(keys.path());
+    let publisher = tempdir();
+    let out = run(opm(publisher.path()).env("CUE_REGISTRY", &w.registry).env("COSIGN_PASSWORD", crate::signatures::PASSWORD).args(["mod", "sign", "example.com/lib@v0.1.0", "--key"]).arg(&private));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = crate::signatures::policy(keys.path(), &public);
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", "module: \"main.test/app@v0\"\nlanguage: version: \"v0.17.0\"\n"), ("app.cue", "package app\n\nimport \"example.com/lib@v0\"\n\nx: lib.name\n")]);
+    let opm_in = |args: &[&str]| run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).env("OPM_CONFIG", &config).current_dir(app.path()).args(args));
+    assert!(opm_in(&["mod", "get", "example.com/lib@v0.1.0"]).status.success());
+    let out = opm_in(&["mod", "update", "--check", "--json"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(rows[0]["available"], "v0.2.0", "{rows}");
+    assert_eq!(rows[0]["signature"], "unsigned", "{rows}");
+    let out = opm_in(&["mod", "update", "--check", "--major"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stdout(&out).contains("unsigned: the verify policy refuses it"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("run 'opm mod update --major'"), "{}", stderr(&out));
+}
+
+#[test]
+fn update_check_of_a_tree_skips_caches_inside_it() {
+    let w = World::new();
+    w.publish("u.test/lib@v0", "v0.1.0", &[], &[]);
+    w.publish("u.test/lib@v0", "v0.2.0", &[], &[]);
+    let top = tempdir();
+    let app = top.path().join("app");
+    write(&app.join("cue.mod/module.cue"), "module: \"main.test/app@v0\"\nlanguage: version: \"v0.17.0\"\n");
+    write(&app.join("app.cue"), "package app\n\nimport \"u.test/lib@v0\"\n\nx: lib.name\n");
+    // The CUE cache lives inside the tree (a CI workspace often does this).
+    let cache = top.path().join("cache");
+    let out = run(opm(&cache).env("CUE_REGISTRY", &w.registry).current_dir(&app).args(["mod", "get", "u.test/lib@v0.1.0"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(cache.join("mod/extract/u.test/lib@v0.1.0/cue.mod/module.cue").is_file());
+    let out = run(opm(&cache).env("CUE_REGISTRY", &w.registry).current_dir(top.path()).args(["mod", "update", "--check", "./...", "--json"]));
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("main.test/app") || text.contains("/app"), "{text}");
+    assert!(!text.contains("/cache/"), "the cache is no project: {text}");
+}

@@ -31,9 +31,11 @@ pub fn cue(cache: &Path) -> Command {
     cmd
 }
 
-/// An empty opm config file in `dir`: no routing or policy from the
-/// machine (a file OPM_CONFIG names must exist).
+/// An empty opm config file (in `dir` when it exists, else in the temp
+/// directory): no routing or policy from the machine (a file OPM_CONFIG
+/// names must exist).
 pub fn empty_config(dir: &Path) -> PathBuf {
+    let dir = if dir.is_dir() { dir.to_path_buf() } else { std::env::temp_dir() };
     let config = dir.join("no-opm-config.yaml");
     if !config.exists() {
         let _ = std::fs::write(&config, "");
