@@ -122,6 +122,10 @@ impl Cache {
         let mut out = Vec::with_capacity(mvs.len());
         let mut missing = Vec::new();
         for (i, mv) in mvs.iter().enumerate() {
+            // A full walk also sweeps what an interrupted run left beside the entry.
+            if depth == Depth::Full && self.entry(mv)?.has_leftovers() {
+                self.entry(mv)?.collect_leftovers()?;
+            }
             match self.walk(mv, depth)? {
                 Ok(p) => out.push(Some(p)),
                 Err(link) => {

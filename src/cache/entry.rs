@@ -178,6 +178,26 @@ impl Entry {
         Ok(())
     }
 
+    /// Whether an interrupted install or removal left parts of this
+    /// version: a zip without a complete tree, or a `.tmp-` tree beside it.
+    /// (A module file alone was fetched for resolution: no leftover.)
+    pub fn has_leftovers(&self) -> bool {
+        let staging = format!("{}.tmp-", file_name(&self.extract));
+        let staged = self.extract.parent().and_then(|p| std::fs::read_dir(p).ok()).is_some_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(&staging))));
+        staged || (self.zip().exists() && !self.is_complete())
+    }
+
+    /// Removes the leftovers of an interrupted install or removal, under
+    /// the version's lock (a live install holds it, so nothing in use is
+    /// taken); a complete entry stays.
+    pub fn collect_leftovers(&self) -> anyhow::Result<()> {
+        let _lock = self.lock()?; // sweeps the `.tmp-` trees and files
+        if !self.is_complete() && self.zip().exists() {
+            self.remove_locked()?;
+        }
+        Ok(())
+    }
+
     /// cue's per-version lock file (an exclusive flock), so that opm and
     /// cue never write the same version at once.
     fn lock(&self) -> anyhow::Result<fs::File> {

@@ -213,6 +213,46 @@ impl Cache {
         Ok(entries)
     }
 
+    /// The versions an interrupted install or removal left parts of (see
+    /// [`Entry::collect_leftovers`]): zips in `mod/download` without a
+    /// complete entry, `.tmp-` trees in `mod/extract`.
+    pub fn leftovers(&self) -> anyhow::Result<Vec<Entry>> {
+        fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, String)>, extract: bool) {
+            let Ok(read) = std::fs::read_dir(dir) else { return };
+            for e in read.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                let path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+                if extract && is_dir && name.contains(".tmp-") {
+                    // `<path>@<version>.tmp-...`
+                    if let Some((base, version)) = path.split_once(".tmp-").and_then(|(entry, _)| entry.rsplit_once('@')) {
+                        out.push((unescape(base), unescape(version)));
+                    }
+                } else if !extract && name == "@v" && is_dir {
+                    for f in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                        if let Some(version) = f.file_name().to_string_lossy().strip_suffix(".zip") {
+                            out.push((unescape(rel), unescape(version)));
+                        }
+                    }
+                } else if is_dir && !name.contains('@') {
+                    walk(&e.path(), &path, out, extract);
+                }
+            }
+        }
+        let root = self.dir()?.join("mod");
+        let mut found = Vec::new();
+        walk(&root.join("download"), "", &mut found, false);
+        walk(&root.join("extract"), "", &mut found, true);
+        found.sort();
+        found.dedup();
+        Ok(found
+            .into_iter()
+            .filter(|(_, v)| semver::is_valid(v))
+            .map(|(base, v)| Entry::new(self.dir.as_ref().expect("dir read above"), &ModuleVersion::new(&base, &v)))
+            .filter(Entry::has_leftovers)
+            .collect())
+    }
+
     /// The registry client, with the routing in effect.
     pub fn client(&self) -> anyhow::Result<&Client> {
         if let Some(client) = self.client.get() {

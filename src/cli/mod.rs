@@ -66,7 +66,7 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     color: ColorChoice,
     /// The most a command may spend on registries and credential helpers
-    /// (also OPM_TIMEOUT): 90s, 10m; default 5m
+    /// (also OPM_TIMEOUT): 90s, 10m; default 2m
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<u64>,
 }

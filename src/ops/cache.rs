@@ -85,6 +85,12 @@ pub fn gc(opts: &GcOptions) -> anyhow::Result<Vec<Listed>> {
     let Some(locked) = locked else {
         return Err(fail(Exit::General, "opm has no state directory (no HOME): without a record of who uses what, gc removes nothing"));
     };
+    // What interrupted installs and removals left (no entry lists them).
+    if !opts.dry_run {
+        for e in cache.leftovers()? {
+            e.collect_leftovers()?;
+        }
+    }
     let now = usage::now();
     let mut removed = Vec::new();
     for e in cache.entries()? {

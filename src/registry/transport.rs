@@ -4,12 +4,13 @@
 //! when they expire), deadlines, retries, size caps and errors of a kind.
 //! It knows OCI, not CUE modules.
 //!
-//! Bounds: connect 10 s; each read 30 s; each request, body included,
-//! 60 s (`OPM_REQUEST_TIMEOUT`; blobs: plus a second per 64 KiB); every
-//! request of a command within the command's time budget (`--timeout`,
-//! default 5 minutes).
+//! Bounds: connect 10 s; 15 s without a byte fails a try; each request,
+//! body included, 60 s (`OPM_REQUEST_TIMEOUT`; blobs: plus a second per
+//! 64 KiB); every request of a command within the command's time budget
+//! (`--timeout`, default 2 minutes).
 //! Requests that can be repeated are tried up to 4 times on 429, 500,
-//! 502, 503, 504, a broken or truncated body and a request deadline.
+//! 502, 503, 504 and a broken or truncated body; a try that stalls (no
+//! byte for 15 s, or past its deadline) is tried once more only.
 
 use super::auth::{self, Credentials};
 use super::error::{Error, ErrorKind};
@@ -22,7 +23,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A try that receives no byte for this long has stalled.
+const READ_TIMEOUT: Duration = Duration::from_secs(15);
 /// One request, body included, by default (small documents; blobs get
 /// more): `OPM_REQUEST_TIMEOUT` changes it.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -40,10 +42,13 @@ fn request_timeout() -> Duration {
 const MIN_RATE: u64 = 64 << 10;
 /// Tries of an idempotent request: the first and three retries.
 const ATTEMPTS: u32 = 4;
+/// Tries of a request that stalls: a registry that drips or hangs once
+/// likely does again, and each such try costs a whole deadline.
+const STALLED_ATTEMPTS: u32 = 2;
 /// A Retry-After longer than this is not waited for.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The default time budget of a command.
-pub const DEFAULT_BUDGET: Duration = Duration::from_secs(300);
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(120);
 
 /// Caps on what a registry may send (other registry clients cap manifests
 /// at 4 MiB too).
@@ -186,6 +191,15 @@ enum Fault {
 }
 
 impl Fault {
+    /// A try that stalled: no byte for the read timeout, or past its deadline.
+    fn is_stall(&self) -> bool {
+        match self {
+            Fault::Deadline(_) => true,
+            Fault::Network(e) => e.is_timeout(),
+            _ => false,
+        }
+    }
+
     fn is_transient(&self) -> bool {
         match self {
             Fault::Status { code, .. } => matches!(code, 429 | 500 | 502 | 503 | 504),
@@ -775,7 +789,8 @@ where
             Fault::Status { code: 429, retry_after: Some(after), .. } => *after,
             _ => delay,
         };
-        if tries < ATTEMPTS && fault.is_transient() && wait <= MAX_RETRY_AFTER && wait < remaining {
+        let limit = if fault.is_stall() { STALLED_ATTEMPTS } else { ATTEMPTS };
+        if tries < limit && fault.is_transient() && wait <= MAX_RETRY_AFTER && wait < remaining {
             crate::ui::verbose(&format!("{what} {}/{}: {}; trying again in {} ms", loc.host, loc.repository, describe(&fault), wait.as_millis()));
             tokio::time::sleep(wait).await;
             delay *= 2;
@@ -986,7 +1001,7 @@ fn explain(loc: &Location, creds: &Credentials, what: &str, fault: Fault) -> Err
                     format!("cannot reach registry {host} over {scheme} (connection failed): check that it is running and the routing ('opm config show')"),
                 );
             }
-            let why = if e.is_timeout() { "a read timed out (30 s without a byte)".to_string() } else { one_line(&error_text(&e)) };
+            let why = if e.is_timeout() { format!("a read timed out ({} s without a byte)", READ_TIMEOUT.as_secs()) } else { one_line(&error_text(&e)) };
             Error::new(ErrorKind::Unreachable, format!("{what} from {repo}: the connection broke ({why})"))
         }
         Fault::Status { code, error_code, retry_after } => match code {

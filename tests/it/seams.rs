@@ -302,3 +302,37 @@ fn update_check_of_a_tree_skips_caches_inside_it() {
     assert!(text.contains("main.test/app") || text.contains("/app"), "{text}");
     assert!(!text.contains("/cache/"), "the cache is no project: {text}");
 }
+
+#[test]
+fn leftovers_of_interrupted_runs_are_swept() {
+    let w = World::new();
+    w.publish_files("example.com/lib@v0", "v0.1.0", &[("lib.cue", "package lib\n\nname: \"one\"\n")]);
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", "module: \"main.test/app@v0\"\nlanguage: version: \"v0.17.0\"\n"), ("app.cue", "package app\n\nimport \"example.com/lib@v0\"\n\nx: lib.name\n")]);
+    let opm_in = |args: &[&str]| run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(app.path()).args(args));
+    assert!(opm_in(&["mod", "get", "example.com/lib@v0.1.0"]).status.success());
+    let download = cache.path().join("mod/download/example.com/lib/@v");
+    let extract = cache.path().join("mod/extract/example.com");
+    // A get killed after its tree was renamed into place leaves its staging directory.
+    let staging = extract.join("lib@v0.1.0.tmp-123456");
+    std::fs::create_dir_all(&staging).unwrap();
+    assert!(opm_in(&["mod", "get", "example.com/lib@v0.1.0"]).status.success());
+    assert!(!staging.exists(), "a successful rerun sweeps it");
+    // A gc killed mid-removal: the tree renamed away, the files still there.
+    let doomed = extract.join("lib@v0.2.0.tmp-removed-99");
+    write(&doomed.join("lib.cue"), "package lib\n");
+    for suffix in ["zip", "mod", "manifest"] {
+        std::fs::copy(download.join(format!("v0.1.0.{suffix}")), download.join(format!("v0.2.0.{suffix}"))).unwrap();
+    }
+    let out = opm_in(&["cache", "list", "--json"]);
+    assert!(!stdout(&out).contains("v0.2.0"), "no entry lists it: {}", stdout(&out));
+    let out = opm_in(&["cache", "gc", "--older-than", "0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!doomed.exists(), "the half-removed tree is collected");
+    for suffix in ["zip", "mod", "manifest"] {
+        assert!(!download.join(format!("v0.2.0.{suffix}")).exists(), "v0.2.0.{suffix} collected");
+    }
+    // What a project uses stays.
+    assert!(download.join("v0.1.0.zip").is_file() && extract.join("lib@v0.1.0").is_dir());
+    assert!(opm_in(&["mod", "vet", "--offline"]).status.success());
+}
