@@ -26,7 +26,6 @@ fn main() -> ExitCode {
             // A --check finding is a result, not a failure of opm.
             opm::ui::print_status(&format!("{err:#}"));
         } else {
-            // No registry credentials in any message (CUE_REGISTRY may carry them).
             opm::ui::print_error(&format!("{err:#}"));
         }
     }

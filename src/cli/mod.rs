@@ -224,6 +224,12 @@ pub fn run() -> anyhow::Result<()> {
                     return Err(Reported(Exit::General).into());
                 }
             }
+            // With --json a script reads the failure as JSON, like any other.
+            if std::env::args().any(|a| a == "--json") {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+                return Err(crate::error::fail(Exit::General, format!("{first} (see 'opm --help')")));
+            }
             let _ = e.print();
             return Err(Reported(Exit::General).into());
         }

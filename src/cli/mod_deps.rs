@@ -64,7 +64,26 @@ pub fn tidy(args: TidyArgs, g: super::Global) -> anyhow::Result<()> {
     if g.offline {
         ui::print_status("offline: versions come from the CUE cache only");
     }
-    let changed = deps::tidy(&TidyOptions { check: args.check, offline: g.offline })?;
+    let result = deps::tidy(&TidyOptions { check: args.check, offline: g.offline });
+    // --check --json: the shape of tidy --json, and the verdict.
+    if args.check && args.json {
+        let (changed, verdict) = match result {
+            Ok(changed) => (changed, Ok(())),
+            Err(e) if super::exit_code(&e) == crate::error::Exit::Outdated => {
+                let module_file = crate::files::find_root(&current_dir()?)?.join(crate::module::MODULE_FILE);
+                (deps::Changed { module_file, changes: Vec::new(), cache: Vec::new() }, Err(e))
+            }
+            Err(e) => return Err(e),
+        };
+        let mut json = serde_json::to_value(&changed)?;
+        json["tidy"] = serde_json::Value::Bool(verdict.is_ok());
+        if let Err(e) = &verdict {
+            json["reason"] = serde_json::Value::String(format!("{e:#}"));
+        }
+        ui::print_json(&json)?;
+        return verdict.map_err(|e| super::after_json(true, e));
+    }
+    let changed = result?;
     if args.json {
         return ui::print_json(&changed);
     }

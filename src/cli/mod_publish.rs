@@ -68,7 +68,11 @@ pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
             "wrote {what} as an OCI image layout to {}",
             args.out.as_ref().expect("written to --out").display()
         )),
-        Outcome::DryRun => ui::print_status(&format!("dry run: {what} ({} files) would be published to {reference}", p.files)),
+        Outcome::DryRun => {
+            ui::print_status(&format!("dry run: {what} ({} files) would be published to {reference}:", p.files));
+            // The list itself is the result (as cargo package --list): stdout.
+            ui::write_stdout(&p.paths.iter().map(|f| format!("{f}\n")).collect::<String>())?;
+        }
     }
     if let Some(signature) = &p.signature {
         ui::print_status(&format!("signed {what}: {signature}"));

@@ -50,6 +50,8 @@ pub struct Published {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
     pub files: usize,
+    /// The files of the zip, by their path in it, sorted.
+    pub paths: Vec<String>,
     pub outcome: Outcome,
     /// Where the signature is (--sign): host/repository:sha256-<hex>.sig
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -154,6 +156,11 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
         digest: packed.manifest_digest.clone(),
         insecure: loc.insecure,
         files: packed.files,
+        paths: {
+            let mut paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+            paths.sort();
+            paths
+        },
         outcome,
         signature,
     })

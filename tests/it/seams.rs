@@ -336,3 +336,34 @@ fn leftovers_of_interrupted_runs_are_swept() {
     assert!(download.join("v0.1.0.zip").is_file() && extract.join("lib@v0.1.0").is_dir());
     assert!(opm_in(&["mod", "vet", "--offline"]).status.success());
 }
+
+#[test]
+fn scripts_get_json_for_every_outcome_and_the_dry_run_lists_files() {
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", MODULE_CUE), ("a.cue", "package test\n\nx: 1\n")]);
+    // A command line clap refuses.
+    let out = run(opm(cache.path()).current_dir(app.path()).args(["mod", "tidy", "--json", "--no-such-flag"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let error: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+    assert_eq!(error["error"]["kind"], "error", "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("--no-such-flag"), "{error}");
+    // tidy --check --json: tidy's shape and the verdict, both ways.
+    let out = run(opm(cache.path()).env("CUE_REGISTRY", "none").current_dir(app.path()).args(["mod", "tidy", "--check", "--json"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tidy: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(tidy["tidy"], true, "{tidy}");
+    assert!(tidy["changes"].is_array() && std::path::Path::new(tidy["module_file"].as_str().unwrap()).is_absolute(), "{tidy}");
+    write(&app.path().join("b.cue"), "package test\n\nimport \"opmodel.dev/core@v0\"\n\ny: core.#Module\n");
+    let out = run(opm(cache.path()).env("CUE_REGISTRY", "none").current_dir(app.path()).args(["mod", "tidy", "--check", "--json"]));
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let tidy: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(tidy["tidy"], false, "{tidy}");
+    assert!(tidy["reason"].as_str().unwrap().contains("not tidy") && tidy["changes"].is_array(), "{tidy}");
+    std::fs::remove_file(app.path().join("b.cue")).unwrap();
+    // publish --dry-run lists what the zip would hold, as cargo package --list.
+    let lib = publishable("example.com/lib@v0", "name: \"one\"");
+    write(&lib.path().join("sub/more.cue"), "package sub\n\nz: 1\n");
+    let out = run(opm(cache.path()).env("CUE_REGISTRY", "127.0.0.1:1+insecure").current_dir(lib.path()).args(["mod", "publish", "v0.1.0", "--dry-run"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "cue.mod/module.cue\nlib.cue\nsub/more.cue\n");
+}
