@@ -207,7 +207,7 @@ impl Cache {
         let mut entries: Vec<Entry> = found
             .into_iter()
             .filter(|(_, v)| semver::is_valid(v))
-            .map(|(base, v)| Entry::new(&self.dir.as_ref().expect("dir read above"), &ModuleVersion::new(&base, &v)))
+            .map(|(base, v)| Entry::new(self.dir.as_ref().expect("dir read above"), &ModuleVersion::new(&base, &v)))
             .collect();
         entries.sort_by(|a, b| a.module_version().cmp(b.module_version()));
         Ok(entries)
@@ -391,7 +391,9 @@ impl Cache {
             }
             let client = self.client()?;
             client.block_on(client.preauthorize(&missing.iter().map(|&i| &mvs[i]).collect::<Vec<_>>()));
-            let fetched: Vec<(usize, registry::ModuleManifest, Vec<u8>, Option<Vec<Signature>>)> = client.block_on(
+            // (index, manifest, module file, signatures asked for)
+            type Fetched = (usize, registry::ModuleManifest, Vec<u8>, Option<Vec<Signature>>);
+            let fetched: Vec<Fetched> = client.block_on(
                 stream::iter(missing)
                     .map(|i| async move {
                         let (manifest, data, signatures) = client.module_file(&mvs[i], self.must_be_signed(&mvs[i])?).await?;

@@ -217,12 +217,12 @@ fn what_holds(ws: &Workspace, values: &[PathBuf]) -> anyhow::Result<Proof> {
 /// Fails with the first thing that held before and no longer does.
 fn still_holds(ws: &Workspace, proof: &Proof, values: &[PathBuf]) -> Result<(), Broken> {
     let invalid = |what: &'static str, diagnostics: Vec<Diagnostic>| Broken { what, diagnostics };
-    let report = vet::report(ws, false).map_err(|e| Broken::other(e))?;
+    let report = vet::report(ws, false).map_err(Broken::other)?;
     if !report.errors.is_empty() {
         return Err(invalid("the module's vet", vet::absolute(report.errors, &ws.root)));
     }
     if proof.concrete {
-        let report = vet::report(ws, true).map_err(|e| Broken::other(e))?;
+        let report = vet::report(ws, true).map_err(Broken::other)?;
         if !report.errors.is_empty() {
             return Err(invalid("the module's concrete vet", vet::absolute(report.errors, &ws.root)));
         }
