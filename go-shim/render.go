@@ -95,13 +95,7 @@ func opRender(body []byte) (any, error) {
 	}
 
 	ctx := cuecontext.New()
-	cfg := &load.Config{
-		Dir:      req.Dir,
-		Tags:     req.Tags,
-		Registry: newCacheRegistry(req.CacheDir),
-		Env:      []string{},
-	}
-	inst := load.Instances([]string{"."}, cfg)[0]
+	inst := loadPackage(req.Dir, req.CacheDir, req.Tags)
 	if inst.Err != nil {
 		return nil, invalid(inst.Err)
 	}
@@ -393,8 +387,7 @@ func opPackageLookup(body []byte) (any, error) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	cfg := &load.Config{Dir: req.Dir, Registry: newCacheRegistry(req.CacheDir), Env: []string{}}
-	inst := load.Instances([]string{"."}, cfg)[0]
+	inst := loadPackage(req.Dir, req.CacheDir, nil)
 	if inst.Err != nil {
 		return lookupResult{}, nil
 	}
@@ -421,8 +414,7 @@ func opPackageExport(body []byte) (any, error) {
 	invalid := func(err error) error {
 		return &callError{Kind: kindInvalid, Message: "the package does not export", Errors: diagnostics(err, "", req.Cwd)}
 	}
-	cfg := &load.Config{Dir: req.Dir, Registry: newCacheRegistry(req.CacheDir), Env: []string{}}
-	inst := load.Instances([]string{"."}, cfg)[0]
+	inst := loadPackage(req.Dir, req.CacheDir, nil)
 	if inst.Err != nil {
 		return nil, invalid(inst.Err)
 	}
@@ -435,4 +427,11 @@ func opPackageExport(body []byte) (any, error) {
 		return nil, invalid(err)
 	}
 	return encjson.RawMessage(data), nil
+}
+
+// loadPackage loads the package at dir (absolute), its dependencies from
+// the CUE cache at cacheDir only, with no environment.
+func loadPackage(dir, cacheDir string, tags []string) *build.Instance {
+	cfg := &load.Config{Dir: dir, Tags: tags, Registry: newCacheRegistry(cacheDir), Env: []string{}}
+	return load.Instances([]string{"."}, cfg)[0]
 }

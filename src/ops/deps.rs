@@ -209,7 +209,9 @@ pub fn tidy(opts: &TidyOptions) -> anyhow::Result<Changed> {
     let write_local = || -> anyhow::Result<()> {
     match &local {
         Some((view, tidied)) => {
-            let replace_of = |module: &str| view.deps.iter().find(|d| d.path == module).map(|d| d.replace_with.clone()).unwrap_or_default();
+            let replace_of = |module: &str| {
+                view.deps.iter().find(|d| d.path == module).map(|d| crate::resolve::replace::normalized(&d.replace_with)).unwrap_or_default()
+            };
             let deps: Vec<cue::Dep> = raise(&tidied.roots)
                 .into_iter()
                 .map(|r| cue::Dep {

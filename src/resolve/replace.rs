@@ -36,6 +36,17 @@ pub fn target(replace_with: &str) -> Target<'_> {
     }
 }
 
+/// A replaceWith value as cue's tidy writes it (tidy.go normalizeReplace):
+/// a module target that names a full version is reduced to its major
+/// (`example.com/bar@v0.1.0` -> `example.com/bar@v0`); a directory, a bare
+/// path or a major stay as they are.
+pub fn normalized(replace_with: &str) -> String {
+    match target(replace_with) {
+        Target::Module { base, version } if !version.is_empty() => format!("{base}@{}", semver::major(version)),
+        _ => replace_with.to_string(),
+    }
+}
+
 /// The replacements of a main-module view.
 #[derive(Default)]
 pub struct Replacements {

@@ -134,3 +134,23 @@ fn a_module_replaced_by_another_module_is_read_from_it() {
     assert!(p.local_module_cue().is_some_and(|l| l.contains("example.com/target@v0")), "{:?}", p.local_module_cue());
     assert!(p.step(&["tidy", "--check"]));
 }
+
+/// cue's own modtidy_local_replace_upgrade: a replacement that names a
+/// full version is written back with its major only, and the target is
+/// required at the higher version another dependency needs.
+#[test]
+fn a_replacement_naming_a_full_version_is_written_with_its_major() {
+    let w = World::new();
+    w.publish_files("example.com/orig@v0", "v0.1.0", &[("lib.cue", "package lib\n\nvalue: \"from orig (should not see this)\"\n")]);
+    for v in ["v0.0.1", "v0.0.2"] {
+        w.publish_files("example.com/target@v0", v, &[("lib.cue", &format!("package lib\n\nvalue: \"target {v}\"\n"))]);
+    }
+    w.publish_files("example.com/dep@v0", "v0.1.0", &[("dep.cue", "package dep\n\nimport \"example.com/target@v0:lib\"\n\nvalue: lib.value\n")]);
+    let local = "deps: \"example.com/orig@v0\": {\n\tv:       \"v0.1.0\"\n\treplaceWith: \"example.com/target@v0.0.1\"\n}\n";
+    let main = "package main\n\nimport (\n\t\"example.com/orig@v0:lib\"\n\t\"example.com/dep@v0:dep\"\n)\n\nfromOrig: lib.value\nfromDep:  dep.value\n";
+    let mut p = Pair::new(&w, MAIN, &[("main.cue", main), ("cue.mod/local-module.cue", local)]);
+    assert!(p.step(&["tidy"]));
+    let written = p.local_module_cue().unwrap_or_default();
+    assert!(written.contains("replaceWith: \"example.com/target@v0\"\n"), "{written}");
+    assert!(p.step(&["tidy", "--check"]));
+}
