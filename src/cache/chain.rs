@@ -206,12 +206,12 @@ impl Cache {
                     match (link, entry.kept_manifest()) {
                         // The content is proven; the signatures of its manifest are asked for.
                         (Link::Signature, Some(manifest)) => {
-                            let signatures = client.signatures(mv, &manifest.digest).await?;
+                            let signatures = client.signatures(mv, &manifest.digest).await.map_err(super::naming(mv, "fetching the signatures of"))?;
                             self.judge(mv, &manifest.digest, Some(&signatures))?;
                             entry.keep_evidence(&manifest, Some(&signatures))
                         }
                         _ => {
-                            let (manifest, signatures) = client.manifest(mv, self.must_be_signed(mv)?).await?;
+                            let (manifest, signatures) = client.manifest(mv, self.must_be_signed(mv)?).await.map_err(super::naming(mv, "fetching the manifest of"))?;
                             self.judge(mv, &manifest.digest, signatures.as_deref())?;
                             self.keep_fetched(mv, &manifest, signatures.as_deref())
                         }

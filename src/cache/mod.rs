@@ -343,7 +343,7 @@ impl Cache {
                     let bar = &bar;
                     async move {
                         let entry = self.entry(mv)?;
-                        let download = client.module(mv, bar, self.must_be_signed(mv)?).await?;
+                        let download = client.module(mv, bar, self.must_be_signed(mv)?).await.map_err(naming(mv, "downloading"))?;
                         self.check_download(mv, &download.manifest.digest, Some(&download.zip))?;
                         let signer = self.judge(mv, &download.manifest.digest, download.signatures.as_deref())?.map(|k| k.path.display().to_string());
                         let proven = Proven { manifest: Some(download.manifest.digest.clone()), zip: download.manifest.zip.0.clone(), signer };
@@ -396,7 +396,7 @@ impl Cache {
             let fetched: Vec<Fetched> = client.block_on(
                 stream::iter(missing)
                     .map(|i| async move {
-                        let (manifest, data, signatures) = client.module_file(&mvs[i], self.must_be_signed(&mvs[i])?).await?;
+                        let (manifest, data, signatures) = client.module_file(&mvs[i], self.must_be_signed(&mvs[i])?).await.map_err(naming(&mvs[i], "fetching the module file of"))?;
                         check_artifact(&mvs[i], &data)?;
                         self.judge(&mvs[i], &manifest.digest, signatures.as_deref())?;
                         anyhow::Ok((i, manifest, data, signatures))
@@ -437,7 +437,9 @@ impl Cache {
             asked.iter().map(|&i| self.cached_versions(&paths[i])).collect()
         } else {
             match self.client() {
-                Ok(client) => client.block_on(stream::iter(&asked).map(|&i| client.versions(&paths[i])).buffered(PARALLEL).collect()),
+                Ok(client) => client.block_on(
+                    stream::iter(&asked).map(|&i| async move { client.versions(&paths[i]).await.map_err(naming(&paths[i], "listing the versions of")) }).buffered(PARALLEL).collect(),
+                ),
                 Err(e) => {
                     let why = format!("{e:#}");
                     asked.iter().map(|_| Err(fail(Exit::General, why.clone()))).collect()
@@ -461,6 +463,19 @@ impl Cache {
         let manifest = registry::ModuleManifest::parse(packed.manifest.into_bytes()).map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?;
         self.check_download(entry.module_version(), &manifest.digest, Some(&zip))?;
         entry.install(&zip, &manifest, None)
+    }
+}
+
+/// A registry failure that names the module (version) it was about: the
+/// error as it is when it names it already, else with `what it` before it.
+fn naming<'a>(it: &'a (impl std::fmt::Display + ?Sized), what: &'a str) -> impl FnOnce(anyhow::Error) -> anyhow::Error + 'a {
+    move |e| {
+        let it = it.to_string();
+        if format!("{e:#}").contains(&it) {
+            e
+        } else {
+            e.context(format!("{what} {it}"))
+        }
     }
 }
 

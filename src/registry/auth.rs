@@ -286,6 +286,14 @@ fn run_helper(name: &str, host: &str, deadline: Instant) -> Result<Option<Creden
     }))
 }
 
+/// Whether an executable named `program` is in a directory of PATH.
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| std::fs::metadata(dir.join(program)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+    })
+}
+
 /// Where the credentials for `host` come from, for `--verbose` and
 /// `opm registry check`: the helper or file that holds them, never the
 /// secret.
@@ -299,8 +307,14 @@ pub fn source(host: &str) -> String {
         return format!("credential helper docker-credential-{helper} (credHelpers in {origin})");
     }
     if !m.data.creds_store.is_empty() {
+        let program = format!("docker-credential-{}", m.data.creds_store);
+        if !on_path(&program) {
+            // As cue does, a default store that is not installed is skipped.
+            let then = if m.data.auths.contains_key(host) { "the auths entry is used" } else { "anonymous" };
+            return format!("none from the credential store: {program} (credsStore in {}) is not on PATH, so {then}", m.store_origin);
+        }
         let also = if m.data.auths.contains_key(host) { ", else the auths entry" } else { "" };
-        return format!("credential store docker-credential-{} (credsStore in {}{also})", m.data.creds_store, m.store_origin);
+        return format!("credential store {program} (credsStore in {}{also})", m.store_origin);
     }
     if m.data.auths.contains_key(host) {
         return format!("the auths entry in {}", m.origin.get(&format!("auths/{host}")).cloned().unwrap_or_default());

@@ -328,7 +328,7 @@ impl Transport {
                 let req = Request { method: reqwest::Method::GET, url: format!("/v2/{}/tags/list?n=1", loc.repository), access, headers: vec![], body: None, progress: None };
                 match self.run("GET tags/list", loc, req, request_timeout(), |_| async { Ok(()) }).await {
                     // Authorized: the repository just does not exist yet.
-                    Err(e) if e.kind == ErrorKind::NotFound => Ok("allowed (the repository is empty)".to_string()),
+                    Err(e) if e.kind == ErrorKind::NotFound => Ok("allowed (nothing is tagged at exactly this path; modules under a prefix have repositories of their own)".to_string()),
                     other => other.map(|()| "allowed".to_string()),
                 }
             } else {

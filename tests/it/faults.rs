@@ -225,7 +225,8 @@ fn broken_and_truncated_blobs_are_fetched_again() {
     let c = Case::new(json!([{"match": "GET /v2/example.com/lib/blobs/", "action": "truncate"}]));
     let before = c.state();
     let out = c.opm(GET);
-    expect(&out, 3, 30, &["the connection broke", "after 4 tries"]);
+    // The failure names the module version it was fetching.
+    expect(&out, 3, 30, &["example.com/lib@v0.1.0: GET blobs/", "the connection broke", "after 4 tries"]);
     assert_eq!(c.state(), before);
     c.recovers(GET);
 }

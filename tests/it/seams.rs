@@ -367,3 +367,19 @@ fn scripts_get_json_for_every_outcome_and_the_dry_run_lists_files() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "cue.mod/module.cue\nlib.cue\nsub/more.cue\n");
 }
+
+#[test]
+fn registry_check_says_what_it_found() {
+    let w = World::new();
+    w.publish_files("example.com/lib@v0", "v0.1.0", &[("lib.cue", "package lib\n\nname: \"one\"\n")]);
+    let cache = tempdir();
+    // A credsStore whose helper is not installed: said, not silently skipped.
+    let docker = tempdir();
+    write(&docker.path().join("config.json"), "{\"credsStore\": \"nonexist\"}");
+    let out = run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).env("DOCKER_CONFIG", docker.path()).args(["registry", "check", "example.com"]));
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("docker-credential-nonexist") && text.contains("is not on PATH"), "{text}");
+    // A prefix with modules under it is no empty repository.
+    assert!(!text.contains("the repository is empty"), "{text}");
+}
