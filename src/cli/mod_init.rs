@@ -48,8 +48,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let created = init::init(&InitOptions { module: args.module.clone(), dir: args.dir.clone(), template })?;
     if args.json {
-        let package_file = created.package.as_ref().map(|(_, p)| p);
-        return ui::print_json(&serde_json::json!({ "module": args.module, "module_file": created.module_file, "package_file": package_file }));
+        // Absolute, as every path in opm's JSON.
+        let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let package_file = created.package.as_ref().map(|(_, p)| absolute(p));
+        return ui::print_json(&serde_json::json!({ "module": args.module, "module_file": absolute(&created.module_file), "package_file": package_file }));
     }
     ui::print_status(&format!("created module {} in {}", args.module, args.dir.display()));
     if let Some((package, path)) = created.package {

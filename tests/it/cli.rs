@@ -315,7 +315,7 @@ fn conventions_every_command_shares() {
     let fresh = tempdir();
     let out = run(opm(cache.path()).args(["mod", "init", "example.com/j@v0", "--json", "--dir"]).arg(fresh.path()));
     let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert!(created["module_file"].as_str().unwrap().ends_with("cue.mod/module.cue"), "{created}");
+    assert!(created["module_file"].as_str().unwrap().ends_with("cue.mod/module.cue") && std::path::Path::new(created["module_file"].as_str().unwrap()).is_absolute(), "{created}");
     let out = run(opm(cache.path()).env_remove("CUE_REGISTRY").args(["config", "show", "--json"]));
     let shown: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(shown["effective"], "registry.cue.works", "{shown}");
