@@ -113,16 +113,7 @@ impl Routing {
     pub fn load() -> anyhow::Result<Routing> {
         if let Some(value) = std::env::var_os("CUE_REGISTRY").filter(|v| !v.is_empty()) {
             let value = value.to_string_lossy().into_owned();
-            // No registry address of cue's grammar has an `@`: one here is
-            // userinfo, which is never repeated (nor passed to CUE, whose
-            // errors would quote it).
-            if value.contains('@') {
-                return Err(fail(
-                    Exit::General,
-                    "CUE_REGISTRY carries a user name or password (an `@` in a registry address): remove it; \
-                     opm and cue take credentials from the Docker config (docker login HOST)",
-                ));
-            }
+            refuse_userinfo(&value, "CUE_REGISTRY")?;
             return Ok(Routing { source: Source::Environment, cue_registry: value });
         }
         let path = config_path();
@@ -143,6 +134,23 @@ impl Routing {
             .map_err(crate::error::Failure::from)?;
         Ok(locations.remove(0))
     }
+}
+
+/// Refuses a CUE registry configuration given on the command line or in
+/// the environment (`what` names it) that carries userinfo. No registry
+/// address of cue's grammar has an `@`: one is a user name or password,
+/// which is never repeated (nor passed to CUE, whose errors would quote it).
+pub fn refuse_userinfo(value: &str, what: &str) -> anyhow::Result<()> {
+    if value.contains('@') {
+        return Err(fail(
+            Exit::General,
+            format!(
+                "{what} carries a user name or password (an `@` in a registry address): remove it; \
+                 opm and cue take credentials from the Docker config (docker login HOST)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `$OPM_CONFIG`, else `~/.opm/config.yaml`.

@@ -63,8 +63,11 @@ pub(super) enum Link {
 impl Entry {
     /// Walks the chain with what the cache holds; `policy` when a rule
     /// covers the version.
+    /// The content first: a signature is asked for only for content that
+    /// holds.
     pub(super) fn walk(&self, policy: Option<&Policy>, depth: Depth) -> Result<Proven, Gap> {
         let manifest = self.kept_manifest().ok_or(Gap::Missing(Link::Manifest))?;
+        self.check_against(&manifest, depth)?;
         let signer = match policy {
             None => None,
             Some(policy) => match policy.check(self.module_version(), &manifest.digest, &self.kept_signatures()) {
@@ -74,7 +77,6 @@ impl Entry {
                 Err(_) => return Err(Gap::Missing(Link::Signature)),
             },
         };
-        self.check_against(&manifest, depth)?;
         Ok(Proven { manifest: Some(manifest.digest), zip: manifest.zip.0, signer })
     }
 
@@ -135,7 +137,7 @@ impl Cache {
             }
         }
         if !missing.is_empty() {
-            self.fetch_links(mvs, &missing)?;
+            self.fetch_links(mvs, &missing, depth)?;
             for (i, _) in &missing {
                 let mv = &mvs[*i];
                 out[*i] = Some(self.walk(mv, depth)?.map_err(|_| broken(mv, "the links fetched do not hold"))?);
@@ -173,14 +175,14 @@ impl Cache {
     /// checked: the manifest against the pin, the signatures against the
     /// policy, the cache's files against the manifest. The core model's
     /// manifest comes from the binary.
-    fn fetch_links(&self, mvs: &[ModuleVersion], missing: &[(usize, Link)]) -> anyhow::Result<()> {
+    fn fetch_links(&self, mvs: &[ModuleVersion], missing: &[(usize, Link)], depth: Depth) -> anyhow::Result<()> {
         let mut remote = Vec::new();
         for (i, link) in missing {
             let mv = &mvs[*i];
             if catalog::is_embedded(mv) {
                 let (packed, _) = catalog::pack()?;
                 let manifest = ModuleManifest::parse(packed.manifest.into_bytes()).map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?;
-                self.keep_fetched(mv, &manifest, None)?;
+                self.keep_fetched(mv, &manifest, None, depth)?;
             } else if self.offline {
                 // Offline, a walk stops short only where a rule covers the version.
                 return Err(fail(
@@ -204,7 +206,9 @@ impl Cache {
                 .map(|(mv, link)| async move {
                     let entry = self.entry(mv)?;
                     match (link, entry.kept_manifest()) {
-                        // The content is proven; the signatures of its manifest are asked for.
+                        // The walk proved the content to `depth` before it
+                        // stopped at the signature: its manifest's signatures
+                        // are asked for.
                         (Link::Signature, Some(manifest)) => {
                             let signatures = client.signatures(mv, &manifest.digest).await.map_err(super::naming(mv, "fetching the signatures of"))?;
                             self.judge(mv, &manifest.digest, Some(&signatures))?;
@@ -213,7 +217,7 @@ impl Cache {
                         _ => {
                             let (manifest, signatures) = client.manifest(mv, self.must_be_signed(mv)?).await.map_err(super::naming(mv, "fetching the manifest of"))?;
                             self.judge(mv, &manifest.digest, signatures.as_deref())?;
-                            self.keep_fetched(mv, &manifest, signatures.as_deref())
+                            self.keep_fetched(mv, &manifest, signatures.as_deref(), depth)
                         }
                     }
                 })
@@ -224,10 +228,10 @@ impl Cache {
 
     /// Keeps a manifest fetched for a cached version, once the pin agrees
     /// and the cache's files are what it names.
-    fn keep_fetched(&self, mv: &ModuleVersion, manifest: &ModuleManifest, signatures: Option<&[crate::trust::Signature]>) -> anyhow::Result<()> {
+    fn keep_fetched(&self, mv: &ModuleVersion, manifest: &ModuleManifest, signatures: Option<&[crate::trust::Signature]>, depth: Depth) -> anyhow::Result<()> {
         self.check_download(mv, &manifest.digest, None)?;
         let entry = self.entry(mv)?;
-        match entry.check_against(manifest, Depth::Warm) {
+        match entry.check_against(manifest, depth) {
             Ok(()) => entry.keep_evidence(manifest, signatures),
             Err(Gap::Broken(why)) => Err(fail(
                 Exit::Integrity,
@@ -271,7 +275,7 @@ impl Cache {
         }
         let checked = if self.offline {
             match self.walk(mv, Depth::Full) {
-                Ok(Ok(p)) => Ok(p.signer),
+                Ok(Ok(p)) => self.check_pin(mv, &p).map(|()| p.signer),
                 Ok(Err(_)) => return Ok(SignatureStatus::Unchecked),
                 Err(e) => Err(e),
             }
@@ -306,13 +310,14 @@ impl Cache {
         Ok(self.judge(mv, &manifest.digest, signatures.as_deref()).is_err())
     }
 
-    /// `opm cache verify`: what is wrong with a cached version's chain, as
-    /// far as the cache holds it (nothing is fetched); None when sound.
-    pub fn audit(&self, mv: &ModuleVersion) -> anyhow::Result<Option<String>> {
+    /// The whole chain as far as the cache holds it (nothing is fetched):
+    /// without a kept signature, the content's own chain; without a kept
+    /// manifest (cue's entry), the zip and the tree. The Err of the inner
+    /// result is why it is broken.
+    fn walk_cached(&self, mv: &ModuleVersion) -> anyhow::Result<Result<Proven, String>> {
         let entry = self.entry(mv)?;
         let policy = if self.must_be_signed(mv)? { Some(self.policy()?) } else { None };
         let walked = match entry.walk(policy, Depth::Full) {
-            // No signature on file: the content's own chain.
             Err(Gap::Missing(Link::Signature)) => entry.walk(None, Depth::Full),
             other => other,
         };
@@ -320,9 +325,23 @@ impl Cache {
             Err(Gap::Missing(Link::Manifest)) => entry.walk_unanchored(Depth::Full),
             other => other,
         };
-        Ok(match walked {
-            Err(Gap::Broken(why)) => Some(why),
-            _ => None,
-        })
+        Ok(walked.map_err(|gap| match gap {
+            Gap::Broken(why) => why,
+            Gap::Missing(_) => unreachable!("every missing link was walked around"),
+        }))
+    }
+
+    /// `opm mod verify`: a cached version's chain as the cache holds it,
+    /// and the pin; asks no registry.
+    pub fn prove_cached(&self, mv: &ModuleVersion) -> anyhow::Result<Proven> {
+        let proven = self.walk_cached(mv)?.map_err(|why| broken(mv, &why))?;
+        self.check_pin(mv, &proven)?;
+        Ok(proven)
+    }
+
+    /// `opm cache verify`: what is wrong with a cached version's chain, as
+    /// far as the cache holds it (nothing is fetched); None when sound.
+    pub fn audit(&self, mv: &ModuleVersion) -> anyhow::Result<Option<String>> {
+        Ok(self.walk_cached(mv)?.err())
     }
 }

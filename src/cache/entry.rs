@@ -154,9 +154,9 @@ impl Entry {
         Err(Gap::Broken(format!("extracted files differ from the zip: {}", differing.join(", "))))
     }
 
-    /// Removes the entry. The module file goes first, so the entry stops
-    /// counting as complete at once; the extracted tree is then renamed to
-    /// a `.tmp-` name (which cue also cleans up) and deleted.
+    /// Removes the entry: the extracted tree first (renamed to a `.tmp-`
+    /// name, which cue also cleans up, then deleted), so that the entry
+    /// stops counting as complete at once, then its files.
     pub fn remove(&self) -> anyhow::Result<()> {
         let _lock = self.lock()?;
         self.remove_locked()
@@ -184,7 +184,10 @@ impl Entry {
     pub fn has_leftovers(&self) -> bool {
         let staging = format!("{}.tmp-", file_name(&self.extract));
         let staged = self.extract.parent().and_then(|p| std::fs::read_dir(p).ok()).is_some_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(&staging))));
-        staged || (self.zip().exists() && !self.is_complete())
+        // cue downloads a zip, lets go of the lock, then takes it again to
+        // extract: a zip without a tree is a leftover only once it is old.
+        let old = std::fs::metadata(self.zip()).and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 3600));
+        staged || (old && !self.is_complete())
     }
 
     /// Removes the leftovers of an interrupted install or removal, under
@@ -192,7 +195,7 @@ impl Entry {
     /// taken); a complete entry stays.
     pub fn collect_leftovers(&self) -> anyhow::Result<()> {
         let _lock = self.lock()?; // sweeps the `.tmp-` trees and files
-        if !self.is_complete() && self.zip().exists() {
+        if self.has_leftovers() && !self.is_complete() && self.zip().exists() {
             self.remove_locked()?;
         }
         Ok(())
@@ -268,6 +271,10 @@ impl Entry {
         cue::unzip(&self.mv.module, &self.mv.version, zip_tmp.path(), &staged)?;
         let mv = &self.mv;
         let lie = |why: &str| fail(Exit::General, format!("{mv}: the registry's artifact is not the module it claims to be ({why}); nothing was written"));
+        // The zip must be the one the manifest names, whichever way it came.
+        if registry::sha256(zip) != manifest.zip.0 {
+            return Err(lie("its zip is not the one its manifest names"));
+        }
         let inside = fs::read(staged.join("cue.mod/module.cue")).map_err(|_| lie("its zip has no cue.mod/module.cue"))?;
         if registry::sha256(&inside) != manifest.module_file.0 {
             return Err(lie("its module file differs from the cue.mod/module.cue in its zip"));
@@ -278,20 +285,17 @@ impl Entry {
         write_cached(&self.mod_file(), &inside)?;
         zip_tmp.persist(self.zip()).map_err(|e| fail(Exit::General, format!("cannot write {}: {}", self.zip().display(), e.error)))?;
         self.keep_evidence_locked(manifest, signatures)?;
+        // A tree already there belongs to no complete entry (cue's
+        // half-extracted one, or one without its module file): nobody
+        // compared it with this zip, so ours replaces it (under the lock).
         if self.extract.is_dir() {
-            if !self.file("partial").exists() {
-                return Ok(());
-            }
-            // A tree cue left half-extracted: replaced by a whole one.
             remove_tree(&self.extract)?;
-            fs::remove_file(self.file("partial"))?;
         }
-        match fs::rename(&staged, &self.extract) {
-            Ok(()) => {}
-            // Another process installed it first: theirs is as good as ours.
-            Err(_) if self.extract.is_dir() => return Ok(()),
-            Err(e) => return Err(e.into()),
+        match fs::remove_file(self.file("partial")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
         }
+        fs::rename(&staged, &self.extract)?;
         set_write(&self.extract, false, true);
         Ok(())
     }

@@ -106,7 +106,8 @@ impl Cache {
         self
     }
 
-    /// The pinned digests of a version, when the sums file has them.
+    /// Checks what a registry served against the sums file's pin of the
+    /// version, when there is one (the zip too, when given).
     fn check_download(&self, mv: &ModuleVersion, manifest: &str, zip: Option<&[u8]>) -> anyhow::Result<()> {
         let Some(pin) = self.pins.get(mv) else { return Ok(()) };
         if pin.manifest != manifest {

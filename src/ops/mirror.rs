@@ -46,6 +46,10 @@ pub fn mirror(opts: &MirrorOptions) -> anyhow::Result<Vec<Mirrored>> {
     if opts.offline {
         return Err(fail(Exit::General, "--offline: mirroring copies between registries"));
     }
+    crate::config::refuse_userinfo(&opts.to, "--to")?;
+    if let Some(from) = &opts.from {
+        crate::config::refuse_userinfo(from, "--from")?;
+    }
     let routing = match &opts.from {
         Some(from) => Routing { source: Source::Environment, cue_registry: from.clone() },
         None => Routing::load()?,

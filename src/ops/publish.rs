@@ -90,6 +90,11 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
     let mut routing = Routing::load()?;
     if let Some(reference) = &opts.reference {
         if reference != &mf.module && reference != base_path(&mf.module) {
+            // An `@` that is not a module's major is userinfo: refused unrepeated.
+            let is_module_path = reference.split_once('@').is_some_and(|(_, m)| m.strip_prefix('v').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())));
+            if !is_module_path {
+                crate::config::refuse_userinfo(reference, "the registry location")?;
+            }
             if !looks_like_registry(reference) {
                 return Err(fail(
                     Exit::General,

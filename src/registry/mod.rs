@@ -182,9 +182,14 @@ impl Client {
         let early = self.prefetched.lock().expect("prefetch map").remove(mv);
         let (zip, signatures) = futures_util::try_join!(
             async {
-                Ok(match early {
-                    Some(handle) => {
-                        let zip = handle.await.map_err(|e| Error::new(ErrorKind::Other, format!("a download of {mv} failed: {e}")))??;
+                let early = match early {
+                    Some(handle) => Some(handle.await.map_err(|e| Error::new(ErrorKind::Other, format!("a download of {mv} failed: {e}")))??),
+                    None => None,
+                };
+                // The zip fetched early came from the first answer for the
+                // tag: it serves only if this manifest names it too.
+                Ok(match early.filter(|zip| sha256(zip) == layers.zip.0) {
+                    Some(zip) => {
                         progress.inc(zip.len() as u64);
                         zip
                     }

@@ -324,6 +324,9 @@ fn leftovers_of_interrupted_runs_are_swept() {
     for suffix in ["zip", "mod", "manifest"] {
         std::fs::copy(download.join(format!("v0.1.0.{suffix}")), download.join(format!("v0.2.0.{suffix}"))).unwrap();
     }
+    // (A zip without a tree is a leftover once it is old: cue downloads,
+    // unlocks, then extracts.)
+    assert!(Command::new("touch").args(["-d", "2 hours ago"]).arg(download.join("v0.2.0.zip")).status().unwrap().success());
     let out = opm_in(&["cache", "list", "--json"]);
     assert!(!stdout(&out).contains("v0.2.0"), "no entry lists it: {}", stdout(&out));
     let out = opm_in(&["cache", "gc", "--older-than", "0"]);

@@ -392,3 +392,24 @@ fn module_paths_with_dot_or_empty_elements_are_refused_before_any_request() {
         }
     }
 }
+
+#[test]
+fn a_tree_left_without_its_module_file_is_replaced_not_trusted() {
+    let w = World::new();
+    w.publish_files("example.com/lib@v0", "v0.1.0", &[("lib.cue", "package lib\n\nname: \"honest\"\n")]);
+    let app = consumer();
+    let cache = tempdir();
+    let opm_in = |args: &[&str]| run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(app.path()).args(args));
+    assert!(opm_in(&["mod", "get", "example.com/lib@v0.1.0"]).status.success());
+    // The module file gone (the entry is incomplete) and the tree edited.
+    let download = cache.path().join("mod/download/example.com/lib/@v");
+    writable(&download);
+    std::fs::remove_file(download.join("v0.1.0.mod")).unwrap();
+    let extract = cache.path().join("mod/extract/example.com/lib@v0.1.0");
+    writable(&extract);
+    std::fs::write(extract.join("lib.cue"), "package lib\n\nname: \"forged\"\n").unwrap();
+    let out = opm_in(&["mod", "vet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(extract.join("lib.cue")).unwrap(), "package lib\n\nname: \"honest\"\n", "the install replaced the tree");
+    assert!(opm_in(&["cache", "verify"]).status.success());
+}
