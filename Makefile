@@ -47,7 +47,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SHARE = $(DESTDIR)$(PREFIX)/share
 
-.PHONY: build demo test bench build-deps test-deps install clean
+.PHONY: build demo test lint bench build-deps test-deps install clean
 
 build: build-deps
 	cargo build --release --locked
@@ -55,8 +55,16 @@ build: build-deps
 demo: build test-deps $(CUE)
 	OPM_TEST_CUE=$(CUE) scripts/demo.sh
 
-test: build-deps test-deps $(CUE) $(COSIGN_STAMP) $(REGISTRY3_STAMP)
+test: build-deps test-deps lint $(CUE) $(COSIGN_STAMP) $(REGISTRY3_STAMP)
 	OPM_TEST_CUE=$(CUE) OPM_TEST_COSIGN=$(COSIGN) OPM_TEST_REGISTRY3=$(REGISTRY3) cargo test --release --locked
+
+# The code as the house keeps it: rustfmt (rustfmt.toml), clippy with every
+# warning an error (tests included), gofmt and go vet for the shim.
+lint: build-deps
+	cargo fmt --check
+	cargo clippy --all-targets --release --locked -- -D warnings
+	@test -z "$$(cd go-shim && gofmt -l .)" || { echo "gofmt: go-shim needs formatting:"; cd go-shim && gofmt -l .; exit 1; }
+	cd go-shim && GOTOOLCHAIN=local go vet ./...
 
 # Figures (opm against cue), then the soak: 200 random dependency graphs
 # through both tools.

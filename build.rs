@@ -14,8 +14,7 @@ const ARCHIVE: &str = "opmshim";
 
 fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let manifest_dir =
-        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let shim = manifest_dir.join(SHIM_DIR);
 
     let shim_files = watch_dir(&shim);
@@ -44,10 +43,7 @@ fn main() {
         println!("cargo:rustc-link-lib=dylib=m");
     }
 
-    println!(
-        "cargo:rustc-env=OPM_TARGET={}",
-        env::var("TARGET").unwrap_or_default()
-    );
+    println!("cargo:rustc-env=OPM_TARGET={}", env::var("TARGET").unwrap_or_default());
 }
 
 /// Builds the c-archive and its Rust bindings into OUT_DIR.
@@ -55,15 +51,7 @@ fn build_shim(go: &str, shim: &Path, out_dir: &Path) {
     let archive = out_dir.join(format!("lib{ARCHIVE}.a"));
     let status = Command::new(go)
         .current_dir(shim)
-        .args([
-            "build",
-            "-buildmode=c-archive",
-            "-trimpath",
-            "-ldflags=-buildid=",
-            "-tags",
-            "netgo,osusergo",
-            "-o",
-        ])
+        .args(["build", "-buildmode=c-archive", "-trimpath", "-ldflags=-buildid=", "-tags", "netgo,osusergo", "-o"])
         .arg(&archive)
         .arg(".")
         .env("CGO_ENABLED", "1")
@@ -71,13 +59,8 @@ fn build_shim(go: &str, shim: &Path, out_dir: &Path) {
         .env("GOFLAGS", go_mod_flag(shim))
         .env("GOCACHE", go_cache_dir(out_dir))
         .status()
-        .unwrap_or_else(|e| {
-            panic!("cannot run `{go}` (the Go toolchain, >= 1.25, is needed to build opm): {e}")
-        });
-    assert!(
-        status.success(),
-        "building go-shim with `{go} build -buildmode=c-archive` failed"
-    );
+        .unwrap_or_else(|e| panic!("cannot run `{go}` (the Go toolchain, >= 1.25, is needed to build opm): {e}"));
+    assert!(status.success(), "building go-shim with `{go} build -buildmode=c-archive` failed");
 
     let bindings = bindgen::Builder::default()
         .header(out_dir.join(format!("lib{ARCHIVE}.h")).to_string_lossy())
@@ -85,31 +68,22 @@ fn build_shim(go: &str, shim: &Path, out_dir: &Path) {
         .layout_tests(false)
         .generate()
         .expect("bindgen could not read the go-shim header (is libclang installed?)");
-    bindings
-        .write_to_file(out_dir.join("shim_bindings.rs"))
-        .expect("writing shim bindings");
-
+    bindings.write_to_file(out_dir.join("shim_bindings.rs")).expect("writing shim bindings");
 }
 
 /// A Go build cache next to cargo's own outputs (target/go-build), so that
 /// `cargo clean` clears both and nothing leaks into the user's home.
 fn go_cache_dir(out_dir: &Path) -> PathBuf {
     // OUT_DIR is <target>/<profile>/build/opm-<hash>/out.
-    out_dir
-        .ancestors()
-        .nth(4)
-        .unwrap_or(out_dir)
-        .join("go-build")
+    out_dir.ancestors().nth(4).unwrap_or(out_dir).join("go-build")
 }
 
 /// Asks cargo to rerun on any change below `dir`; returns its files, sorted.
 fn watch_dir(dir: &Path) -> Vec<PathBuf> {
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|e| e.expect("reading a directory entry").path())
-        .collect();
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())).map(|e| e.expect("reading a directory entry").path()).collect();
     entries.sort();
     for path in entries {
         if path.is_dir() {

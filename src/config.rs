@@ -94,7 +94,9 @@ pub struct Registry {
 pub enum Source {
     /// The CUE_REGISTRY environment variable.
     Environment,
-    File { path: PathBuf },
+    File {
+        path: PathBuf,
+    },
     /// Neither: cue's default registry.
     Default,
 }
@@ -118,10 +120,7 @@ impl Routing {
         }
         let path = config_path();
         match read(&path)? {
-            Some(text) => Ok(Routing {
-                cue_registry: translate(&text, &path)?,
-                source: Source::File { path },
-            }),
+            Some(text) => Ok(Routing { cue_registry: translate(&text, &path)?, source: Source::File { path } }),
             None => Ok(Routing { source: Source::Default, cue_registry: String::new() }),
         }
     }
@@ -130,8 +129,7 @@ impl Routing {
     /// repository only), as cue resolves it; None when the configuration
     /// routes it to no registry (`none`).
     pub fn resolve(&self, module: &str, version: &str) -> anyhow::Result<Option<cue::Location>> {
-        let mut locations = cue::resolve(&self.cue_registry, &[(module, version)])
-            .map_err(crate::error::Failure::from)?;
+        let mut locations = cue::resolve(&self.cue_registry, &[(module, version)]).map_err(crate::error::Failure::from)?;
         Ok(locations.remove(0))
     }
 }
@@ -180,7 +178,10 @@ pub fn translate(text: &str, path: &Path) -> anyhow::Result<String> {
                 ));
             }
             if !is_registry_url(url) {
-                return Err(invalid(line_of(&prefix), format!("registries.{prefix}: {url:?} is not one registry address: write [http://|https://]HOST[:PORT][/PATH]")));
+                return Err(invalid(
+                    line_of(&prefix),
+                    format!("registries.{prefix}: {url:?} is not one registry address: write [http://|https://]HOST[:PORT][/PATH]"),
+                ));
             }
             Ok(())
         };
@@ -225,7 +226,9 @@ fn is_registry_url(url: &str) -> bool {
     let url = url.trim_end_matches('/');
     let (authority, path) = url.split_once('/').unwrap_or((url, ""));
     let (host_ok, port) = match authority.strip_prefix('[').and_then(|a| a.split_once(']')) {
-        Some((v6, port)) => (!v6.is_empty() && v6.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.'), port.strip_prefix(':').or(port.is_empty().then_some(""))),
+        Some((v6, port)) => {
+            (!v6.is_empty() && v6.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.'), port.strip_prefix(':').or(port.is_empty().then_some("")))
+        }
         None => {
             let (host, port) = authority.split_once(':').map_or((authority, Some("")), |(h, p)| (h, Some(p).filter(|p| !p.is_empty())));
             (!host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'), port)
@@ -262,7 +265,10 @@ const MAX_DEPTH: usize = 32;
 fn read(path: &Path) -> anyhow::Result<Option<String>> {
     let Some(data) = crate::files::read_regular(path, MAX_CONFIG, "the configuration")? else {
         if std::env::var_os("OPM_CONFIG").is_some_and(|p| !p.is_empty()) {
-            return Err(fail(Exit::General, format!("OPM_CONFIG names {}, which does not exist: create it, or unset OPM_CONFIG to use ~/.opm/config.yaml", path.display())));
+            return Err(fail(
+                Exit::General,
+                format!("OPM_CONFIG names {}, which does not exist: create it, or unset OPM_CONFIG to use ~/.opm/config.yaml", path.display()),
+            ));
         }
         return Ok(None);
     };
@@ -332,7 +338,9 @@ pub fn verify_rules() -> anyhow::Result<Vec<VerifyRule>> {
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
     let mut rules = Vec::new();
     for (prefix, entry) in parse(&text, &path)?.verify.0 {
-        let bad = |why: String| invalid(&path, key_line(&text, "verify", &prefix), format!("verify.{prefix:?}: {why} (write `keys: [PATH, ...]`, cosign public key files)"));
+        let bad = |why: String| {
+            invalid(&path, key_line(&text, "verify", &prefix), format!("verify.{prefix:?}: {why} (write `keys: [PATH, ...]`, cosign public key files)"))
+        };
         let entry: Entry = serde_yaml::from_value(entry).map_err(|e| bad(e.to_string()))?;
         if entry.keys.is_empty() {
             return Err(bad("no keys".into()));

@@ -18,13 +18,7 @@ pub fn find_root(dir: &Path) -> anyhow::Result<PathBuf> {
         return Err(fail(Exit::General, format!("{} is not a directory", dir.display())));
     }
     let root = abs.ancestors().find(|d| std::fs::symlink_metadata(d.join("cue.mod")).is_ok()).ok_or_else(|| {
-        fail(
-            Exit::General,
-            format!(
-                "no CUE module in {} or any parent (no {MODULE_FILE}): run 'opm mod init MODULE_PATH' to create one",
-                dir.display()
-            ),
-        )
+        fail(Exit::General, format!("no CUE module in {} or any parent (no {MODULE_FILE}): run 'opm mod init MODULE_PATH' to create one", dir.display()))
     })?;
     if !root.join(MODULE_FILE).is_file() {
         return Err(fail(Exit::General, format!("{} has a cue.mod without module.cue: run 'opm mod init MODULE_PATH' there", root.display())));
@@ -45,7 +39,8 @@ pub fn inside_cue_mod(dir: &Path) -> bool {
 
 /// The current directory, or an error that says it is gone.
 pub fn current_dir() -> anyhow::Result<PathBuf> {
-    std::env::current_dir().map_err(|e| fail(Exit::General, format!("the current directory cannot be read (was it deleted?): {e}: cd to a directory that exists")))
+    std::env::current_dir()
+        .map_err(|e| fail(Exit::General, format!("the current directory cannot be read (was it deleted?): {e}: cd to a directory that exists")))
 }
 
 /// What a directory entry of a module is.
@@ -73,10 +68,7 @@ impl ModuleFile {
     /// its path (cue's modimports.AllModuleFiles).
     pub fn is_cue_source(&self) -> bool {
         let mut parts = self.rel.split('/');
-        self.rel.ends_with(".cue")
-            && self.kind != Kind::Other
-            && !self.rel.starts_with("cue.mod/")
-            && parts.all(|p| !p.starts_with('.') && !p.starts_with('_'))
+        self.rel.ends_with(".cue") && self.kind != Kind::Other && !self.rel.starts_with("cue.mod/") && parts.all(|p| !p.starts_with('.') && !p.starts_with('_'))
     }
 }
 

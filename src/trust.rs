@@ -18,8 +18,7 @@ use std::path::{Path, PathBuf};
 /// The DER prefix of an ECDSA P-256 SubjectPublicKeyInfo: what precedes
 /// the 65-byte uncompressed point.
 const P256_SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03,
-    0x01, 0x07, 0x03, 0x42, 0x00,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 const PAYLOAD_TYPE: &str = "cosign container image signature";
 /// scrypt's cost parameter above which a key file is refused (cosign
@@ -41,9 +40,10 @@ impl PublicKey {
         let der = pem(&text, "PUBLIC KEY").ok_or_else(|| {
             fail(Exit::General, format!("{} is not a public key file (PEM `PUBLIC KEY`, as cosign generate-key-pair writes)", path.display()))
         })?;
-        let point = der.strip_prefix(&P256_SPKI_PREFIX[..]).filter(|p| p.len() == 65 && p[0] == 4).ok_or_else(|| {
-            fail(Exit::General, format!("{}: only ECDSA P-256 keys are supported (cosign generate-key-pair's kind)", path.display()))
-        })?;
+        let point = der
+            .strip_prefix(&P256_SPKI_PREFIX[..])
+            .filter(|p| p.len() == 65 && p[0] == 4)
+            .ok_or_else(|| fail(Exit::General, format!("{}: only ECDSA P-256 keys are supported (cosign generate-key-pair's kind)", path.display())))?;
         Ok(PublicKey { path: path.to_path_buf(), point: point.to_vec() })
     }
 
@@ -123,9 +123,7 @@ impl SigningKey {
         }
         let pkcs8 = crypto_secretbox::XSalsa20Poly1305::new(&key.into())
             .decrypt(crypto_secretbox::Nonce::from_slice(&nonce), b64(&sealed.ciphertext)?.as_slice())
-            .map_err(|_| {
-                fail(Exit::Auth, format!("the password does not open the private key {shown} (COSIGN_PASSWORD, or the one typed)"))
-            })?;
+            .map_err(|_| fail(Exit::Auth, format!("the password does not open the private key {shown} (COSIGN_PASSWORD, or the one typed)")))?;
         let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8)
             .map_err(|_| fail(Exit::General, format!("{shown}: only ECDSA P-256 keys are supported (cosign generate-key-pair's kind)")))?;
         Ok(SigningKey { pair })
@@ -186,9 +184,7 @@ pub fn payload(reference: &str, manifest_digest: &str) -> Vec<u8> {
 fn payload_digest(payload: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
     let critical = v.get("critical")?;
-    (critical.get("type")?.as_str()? == PAYLOAD_TYPE)
-        .then(|| critical.pointer("/image/docker-manifest-digest")?.as_str().map(str::to_string))
-        .flatten()
+    (critical.get("type")?.as_str()? == PAYLOAD_TYPE).then(|| critical.pointer("/image/docker-manifest-digest")?.as_str().map(str::to_string)).flatten()
 }
 
 /// A signature as stored next to an artifact: the payload and its
@@ -218,9 +214,7 @@ pub fn encode_signatures(signatures: &[Signature]) -> Vec<u8> {
 /// The signatures [`encode_signatures`] wrote; None when the bytes are not that.
 pub fn decode_signatures(data: &[u8]) -> Option<Vec<Signature>> {
     let kept: Vec<KeptSignature> = serde_json::from_slice(data).ok()?;
-    kept.into_iter()
-        .map(|k| Some(Signature { payload: base64::engine::general_purpose::STANDARD.decode(k.payload).ok()?, signature: k.signature }))
-        .collect()
+    kept.into_iter().map(|k| Some(Signature { payload: base64::engine::general_purpose::STANDARD.decode(k.payload).ok()?, signature: k.signature })).collect()
 }
 
 /// The keys a module version must be signed by, under the config file's

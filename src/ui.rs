@@ -184,9 +184,7 @@ pub fn progress_count(total: u64, message: &str) -> indicatif::ProgressBar {
 
 fn progress(total: u64, message: &str, template: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-    let style = indicatif::ProgressStyle::with_template(template)
-        .expect("a valid progress template")
-        .progress_chars("=> ");
+    let style = indicatif::ProgressStyle::with_template(template).expect("a valid progress template").progress_chars("=> ");
     bar.set_style(style);
     bar.set_message(message.to_string());
     bar

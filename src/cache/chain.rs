@@ -181,7 +181,8 @@ impl Cache {
             let mv = &mvs[*i];
             if catalog::is_embedded(mv) {
                 let (packed, _) = catalog::pack()?;
-                let manifest = ModuleManifest::parse(packed.manifest.into_bytes()).map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?;
+                let manifest =
+                    ModuleManifest::parse(packed.manifest.into_bytes()).map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?;
                 self.keep_fetched(mv, &manifest, None, depth)?;
             } else if self.offline {
                 // Offline, a walk stops short only where a rule covers the version.
@@ -215,7 +216,8 @@ impl Cache {
                             entry.keep_evidence(&manifest, Some(&signatures))
                         }
                         _ => {
-                            let (manifest, signatures) = client.manifest(mv, self.must_be_signed(mv)?).await.map_err(super::naming(mv, "fetching the manifest of"))?;
+                            let (manifest, signatures) =
+                                client.manifest(mv, self.must_be_signed(mv)?).await.map_err(super::naming(mv, "fetching the manifest of"))?;
                             self.judge(mv, &manifest.digest, signatures.as_deref())?;
                             self.keep_fetched(mv, &manifest, signatures.as_deref(), depth)
                         }

@@ -41,20 +41,15 @@ impl Entry {
 
     /// When the entry was last written (its module file, else its tree).
     pub fn modified(&self) -> u64 {
-        let secs = |p: &Path| {
-            std::fs::metadata(p).and_then(|m| m.modified()).ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs())
-        };
+        let secs =
+            |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs());
         secs(&self.mod_file()).or_else(|| secs(&self.extract)).unwrap_or(0)
     }
 
     pub(super) fn new(cache_dir: &Path, mv: &ModuleVersion) -> Entry {
         let (base, ver) = (escape(mv.base()), escape(&mv.version));
         let root = cache_dir.join("mod");
-        Entry {
-            mv: mv.clone(),
-            download: root.join("download").join(&base).join("@v"),
-            extract: root.join("extract").join(format!("{base}@{ver}")),
-        }
+        Entry { mv: mv.clone(), download: root.join("download").join(&base).join("@v"), extract: root.join("extract").join(format!("{base}@{ver}")) }
     }
 
     fn file(&self, suffix: &str) -> PathBuf {
@@ -183,7 +178,11 @@ impl Entry {
     /// (A module file alone was fetched for resolution: no leftover.)
     pub fn has_leftovers(&self) -> bool {
         let staging = format!("{}.tmp-", file_name(&self.extract));
-        let staged = self.extract.parent().and_then(|p| std::fs::read_dir(p).ok()).is_some_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(&staging))));
+        let staged = self
+            .extract
+            .parent()
+            .and_then(|p| std::fs::read_dir(p).ok())
+            .is_some_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(&staging))));
         // cue downloads a zip, lets go of the lock, then takes it again to
         // extract: a zip without a tree is a leftover only once it is old.
         let old = std::fs::metadata(self.zip()).and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 3600));
@@ -222,8 +221,7 @@ impl Entry {
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let stale = (name.starts_with(&mine) && name.contains(files::TEMP_MARK))
-                || (name.starts_with(".tmp")
-                    && e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 3600)));
+                || (name.starts_with(".tmp") && e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 3600)));
             if stale {
                 let _ = std::fs::remove_file(e.path());
             }

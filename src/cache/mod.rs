@@ -89,15 +89,7 @@ fn mismatch(mv: &ModuleVersion, what: &str, expected: &str, received: &str) -> a
 impl Cache {
     /// The cache at `dir`; `offline` never touches the network.
     pub fn new(dir: Result<PathBuf, String>, offline: bool) -> Cache {
-        Cache {
-            dir,
-            offline,
-            client: OnceCell::new(),
-            policy: OnceCell::new(),
-            installs: Default::default(),
-            pins: Pins::new(),
-            installed: Default::default(),
-        }
+        Cache { dir, offline, client: OnceCell::new(), policy: OnceCell::new(), installs: Default::default(), pins: Pins::new(), installed: Default::default() }
     }
 
     /// The cache, checking what it fetches against `pins`.
@@ -130,7 +122,10 @@ impl Cache {
             .zip(proven)
             .map(|(mv, p)| {
                 let manifest = p.manifest.or_else(|| self.pins.get(mv).map(|pin| pin.manifest.clone())).ok_or_else(|| {
-                    fail(Exit::NotFound, format!("--offline: the manifest digest of {mv} (fetched by cue) is unknown, so it cannot be pinned: run once without --offline"))
+                    fail(
+                        Exit::NotFound,
+                        format!("--offline: the manifest digest of {mv} (fetched by cue) is unknown, so it cannot be pinned: run once without --offline"),
+                    )
                 })?;
                 Ok(Digests { manifest, zip: p.zip })
             })
@@ -329,10 +324,7 @@ impl Cache {
         }
         if self.offline {
             let names = missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-            return Err(fail(
-                Exit::NotFound,
-                format!("--offline, and the CUE cache ({}) lacks {names}: run once without --offline", self.dir()?.display()),
-            ));
+            return Err(fail(Exit::NotFound, format!("--offline, and the CUE cache ({}) lacks {names}: run once without --offline", self.dir()?.display())));
         }
         let client = self.client()?;
         // Bytes: the total grows as each version's manifest says its size.
@@ -397,7 +389,8 @@ impl Cache {
             let fetched: Vec<Fetched> = client.block_on(
                 stream::iter(missing)
                     .map(|i| async move {
-                        let (manifest, data, signatures) = client.module_file(&mvs[i], self.must_be_signed(&mvs[i])?).await.map_err(naming(&mvs[i], "fetching the module file of"))?;
+                        let (manifest, data, signatures) =
+                            client.module_file(&mvs[i], self.must_be_signed(&mvs[i])?).await.map_err(naming(&mvs[i], "fetching the module file of"))?;
                         check_artifact(&mvs[i], &data)?;
                         self.judge(&mvs[i], &manifest.digest, signatures.as_deref())?;
                         anyhow::Ok((i, manifest, data, signatures))
@@ -439,7 +432,10 @@ impl Cache {
         } else {
             match self.client() {
                 Ok(client) => client.block_on(
-                    stream::iter(&asked).map(|&i| async move { client.versions(&paths[i]).await.map_err(naming(&paths[i], "listing the versions of")) }).buffered(PARALLEL).collect(),
+                    stream::iter(&asked)
+                        .map(|&i| async move { client.versions(&paths[i]).await.map_err(naming(&paths[i], "listing the versions of")) })
+                        .buffered(PARALLEL)
+                        .collect(),
                 ),
                 Err(e) => {
                     let why = format!("{e:#}");
@@ -461,7 +457,8 @@ impl Cache {
             return Ok(());
         }
         let (packed, zip) = catalog::pack()?;
-        let manifest = registry::ModuleManifest::parse(packed.manifest.into_bytes()).map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?;
+        let manifest =
+            registry::ModuleManifest::parse(packed.manifest.into_bytes()).map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?;
         self.check_download(entry.module_version(), &manifest.digest, Some(&zip))?;
         entry.install(&zip, &manifest, None)
     }
@@ -494,4 +491,3 @@ fn check_artifact(mv: &ModuleVersion, module_file: &[u8]) -> anyhow::Result<()> 
     }
     Ok(())
 }
-

@@ -88,9 +88,8 @@ pub fn lock(cache_dir: &Path) -> anyhow::Result<Option<Locked>> {
     let record = match std::fs::read(&path) {
         // A record that cannot be read fails closed: nothing is removed on
         // its strength, and it is not overwritten.
-        Ok(data) => serde_json::from_slice(&data).map_err(|e| {
-            fail(Exit::General, format!("the usage record {} is damaged ({e}): delete it, then run opm in each project once", path.display()))
-        })?,
+        Ok(data) => serde_json::from_slice(&data)
+            .map_err(|e| fail(Exit::General, format!("the usage record {} is damaged ({e}): delete it, then run opm in each project once", path.display())))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Record::default(),
         Err(e) => return Err(fail(Exit::General, format!("cannot read {}: {e}", path.display()))),
     };

@@ -106,14 +106,17 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 }
             }
             if !damaged.is_empty() {
-                return Err(super::after_json(json, fail(
-                    Exit::General,
-                    format!(
-                        "{} of {} damaged: run 'opm mod get --force MODULE@VERSION' in a project that uses each, or 'opm cache clean'",
-                        damaged.len(),
-                        entries(checked)
+                return Err(super::after_json(
+                    json,
+                    fail(
+                        Exit::General,
+                        format!(
+                            "{} of {} damaged: run 'opm mod get --force MODULE@VERSION' in a project that uses each, or 'opm cache clean'",
+                            damaged.len(),
+                            entries(checked)
+                        ),
                     ),
-                )));
+                ));
             }
             if !json {
                 ui::print_status(&format!("ok: {} sound", entries(checked)));

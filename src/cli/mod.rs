@@ -4,8 +4,8 @@
 
 mod cache;
 mod completion;
-mod man;
 mod config_show;
+mod man;
 mod mod_build;
 mod mod_deps;
 mod mod_graph;
@@ -172,9 +172,6 @@ Examples:
   opm mod get example.com/lib@v1.2.3      Add a dependency
   opm mod update --check && opm mod tidy --check   CI checks (exit 6)";
 
-
-
-
 /// `30d`, `12h`, `90m`, `45s`, compounds such as `1h30m` or `2d12h`, or `0`,
 /// in seconds. A number without a unit (other than 0) is refused.
 pub(crate) fn parse_duration(s: &str) -> Result<u64, String> {
@@ -241,8 +238,7 @@ pub fn run() -> anyhow::Result<()> {
     };
     crate::ui::configure(color, cli.quiet, cli.verbose);
     if let Some(dir) = &cli.directory {
-        std::env::set_current_dir(dir)
-            .map_err(|e| crate::error::fail(Exit::General, format!("cannot change to directory {} (-C): {e}", dir.display())))?;
+        std::env::set_current_dir(dir).map_err(|e| crate::error::fail(Exit::General, format!("cannot change to directory {} (-C): {e}", dir.display())))?;
     }
     let budget = match (cli.timeout, std::env::var("OPM_TIMEOUT").ok().filter(|v| !v.is_empty())) {
         (Some(secs), _) => secs,

@@ -95,16 +95,7 @@ pub struct VetArgs {
 }
 
 fn options(kind: ReleaseKind, args: Args, encoding: Encoding, g: Global) -> RenderOptions {
-    RenderOptions {
-        dir: args.dir,
-        kind,
-        values: args.values,
-        name: args.name,
-        namespace: args.namespace,
-        tags: args.tags,
-        offline: g.offline,
-        encoding,
-    }
+    RenderOptions { dir: args.dir, kind, values: args.values, name: args.name, namespace: args.namespace, tags: args.tags, offline: g.offline, encoding }
 }
 
 fn what(kind: ReleaseKind) -> &'static str {
@@ -132,13 +123,7 @@ pub fn build(kind: ReleaseKind, args: BuildArgs, g: Global) -> anyhow::Result<()
         None => ui::write_stdout(&render::encode(&rendered.objects, encoding))?,
         Some(out) => {
             render::write_files(out, &rendered.objects, encoding)?;
-            ui::print_status(&format!(
-                "wrote {} objects of {} {} to {}",
-                rendered.objects.len(),
-                what(kind),
-                rendered.name,
-                out.display()
-            ));
+            ui::print_status(&format!("wrote {} objects of {} {} to {}", rendered.objects.len(), what(kind), rendered.name, out.display()));
         }
     }
     Ok(())

@@ -48,7 +48,9 @@ pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
         [reference, version] if crate::module::semver::is_valid(reference) => {
             return Err(crate::error::fail(
                 crate::error::Exit::General,
-                format!("{reference} is a version, not a REF: publish one version at a time (opm mod publish {version}), or give the module path or registry first"),
+                format!(
+                    "{reference} is a version, not a REF: publish one version at a time (opm mod publish {version}), or give the module path or registry first"
+                ),
             ))
         }
         [reference, version] => (Some(reference.clone()), version.clone()),
@@ -64,10 +66,7 @@ pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
     match p.outcome {
         Outcome::Published => ui::print_status(&format!("published {what} to {reference}")),
         Outcome::Unchanged => ui::print_status(&format!("{what} is already at {reference} with identical content: nothing to do")),
-        Outcome::Written => ui::print_status(&format!(
-            "wrote {what} as an OCI image layout to {}",
-            args.out.as_ref().expect("written to --out").display()
-        )),
+        Outcome::Written => ui::print_status(&format!("wrote {what} as an OCI image layout to {}", args.out.as_ref().expect("written to --out").display())),
         Outcome::DryRun => {
             ui::print_status(&format!("dry run: {what} ({} files) would be published to {reference}:", p.files));
             // The list itself is the result (as cargo package --list): stdout.

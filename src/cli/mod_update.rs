@@ -4,8 +4,8 @@ use crate::error::{count, fail, Exit};
 use crate::files::{current_dir, display_path};
 use crate::module::semver::Change;
 use crate::ops::update::{self, Unchecked, Update, UpdateOptions};
-use serde::Serialize;
 use crate::ui;
+use serde::Serialize;
 use std::io::IsTerminal;
 
 const EXAMPLES: &str = "\
@@ -80,14 +80,8 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
             return every_module(&args, g, std::path::Path::new(if dir.is_empty() { "/" } else { dir }));
         }
     }
-    let opts = UpdateOptions {
-        modules: args.modules.clone(),
-        major: args.major,
-        values: args.values.clone(),
-        verify: !args.no_verify,
-        offline: g.offline,
-        dir: None,
-    };
+    let opts =
+        UpdateOptions { modules: args.modules.clone(), major: args.major, values: args.values.clone(), verify: !args.no_verify, offline: g.offline, dir: None };
     let plan = update::plan(&opts)?;
     if args.diff {
         return print_previews(&update::preview(&plan)?, args.json);
@@ -96,7 +90,14 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
     let rows: Vec<Row> = updates
         .iter()
         .map(|u| Row { module: &u.module, current: &u.current, available: Some(&u.available), kind: Some(u.kind), signature: u.signature, error: None })
-        .chain(plan.unchecked.iter().map(|u| Row { module: &u.module, current: &u.current, available: None, kind: None, signature: None, error: Some(format!("{:#}", u.error)) }))
+        .chain(plan.unchecked.iter().map(|u| Row {
+            module: &u.module,
+            current: &u.current,
+            available: None,
+            kind: None,
+            signature: None,
+            error: Some(format!("{:#}", u.error)),
+        }))
         .collect();
     // With --yes, --json reports what was applied, once it is.
     let applying = args.yes && !args.check && !updates.is_empty();
@@ -296,7 +297,17 @@ fn every_module(args: &Args, g: super::Global, dir: &std::path::Path) -> anyhow:
         return Err(super::after_json(args.json, e));
     }
     if outdated && args.check {
-        return Err(super::after_json(args.json, fail(Exit::Outdated, if args.major { "updates available: run 'opm mod update --major' in each module" } else { "updates available: run 'opm mod update' in each module" })));
+        return Err(super::after_json(
+            args.json,
+            fail(
+                Exit::Outdated,
+                if args.major {
+                    "updates available: run 'opm mod update --major' in each module"
+                } else {
+                    "updates available: run 'opm mod update' in each module"
+                },
+            ),
+        ));
     }
     Ok(())
 }

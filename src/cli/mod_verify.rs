@@ -39,11 +39,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
-    let checked = if args.signatures {
-        verify::signatures(g.offline)?
-    } else {
-        verify::verify(&VerifyOptions { remote: args.remote, offline: g.offline })?
-    };
+    let checked = if args.signatures { verify::signatures(g.offline)? } else { verify::verify(&VerifyOptions { remote: args.remote, offline: g.offline })? };
     if args.json {
         ui::print_json(&checked)?;
     } else {

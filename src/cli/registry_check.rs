@@ -45,11 +45,15 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
         let mut out = String::new();
         for c in &checked {
             let prefix = if c.prefix == crate::config::CATCH_ALL { "* (every other module)".to_string() } else { c.prefix.clone() };
-            out += &format!("{prefix} -> {} ({})\n", c.registry, match c.transport {
-                "http" => "plain HTTP",
-                "https" => "TLS",
-                other => other,
-            });
+            out += &format!(
+                "{prefix} -> {} ({})\n",
+                c.registry,
+                match c.transport {
+                    "http" => "plain HTTP",
+                    "https" => "TLS",
+                    other => other,
+                }
+            );
             if !c.repository.is_empty() {
                 out += &format!("  repository   {}\n  credentials  {}\n", c.repository, c.credentials);
             }

@@ -63,16 +63,10 @@ struct Response<T> {
 }
 
 fn call<Req: Serialize, Res: DeserializeOwned>(op: &str, request: &Req) -> Result<Res, Error> {
-    let internal = |message: String| Error {
-        kind: ErrorKind::Internal,
-        message,
-        errors: vec![],
-    };
-    let body =
-        serde_json::to_vec(request).map_err(|e| internal(format!("encoding {op} request: {e}")))?;
+    let internal = |message: String| Error { kind: ErrorKind::Internal, message, errors: vec![] };
+    let body = serde_json::to_vec(request).map_err(|e| internal(format!("encoding {op} request: {e}")))?;
     let raw = ffi::call(op, &body);
-    let response: Response<Res> = serde_json::from_slice(&raw)
-        .map_err(|e| internal(format!("decoding {op} response: {e}")))?;
+    let response: Response<Res> = serde_json::from_slice(&raw).map_err(|e| internal(format!("decoding {op} response: {e}")))?;
     match (response.ok, response.error) {
         (_, Some(err)) => Err(err),
         (Some(ok), None) => Ok(ok),
@@ -342,15 +336,9 @@ pub fn resolve(registry: &str, modules: &[(&str, &str)]) -> Result<Vec<Option<Lo
         #[serde(default)]
         insecure: bool,
     }
-    let modules: Vec<_> = modules
-        .iter()
-        .map(|(module, version)| serde_json::json!({ "module": module, "version": version }))
-        .collect();
+    let modules: Vec<_> = modules.iter().map(|(module, version)| serde_json::json!({ "module": module, "version": version })).collect();
     let routes: Vec<Route> = call("registry.resolve", &serde_json::json!({ "registry": registry, "modules": modules }))?;
-    Ok(routes
-        .into_iter()
-        .map(|r| (!r.none).then_some(Location { host: r.host, repository: r.repository, tag: r.tag, insecure: r.insecure }))
-        .collect())
+    Ok(routes.into_iter().map(|r| (!r.none).then_some(Location { host: r.host, repository: r.repository, tag: r.tag, insecure: r.insecure })).collect())
 }
 
 /// One file to pack: its path in the zip and on disk.
@@ -424,8 +412,7 @@ pub fn update_module_file(data: &str, filename: &str, deps: &[DepEntry]) -> Resu
     struct Updated {
         content: String,
     }
-    call::<_, Updated>("modfile.update", &serde_json::json!({ "data": data, "filename": filename, "deps": deps }))
-        .map(|u| u.content)
+    call::<_, Updated>("modfile.update", &serde_json::json!({ "data": data, "filename": filename, "deps": deps })).map(|u| u.content)
 }
 
 /// The canonical imports of the main module's CUE sources (see

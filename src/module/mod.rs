@@ -87,7 +87,7 @@ impl ImportPath {
             s = format!("{s}@{}", self.version);
         }
         let implied = self.path.rsplit('/').next().unwrap_or("");
-        if !self.qualifier.is_empty() && !(is_identifier(implied) && implied == self.qualifier) {
+        if !self.qualifier.is_empty() && (!is_identifier(implied) || implied != self.qualifier) {
             s = format!("{s}:{}", self.qualifier);
         }
         s

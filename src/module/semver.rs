@@ -111,10 +111,9 @@ pub fn compare(a: &str, b: &str) -> Ordering {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Less,
         (Some(_), None) => Ordering::Greater,
-        (Some(x), Some(y)) => num(x.major, y.major)
-            .then_with(|| num(x.minor, y.minor))
-            .then_with(|| num(x.patch, y.patch))
-            .then_with(|| prerelease(x.prerelease, y.prerelease)),
+        (Some(x), Some(y)) => {
+            num(x.major, y.major).then_with(|| num(x.minor, y.minor)).then_with(|| num(x.patch, y.patch)).then_with(|| prerelease(x.prerelease, y.prerelease))
+        }
     }
 }
 
@@ -125,12 +124,7 @@ pub fn sort(versions: &mut [String]) {
 
 /// The highest release, else the highest prerelease (cue's "latest").
 pub fn latest(versions: &[String]) -> Option<&String> {
-    let best = |stable: bool| {
-        versions
-            .iter()
-            .filter(|v| is_valid(v) && (!stable || !is_prerelease(v)))
-            .max_by(|a, b| compare(a, b))
-    };
+    let best = |stable: bool| versions.iter().filter(|v| is_valid(v) && (!stable || !is_prerelease(v))).max_by(|a, b| compare(a, b));
     best(true).or_else(|| best(false))
 }
 

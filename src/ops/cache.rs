@@ -3,8 +3,8 @@
 //! version and happens under the usage record's lock, so it is safe while
 //! cue or other opm processes run.
 
-use crate::cache::{self, usage, Cache, Entry};
 pub use crate::cache::usage::now;
+use crate::cache::{self, usage, Cache, Entry};
 use crate::error::{fail, Exit};
 use crate::module::ModuleVersion;
 use serde::Serialize;

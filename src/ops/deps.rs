@@ -207,32 +207,32 @@ pub fn tidy(opts: &TidyOptions) -> anyhow::Result<Changed> {
     // module.cue has lost its replaceWith entries by now: if local-module.cue
     // cannot be written, module.cue goes back as it was.
     let write_local = || -> anyhow::Result<()> {
-    match &local {
-        Some((view, tidied)) => {
-            let replace_of = |module: &str| {
-                view.deps.iter().find(|d| d.path == module).map(|d| crate::resolve::replace::normalized(&d.replace_with)).unwrap_or_default()
-            };
-            let deps: Vec<cue::Dep> = raise(&tidied.roots)
-                .into_iter()
-                .map(|r| cue::Dep {
-                    default: defaults.get(r.base()).is_some_and(|d| d == semver::major(&r.version)),
-                    replace_with: replace_of(&r.module),
-                    path: r.module,
-                    version: r.version,
-                })
-                .collect();
-            if deps.iter().any(|d| !d.replace_with.is_empty()) {
-                let content = cue::format_local_module_file(&text, &deps).map_err(Failure::from)?;
-                if std::fs::read_to_string(&local_file).ok().as_deref() != Some(content.as_str()) {
-                    write_atomic(&local_file, content.as_bytes())?;
+        match &local {
+            Some((view, tidied)) => {
+                let replace_of = |module: &str| {
+                    view.deps.iter().find(|d| d.path == module).map(|d| crate::resolve::replace::normalized(&d.replace_with)).unwrap_or_default()
+                };
+                let deps: Vec<cue::Dep> = raise(&tidied.roots)
+                    .into_iter()
+                    .map(|r| cue::Dep {
+                        default: defaults.get(r.base()).is_some_and(|d| d == semver::major(&r.version)),
+                        replace_with: replace_of(&r.module),
+                        path: r.module,
+                        version: r.version,
+                    })
+                    .collect();
+                if deps.iter().any(|d| !d.replace_with.is_empty()) {
+                    let content = cue::format_local_module_file(&text, &deps).map_err(Failure::from)?;
+                    if std::fs::read_to_string(&local_file).ok().as_deref() != Some(content.as_str()) {
+                        write_atomic(&local_file, content.as_bytes())?;
+                    }
+                } else {
+                    remove_if_present(&local_file)?;
                 }
-            } else {
-                remove_if_present(&local_file)?;
             }
+            None => remove_if_present(&local_file)?,
         }
-        None => remove_if_present(&local_file)?,
-    }
-    Ok(())
+        Ok(())
     };
     if let Err(e) = write_local() {
         if let Err(r) = saved.restore() {

@@ -89,11 +89,8 @@ pub fn graph(offline: bool) -> anyhow::Result<Graph> {
     let rs = Requirements::of(&main.module);
     let g = rs.graph(&src)?;
     let roots = rs.roots().to_vec();
-    let modules = g
-        .build_list()
-        .into_iter()
-        .map(|mv| Node { direct: roots.iter().any(|r| r.module == mv.module), module: mv.module, version: mv.version })
-        .collect();
+    let modules =
+        g.build_list().into_iter().map(|mv| Node { direct: roots.iter().any(|r| r.module == mv.module), module: mv.module, version: mv.version }).collect();
     let mut requirements: Vec<Edge> =
         roots.iter().map(|r| Edge { from: main.module.module.clone(), to: r.module.clone(), required: r.version.clone() }).collect();
     for (r, mf) in roots.iter().zip(src.module_files(&roots)?) {

@@ -40,10 +40,7 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<Created> {
     let dir = &opts.dir;
     let cue_mod = dir.join("cue.mod");
     if cue_mod.exists() {
-        return Err(fail(
-            Exit::General,
-            format!("{} already exists: {} is already a CUE module", cue_mod.display(), dir.display()),
-        ));
+        return Err(fail(Exit::General, format!("{} already exists: {} is already a CUE module", cue_mod.display(), dir.display())));
     }
     fs::create_dir_all(dir)?;
     let package = package_name(&opts.module);
@@ -70,9 +67,7 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<Created> {
 
 fn has_cue_files(dir: &Path) -> anyhow::Result<bool> {
     let entries = fs::read_dir(dir)?;
-    Ok(entries
-        .flatten()
-        .any(|e| e.path().extension().is_some_and(|x| x == "cue")))
+    Ok(entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "cue")))
 }
 
 /// A CUE identifier from the last element of the module path:
@@ -80,16 +75,7 @@ fn has_cue_files(dir: &Path) -> anyhow::Result<bool> {
 fn package_name(module: &str) -> String {
     let base = module.split('@').next().unwrap_or(module);
     let last = base.rsplit('/').next().unwrap_or(base);
-    let mut name: String = last
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut name: String = last.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
     if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
         name.insert(0, 'm');
     }
@@ -97,9 +83,7 @@ fn package_name(module: &str) -> String {
 }
 
 fn cue_package(package: &str, module: &str) -> String {
-    format!(
-        "package {package}\n\n// The first package of {module}. Check it with `opm mod vet`.\nmessage: \"hello from {module}\"\n"
-    )
+    format!("package {package}\n\n// The first package of {module}. Check it with `opm mod vet`.\nmessage: \"hello from {module}\"\n")
 }
 
 /// One web component: a Deployment and a Service, with values a release

@@ -145,7 +145,10 @@ fn target(src: &Client, m: &str) -> anyhow::Result<ModuleVersion> {
     }
     // `path@v1`, or the path alone: the newest release.
     if !version.is_empty() && (!semver::is_valid(version) || semver::major(version) != version) {
-        return Err(fail(Exit::General, format!("{m}: {version:?} is not a version opm mirrors: name an exact version (MODULE@vX.Y.Z), or a major (MODULE@v1) for its newest release")));
+        return Err(fail(
+            Exit::General,
+            format!("{m}: {version:?} is not a version opm mirrors: name an exact version (MODULE@vX.Y.Z), or a major (MODULE@v1) for its newest release"),
+        ));
     }
     if catalog::is_embedded_path(m) {
         return Ok(catalog::module_version());

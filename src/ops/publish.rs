@@ -91,7 +91,8 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
     if let Some(reference) = &opts.reference {
         if reference != &mf.module && reference != base_path(&mf.module) {
             // An `@` that is not a module's major is userinfo: refused unrepeated.
-            let is_module_path = reference.split_once('@').is_some_and(|(_, m)| m.strip_prefix('v').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())));
+            let is_module_path =
+                reference.split_once('@').is_some_and(|(_, m)| m.strip_prefix('v').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())));
             if !is_module_path {
                 crate::config::refuse_userinfo(reference, "the registry location")?;
             }
@@ -105,9 +106,10 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
             routing.cue_registry = reference.to_string();
         }
     }
-    let source = mf.source_kind.clone().ok_or_else(|| {
-        fail(Exit::General, "publishing needs a source in cue.mod/module.cue: add `source: kind: \"self\"` (or \"git\")")
-    })?;
+    let source = mf
+        .source_kind
+        .clone()
+        .ok_or_else(|| fail(Exit::General, "publishing needs a source in cue.mod/module.cue: add `source: kind: \"self\"` (or \"git\")"))?;
     // The files of a `self` source are what the zip will hold (a link is
     // refused here); a git source's are its tracked files.
     let own_files = match source.as_str() {
@@ -132,9 +134,9 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
     let zip = work.path().join("module.zip");
     let packed = cue::pack(&cue::PackRequest { module: &mf.module, version, zip: &zip, files: &files, vcs })
         .map_err(|e| Failure::from(e).summarize("the module zip"))?;
-    let loc = routing.resolve(&mf.module, version)?.ok_or_else(|| {
-        fail(Exit::General, format!("cannot resolve {} (version {version:?}) to registry: no registry configured for module", mf.module))
-    })?;
+    let loc = routing
+        .resolve(&mf.module, version)?
+        .ok_or_else(|| fail(Exit::General, format!("cannot resolve {} (version {version:?}) to registry: no registry configured for module", mf.module)))?;
     let zip_data = fs::read(&zip)?;
 
     let outcome = if let Some(out) = &opts.out {
@@ -192,9 +194,7 @@ fn check_tidy(ws: &Workspace) -> anyhow::Result<()> {
     let tidied = match tidy::tidy(&ws.source(), &ws.root, &files::cue_sources(&ws.root)?, &before, true, None) {
         Ok(t) => t,
         // Not tidy is a reason not to publish, not a --check result.
-        Err(e) if tidy::is_untidy(&e) => {
-            return Err(fail(Exit::General, format!("{e:#}; run 'opm mod tidy': nothing was published")))
-        }
+        Err(e) if tidy::is_untidy(&e) => return Err(fail(Exit::General, format!("{e:#}; run 'opm mod tidy': nothing was published"))),
         Err(e) => return Err(e.context("run 'opm mod tidy': nothing was published")),
     };
     if before.roots() != tidied.roots.as_slice() {
@@ -220,10 +220,7 @@ fn check_version(module: &str, version: &str) -> anyhow::Result<()> {
         m => m,
     };
     if semver::major(version) != major {
-        return Err(fail(
-            Exit::General,
-            format!("version {version} does not match the major version {major} of module {module}: use {major}.N.N"),
-        ));
+        return Err(fail(Exit::General, format!("version {version} does not match the major version {major} of module {module}: use {major}.N.N")));
     }
     Ok(())
 }
@@ -237,25 +234,16 @@ fn looks_like_registry(reference: &str) -> bool {
 /// `cue mod publish` reads them (the work tree must be clean).
 fn git_source(root: &Path) -> anyhow::Result<(Vec<cue::PackFile>, cue::Vcs)> {
     let git = |args: &[&str]| -> anyhow::Result<String> {
-        let out = Command::new("git").args(args).current_dir(root).output().map_err(|e| {
-            fail(Exit::General, format!("source kind \"git\" needs git: {e}"))
-        })?;
+        let out = Command::new("git").args(args).current_dir(root).output().map_err(|e| fail(Exit::General, format!("source kind \"git\" needs git: {e}")))?;
         if !out.status.success() {
-            return Err(fail(
-                Exit::General,
-                format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()),
-            ));
+            return Err(fail(Exit::General, format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
     if !git(&["status", "--porcelain", "--", "."])?.is_empty() {
         return Err(fail(Exit::General, "the git work tree has uncommitted changes: commit them before publishing"));
     }
-    let mut files: Vec<String> = git(&["ls-files", "-z", "--"])?
-        .split('\0')
-        .filter(|f| !f.is_empty())
-        .map(str::to_string)
-        .collect();
+    let mut files: Vec<String> = git(&["ls-files", "-z", "--"])?.split('\0').filter(|f| !f.is_empty()).map(str::to_string).collect();
     files.sort();
     let mut pack: Vec<cue::PackFile> = files.iter().map(|f| cue::PackFile { path: f.clone(), abs: root.join(f) }).collect();
     // As cue does: a LICENSE at the repository root applies to the module.

@@ -29,11 +29,7 @@ pub struct RenderOptions {
 /// both ends.
 fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
+    !b.is_empty() && b.len() <= 63 && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-') && b[0] != b'-' && b[b.len() - 1] != b'-'
 }
 
 pub fn render(opts: &RenderOptions) -> anyhow::Result<cue::Rendered> {
@@ -171,10 +167,7 @@ pub fn write_files(out: &Path, objects: &[Object], format: Encoding) -> anyhow::
 /// Whether a file name has the shape `write_files` gives its files.
 fn is_rendered_file(name: &str) -> bool {
     let Some((index, rest)) = name.split_once('-') else { return false };
-    index.len() >= 2
-        && index.bytes().all(|b| b.is_ascii_digit())
-        && rest.contains('-')
-        && (rest.ends_with(".yaml") || rest.ends_with(".json"))
+    index.len() >= 2 && index.bytes().all(|b| b.is_ascii_digit()) && rest.contains('-') && (rest.ends_with(".yaml") || rest.ends_with(".json"))
 }
 
 #[cfg(test)]
@@ -182,13 +175,7 @@ mod tests {
     use super::*;
 
     fn obj(kind: &str, ns: &str, name: &str) -> Object {
-        Object {
-            api_version: "v1".into(),
-            kind: kind.into(),
-            namespace: ns.into(),
-            name: name.into(),
-            text: String::new(),
-        }
+        Object { api_version: "v1".into(), kind: kind.into(), namespace: ns.into(), name: name.into(), text: String::new() }
     }
 
     #[test]

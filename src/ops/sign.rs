@@ -41,9 +41,8 @@ pub struct Signed {
 pub fn open_key(path: &Path) -> anyhow::Result<SigningKey> {
     let password = match std::env::var(PASSWORD_VAR) {
         Ok(p) => p,
-        Err(_) => ui::secret(&format!("Enter password for private key {}: ", path.display()))?.ok_or_else(|| {
-            fail(Exit::General, format!("the private key {} needs its password: set {PASSWORD_VAR} (no terminal to ask on)", path.display()))
-        })?,
+        Err(_) => ui::secret(&format!("Enter password for private key {}: ", path.display()))?
+            .ok_or_else(|| fail(Exit::General, format!("the private key {} needs its password: set {PASSWORD_VAR} (no terminal to ask on)", path.display())))?,
     };
     SigningKey::load(path, password.as_bytes())
 }

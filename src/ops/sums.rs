@@ -22,7 +22,9 @@ pub fn read(path: &Path) -> anyhow::Result<Option<Pins>> {
     // A line is about 200 bytes: 16 MiB is some 80,000 dependencies.
     let Some(data) = crate::files::read_regular(path, 16 << 20, "the sums file")? else { return Ok(None) };
     let text = String::from_utf8(data).map_err(|_| fail(Exit::General, format!("{} is not UTF-8 text: delete it and run 'opm mod tidy'", path.display())))?;
-    parse(&text).map(Some).map_err(|(line, why)| fail(Exit::General, format!("{} line {line}: {why}: fix the line or delete the file and run 'opm mod tidy'", path.display())))
+    parse(&text)
+        .map(Some)
+        .map_err(|(line, why)| fail(Exit::General, format!("{} line {line}: {why}: fix the line or delete the file and run 'opm mod tidy'", path.display())))
 }
 
 fn parse(text: &str) -> Result<Pins, (usize, String)> {

@@ -136,8 +136,7 @@ fn available(ws: &Workspace, roots: &[ModuleVersion], major: bool) -> (Vec<Updat
         let found = take(&r.module).and_then(|same| {
             let mut offers: Vec<String> = newest_above(&same).into_iter().collect();
             if major {
-                let higher: Vec<String> =
-                    take(base)?.into_iter().filter(|v| semver::compare(semver::major(v), current_major).is_gt()).collect();
+                let higher: Vec<String> = take(base)?.into_iter().filter(|v| semver::compare(semver::major(v), current_major).is_gt()).collect();
                 offers.extend(newest_above(&higher));
             }
             Ok(offers)
@@ -148,7 +147,13 @@ fn available(ws: &Workspace, roots: &[ModuleVersion], major: bool) -> (Vec<Updat
                     // Offered only as what getting it would do: refused, or not.
                     let refused = ws.cache.would_refuse(&ModuleVersion::new(base, &available)).unwrap_or(false);
                     let signature = refused.then_some("unsigned");
-                    out.push(Update { module: r.module.clone(), current: r.version.clone(), kind: semver::change(&r.version, &available), available, signature });
+                    out.push(Update {
+                        module: r.module.clone(),
+                        current: r.version.clone(),
+                        kind: semver::change(&r.version, &available),
+                        available,
+                        signature,
+                    });
                 }
             }
             Err(error) => unchecked.push(Unchecked { module: r.module.clone(), current: r.version.clone(), error }),
@@ -207,10 +212,7 @@ fn render_options(ws: &Workspace, kind: ReleaseKind, values: &[PathBuf]) -> Rend
 fn what_holds(ws: &Workspace, values: &[PathBuf]) -> anyhow::Result<Proof> {
     ws.ensure_deps()?;
     let concrete = vet::report(ws, true)?.errors.is_empty();
-    let releases = [ReleaseKind::Module, ReleaseKind::Bundle]
-        .into_iter()
-        .filter(|&kind| render::render(&render_options(ws, kind, values)).is_ok())
-        .collect();
+    let releases = [ReleaseKind::Module, ReleaseKind::Bundle].into_iter().filter(|&kind| render::render(&render_options(ws, kind, values)).is_ok()).collect();
     Ok(Proof { concrete, releases })
 }
 
@@ -231,7 +233,10 @@ fn still_holds(ws: &Workspace, proof: &Proof, values: &[PathBuf]) -> Result<(), 
         if let Err(e) = render::render(&render_options(ws, kind, values)) {
             let diagnostics = e.chain().find_map(|c| c.downcast_ref::<Failure>()).map(|f| f.diagnostics.clone()).unwrap_or_default();
             let what = if kind == ReleaseKind::Module { "the module's release" } else { "the bundle's release" };
-            return Err(Broken { what, diagnostics: if diagnostics.is_empty() { vec![Diagnostic { message: format!("{e:#}"), positions: vec![] }] } else { diagnostics } });
+            return Err(Broken {
+                what,
+                diagnostics: if diagnostics.is_empty() { vec![Diagnostic { message: format!("{e:#}"), positions: vec![] }] } else { diagnostics },
+            });
         }
     }
     Ok(())
@@ -264,11 +269,7 @@ impl Broken {
                 None => d.message.clone(),
             }
         });
-        let message = format!(
-            "{who} breaks {}: {}; nothing was changed (--no-verify keeps such an update)",
-            self.what,
-            first.unwrap_or_default()
-        );
+        let message = format!("{who} breaks {}: {}; nothing was changed (--no-verify keeps such an update)", self.what, first.unwrap_or_default());
         Failure { exit: Exit::Invalid, message, diagnostics: self.diagnostics }.into()
     }
 }
@@ -381,10 +382,7 @@ pub fn apply(plan: &Plan) -> anyhow::Result<()> {
 /// The updates `apply` applies: a module's major update supersedes the
 /// update within its major that is offered next to it.
 pub fn to_apply(updates: &[Update]) -> Vec<&Update> {
-    updates
-        .iter()
-        .filter(|u| u.kind == semver::Change::Major || !updates.iter().any(|o| o.module == u.module && o.kind == semver::Change::Major))
-        .collect()
+    updates.iter().filter(|u| u.kind == semver::Change::Major || !updates.iter().any(|o| o.module == u.module && o.kind == semver::Change::Major)).collect()
 }
 
 /// Applies `updates` in a staged copy and proves them there; when they
@@ -422,9 +420,7 @@ fn try_updates(plan: &Plan, updates: &[&Update], proof: Option<&Proof>, keep: bo
         Ok(())
     };
     if let Err(e) = write() {
-        let restored = saved.restore().and_then(|()| {
-            applied.rewrites.iter().zip(&originals).try_for_each(|((f, _), text)| write_atomic(f, text.as_bytes()))
-        });
+        let restored = saved.restore().and_then(|()| applied.rewrites.iter().zip(&originals).try_for_each(|((f, _), text)| write_atomic(f, text.as_bytes())));
         if let Err(r) = restored {
             return Err(e.context(format!("and restoring the previous files failed: {r:#}")));
         }
@@ -564,7 +560,15 @@ pub fn preview(plan: &Plan) -> anyhow::Result<Vec<Preview>> {
     for u in &plan.updates {
         let applied = resolve_updates(plan, &[u])?;
         let (copy, copied) = staged(plan, &applied)?;
-        let mut p = Preview { module: u.module.clone(), current: u.current.clone(), available: u.available.clone(), added: vec![], removed: vec![], changed: vec![], error: None };
+        let mut p = Preview {
+            module: u.module.clone(),
+            current: u.current.clone(),
+            available: u.available.clone(),
+            added: vec![],
+            removed: vec![],
+            changed: vec![],
+            error: None,
+        };
         match rendered(copy.path(), &copied, &plan.values) {
             Err(e) => p.error = Some(in_user_paths(&e, copy.path(), &ws.root)),
             Ok(after) => {

@@ -58,7 +58,8 @@ pub fn verify(opts: &VerifyOptions) -> anyhow::Result<Vec<Checked>> {
     };
     let main = ws.main_file()?;
     let mut out = Vec::new();
-    let row = |mv: &ModuleVersion, status, problem: Option<String>| Checked { module: mv.module.clone(), version: mv.version.clone(), status, signer: None, problem };
+    let row =
+        |mv: &ModuleVersion, status, problem: Option<String>| Checked { module: mv.module.clone(), version: mv.version.clone(), status, signer: None, problem };
     for s in sums::stale(pins, &main.roots()) {
         out.push(Checked { module: String::new(), version: String::new(), status: "stale", signer: None, problem: Some(format!("{} {s}", sums::SUMS_FILE)) });
     }
@@ -77,7 +78,8 @@ pub fn verify(opts: &VerifyOptions) -> anyhow::Result<Vec<Checked>> {
         if opts.remote {
             let now = if crate::catalog::is_embedded(mv) {
                 let (packed, _) = crate::catalog::pack()?;
-                crate::registry::ModuleManifest::parse(packed.manifest.into_bytes()).map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?
+                crate::registry::ModuleManifest::parse(packed.manifest.into_bytes())
+                    .map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?
             } else {
                 let client = ws.cache.client()?;
                 client.block_on(client.manifest(mv, false))?.0

@@ -55,7 +55,15 @@ impl Workspace {
     /// The files `commit` writes, as they are now.
     pub fn save(&self) -> Saved {
         let files = [self.module_file_path(), self.root.join(sums::SUMS_FILE)];
-        Saved { files: files.into_iter().map(|p| { let data = std::fs::read(&p).ok(); (p, data) }).collect() }
+        Saved {
+            files: files
+                .into_iter()
+                .map(|p| {
+                    let data = std::fs::read(&p).ok();
+                    (p, data)
+                })
+                .collect(),
+        }
     }
 
     /// The module containing `dir`, with the CUE cache of this machine,

@@ -30,7 +30,10 @@ const MAX_CONFIG: u64 = 4 << 20;
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
     Anonymous,
-    Basic { user: String, password: String },
+    Basic {
+        user: String,
+        password: String,
+    },
     /// An identity token (OAuth2 refresh token), exchanged for access
     /// tokens at the registry's token service.
     RefreshToken(String),
@@ -116,9 +119,8 @@ fn merged(host: &str) -> Result<Merged, Error> {
     let mut m = Merged { data: ConfigData::default(), origin: BTreeMap::new(), store_origin: String::new() };
     for source in sources()? {
         let Some(data) = source.data.filter(|d| !d.is_empty()) else { continue };
-        let file: ConfigData = serde_json::from_slice(&data).map_err(|e| {
-            credentials(format!("malformed Docker config {}: {e}; fix it or run 'docker login {host}'", source.name))
-        })?;
+        let file: ConfigData = serde_json::from_slice(&data)
+            .map_err(|e| credentials(format!("malformed Docker config {}: {e}; fix it or run 'docker login {host}'", source.name)))?;
         for (key, entry) in file.auths {
             // `https://host/v1/` and the like name the host.
             let key = url_host(&key).to_string();
@@ -165,7 +167,9 @@ pub fn for_host(host: &str, deadline: Instant) -> Result<Credentials, Error> {
                 return Err(credentials(format!("cannot run the credential helper docker-credential-{helper} named for {host}: is it installed and on PATH?")))
             }
             Err(HelperError::Failed(why)) => {
-                return Err(credentials(format!("the credential helper docker-credential-{helper} failed for {host} ({why}): run 'docker login {host}' or check the helper")))
+                return Err(credentials(format!(
+                    "the credential helper docker-credential-{helper} failed for {host} ({why}): run 'docker login {host}' or check the helper"
+                )))
             }
         }
     }

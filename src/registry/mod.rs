@@ -21,8 +21,8 @@ use crate::config::Routing;
 use crate::cue::{Location, Packed};
 use crate::module::{semver, split_major, ModuleVersion};
 use crate::trust::Signature;
-use serde::Deserialize;
 use futures_util::{StreamExt as _, TryStreamExt as _};
+use serde::Deserialize;
 use std::future::Future;
 use std::path::Path;
 use transport::{Transport, MANIFEST_MEDIA_TYPE};
@@ -67,6 +67,9 @@ pub enum Pushed {
     Unchanged,
 }
 
+/// A zip being fetched ahead of its install.
+type Prefetch = tokio::task::JoinHandle<Result<Vec<u8>, Error>>;
+
 /// One client per command: its routing, a connection pool per host, and
 /// the runtime its requests run on.
 pub struct Client {
@@ -77,7 +80,7 @@ pub struct Client {
     /// commands that install what they resolve).
     prefetch: std::sync::atomic::AtomicBool,
     /// Zips on their way, by version.
-    prefetched: std::sync::Mutex<std::collections::HashMap<ModuleVersion, tokio::task::JoinHandle<Result<Vec<u8>, Error>>>>,
+    prefetched: std::sync::Mutex<std::collections::HashMap<ModuleVersion, Prefetch>>,
 }
 
 impl Client {
@@ -127,12 +130,19 @@ impl Client {
 
     /// The manifest a version's tag points to.
     async fn layers(&self, loc: &Location, mv: &ModuleVersion) -> anyhow::Result<ModuleManifest> {
-        let manifest = self.transport.manifest(loc).await?.ok_or_else(|| {
-            Error::new(ErrorKind::NotFound, format!("{mv} not found: no tag {} in {}/{}", loc.tag, loc.host, loc.repository))
-        })?;
-        let layers = ModuleManifest::parse(manifest.data).map_err(|why| Error::new(ErrorKind::Corrupt, format!("{mv}: {}/{} {why}", loc.host, loc.repository)))?;
+        let manifest = self
+            .transport
+            .manifest(loc)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("{mv} not found: no tag {} in {}/{}", loc.tag, loc.host, loc.repository)))?;
+        let layers =
+            ModuleManifest::parse(manifest.data).map_err(|why| Error::new(ErrorKind::Corrupt, format!("{mv}: {}/{} {why}", loc.host, loc.repository)))?;
         if layers.module_file.1 > MAX_MODULE_FILE || layers.zip.1 > MAX_ZIP {
-            return Err(Error::new(ErrorKind::Limit, format!("{mv}: its layers exceed CUE's limits (module file {} MiB, zip {} MiB)", MAX_MODULE_FILE >> 20, MAX_ZIP >> 20)).into());
+            return Err(Error::new(
+                ErrorKind::Limit,
+                format!("{mv}: its layers exceed CUE's limits (module file {} MiB, zip {} MiB)", MAX_MODULE_FILE >> 20, MAX_ZIP >> 20),
+            )
+            .into());
         }
         Ok(layers)
     }
@@ -151,10 +161,8 @@ impl Client {
             }
         }
         let (digest, size) = &layers.module_file;
-        let (data, signatures) = futures_util::try_join!(
-            async { Ok(self.transport.blob(&loc, digest, *size, None).await?) },
-            self.signatures_if(signed, &loc, &layers.digest)
-        )?;
+        let (data, signatures) =
+            futures_util::try_join!(async { Ok(self.transport.blob(&loc, digest, *size, None).await?) }, self.signatures_if(signed, &loc, &layers.digest))?;
         Ok((layers, data, signatures))
     }
 
@@ -306,9 +314,11 @@ impl Client {
     /// digest, what was copied, and whether signatures came along.
     pub async fn mirror(&self, dst: &Client, mv: &ModuleVersion) -> anyhow::Result<(String, Copied, bool)> {
         let (from, to) = (self.locate(mv)?, dst.locate(mv)?);
-        let manifest = self.transport.manifest(&from).await?.ok_or_else(|| {
-            Error::new(ErrorKind::NotFound, format!("{mv} not found: no tag {} in {}/{}", from.tag, from.host, from.repository))
-        })?;
+        let manifest = self
+            .transport
+            .manifest(&from)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("{mv} not found: no tag {} in {}/{}", from.tag, from.host, from.repository)))?;
         // Only a CUE module is copied as one.
         self.layers(&from, mv).await?;
         let copied = self.copy_manifest(&from, &manifest, dst, &to).await?;
@@ -354,12 +364,16 @@ impl Client {
             }
             return Err(Error::new(
                 ErrorKind::Conflict,
-                format!("{}/{}:{} already holds other content ({}): versions are immutable, nothing was copied", to.host, to.repository, to.tag, existing.digest),
+                format!(
+                    "{}/{}:{} already holds other content ({}): versions are immutable, nothing was copied",
+                    to.host, to.repository, to.tag, existing.digest
+                ),
             )
             .into());
         }
-        let doc: Doc = serde_json::from_slice(&manifest.data)
-            .map_err(|_| Error::new(ErrorKind::Corrupt, format!("{}/{}:{}: the manifest is not an OCI image manifest", from.host, from.repository, from.tag)))?;
+        let doc: Doc = serde_json::from_slice(&manifest.data).map_err(|_| {
+            Error::new(ErrorKind::Corrupt, format!("{}/{}:{}: the manifest is not an OCI image manifest", from.host, from.repository, from.tag))
+        })?;
         let quiet = indicatif::ProgressBar::hidden();
         let mut copied = Copied::default();
         let results: Vec<bool> = futures_util::stream::iter(std::iter::once(&doc.config).chain(&doc.layers))
@@ -431,11 +445,7 @@ pub fn push_size(packed: &Packed, zip: &[u8]) -> u64 {
 
 /// The blobs of a packed module, in push order: config, zip, module file.
 fn blobs<'a>(packed: &'a Packed, zip: &'a [u8]) -> [(&'a [u8], &'a str); 3] {
-    [
-        (b"{}", packed.config.digest.as_str()),
-        (zip, packed.zip.digest.as_str()),
-        (packed.module_file_data.as_bytes(), packed.module_file.digest.as_str()),
-    ]
+    [(b"{}", packed.config.digest.as_str()), (zip, packed.zip.digest.as_str()), (packed.module_file_data.as_bytes(), packed.module_file.digest.as_str())]
 }
 
 /// Writes a packed module as an OCI image layout, as `cue mod publish

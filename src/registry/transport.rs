@@ -66,6 +66,11 @@ pub struct Manifest {
 
 type Result<T> = std::result::Result<T, Error>;
 
+/// (host, repository, tag or digest): what the per-run memories are keyed by.
+type Key3 = (String, String, String);
+/// A bearer token being fetched or fetched, by (host, scope).
+type Tokens = HashMap<(String, String), Arc<tokio::sync::OnceCell<String>>>;
+
 static DEADLINE: OnceLock<Instant> = OnceLock::new();
 static BUDGET: OnceLock<Duration> = OnceLock::new();
 
@@ -96,16 +101,16 @@ pub struct Transport {
     hosts: tokio::sync::Mutex<HashMap<String, Arc<Host>>>,
     /// Bearer tokens by (host, scope), each fetched once (renewed when a
     /// registry says it expired).
-    tokens: Mutex<HashMap<(String, String), Arc<tokio::sync::OnceCell<String>>>>,
+    tokens: Mutex<Tokens>,
     /// Manifests by (host, repository, tag), each fetched once per run.
-    manifests: Mutex<HashMap<(String, String, String), Option<Manifest>>>,
+    manifests: Mutex<HashMap<Key3, Option<Manifest>>>,
     /// Blobs known to exist by (host, repository, digest).
     present: Mutex<HashSet<(String, String, String)>>,
     /// Held while a blob is checked and uploaded, by (host, repository,
     /// digest): one upload of a blob at a time. Two at once make
     /// distribution rewrite the repository's link to it, and a manifest
     /// that names it, checked in between, is refused (HTTP 400).
-    uploads: Mutex<HashMap<(String, String, String), Arc<tokio::sync::Mutex<()>>>>,
+    uploads: Mutex<HashMap<Key3, Arc<tokio::sync::Mutex<()>>>>,
     /// Small blobs this run has read (module files, signature payloads),
     /// each fetched once.
     small: Mutex<HashMap<(String, String, String), Vec<u8>>>,
@@ -175,13 +180,19 @@ enum Access {
 
 /// What went wrong with one attempt, before it is explained.
 enum Fault {
-    Status { code: u16, error_code: Option<String>, retry_after: Option<Duration> },
+    Status {
+        code: u16,
+        error_code: Option<String>,
+        retry_after: Option<Duration>,
+    },
     Network(reqwest::Error),
     /// The request's own deadline (not the command's budget).
     Deadline(Duration),
     /// The command's time budget ran out.
     Budget,
-    TooLarge { limit: u64 },
+    TooLarge {
+        limit: u64,
+    },
     /// A body that does not match its digest or declared size.
     Mismatch(String),
     /// The answer makes no sense (malformed JSON, no upload location).
@@ -307,7 +318,12 @@ impl Transport {
                 return steps;
             }
         };
-        steps.push(Step { name: "reach", millis: timed.elapsed().as_millis(), detail: format!("{}, asks for {}", host.base, describe_challenge(&challenge)), error: None });
+        steps.push(Step {
+            name: "reach",
+            millis: timed.elapsed().as_millis(),
+            detail: format!("{}, asks for {}", host.base, describe_challenge(&challenge)),
+            error: None,
+        });
         let bearer = matches!(challenge, Challenge::Bearer { .. }) && !matches!(host.credentials, Credentials::AccessToken(_));
         for (access, wanted) in [(Access::Pull, true), (Access::Push, push)] {
             if !wanted {
@@ -318,21 +334,42 @@ impl Transport {
                 let t = Instant::now();
                 let got = self.authorization(&host, loc, access, false).await.map_err(|f| explain(loc, &host.credentials, &format!("{what} token"), f));
                 let failed = got.is_err();
-                steps.push(Step { name: if access == Access::Push { "push token" } else { "pull token" }, millis: t.elapsed().as_millis(), detail: String::new(), error: got.err() });
+                steps.push(Step {
+                    name: if access == Access::Push { "push token" } else { "pull token" },
+                    millis: t.elapsed().as_millis(),
+                    detail: String::new(),
+                    error: got.err(),
+                });
                 if failed {
                     return steps;
                 }
             }
             let t = Instant::now();
             let result = if access == Access::Pull {
-                let req = Request { method: reqwest::Method::GET, url: format!("/v2/{}/tags/list?n=1", loc.repository), access, headers: vec![], body: None, progress: None };
+                let req = Request {
+                    method: reqwest::Method::GET,
+                    url: format!("/v2/{}/tags/list?n=1", loc.repository),
+                    access,
+                    headers: vec![],
+                    body: None,
+                    progress: None,
+                };
                 match self.run("GET tags/list", loc, req, request_timeout(), |_| async { Ok(()) }).await {
                     // Authorized: the repository just does not exist yet.
-                    Err(e) if e.kind == ErrorKind::NotFound => Ok("allowed (nothing is tagged at exactly this path; modules under a prefix have repositories of their own)".to_string()),
+                    Err(e) if e.kind == ErrorKind::NotFound => {
+                        Ok("allowed (nothing is tagged at exactly this path; modules under a prefix have repositories of their own)".to_string())
+                    }
                     other => other.map(|()| "allowed".to_string()),
                 }
             } else {
-                let post = Request { method: reqwest::Method::POST, url: format!("/v2/{}/blobs/uploads/", loc.repository), access, headers: vec![], body: None, progress: None };
+                let post = Request {
+                    method: reqwest::Method::POST,
+                    url: format!("/v2/{}/blobs/uploads/", loc.repository),
+                    access,
+                    headers: vec![],
+                    body: None,
+                    progress: None,
+                };
                 let base = host.base.clone();
                 match self
                     .run("POST blobs/uploads (opened, then cancelled)", loc, post, request_timeout(), |r| async move {
@@ -435,7 +472,14 @@ impl Transport {
 
     /// Asks the registry's token service for a token (Docker's token
     /// protocol; identity tokens through OAuth2's refresh grant).
-    async fn fetch_token(&self, loc: &Location, realm: &str, service: Option<&str>, scopes: &[String], creds: &Credentials) -> std::result::Result<String, Fault> {
+    async fn fetch_token(
+        &self,
+        loc: &Location,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+        creds: &Credentials,
+    ) -> std::result::Result<String, Fault> {
         let http = self.http()?;
         let mut query: Vec<(&str, &str)> = scopes.iter().map(|s| ("scope", s.as_str())).collect();
         if let Some(s) = service {
@@ -581,7 +625,10 @@ impl Transport {
                 }
             }
             if tags.len() > MAX_TAGS {
-                return Err(Error::new(ErrorKind::Limit, format!("{}/{} lists more than {MAX_TAGS} tags: opm reads no more (a registry that pages forever?)", loc.host, loc.repository)));
+                return Err(Error::new(
+                    ErrorKind::Limit,
+                    format!("{}/{} lists more than {MAX_TAGS} tags: opm reads no more (a registry that pages forever?)", loc.host, loc.repository),
+                ));
             }
             if tags.len() == before {
                 return Ok(tags);
@@ -594,7 +641,13 @@ impl Transport {
                 },
             };
         }
-        Err(Error::new(ErrorKind::Limit, format!("the tag list of {}/{} goes on for more than {MAX_TAG_PAGES} pages: opm reads no more (a registry that pages forever?)", loc.host, loc.repository)))
+        Err(Error::new(
+            ErrorKind::Limit,
+            format!(
+                "the tag list of {}/{} goes on for more than {MAX_TAG_PAGES} pages: opm reads no more (a registry that pages forever?)",
+                loc.host, loc.repository
+            ),
+        ))
     }
 
     /// The manifest tagged `loc.tag`, or None when there is no such tag.
@@ -632,7 +685,14 @@ impl Transport {
             }
             return Ok(data.clone());
         }
-        let req = Request { method: reqwest::Method::GET, url: format!("/v2/{}/blobs/{digest}", loc.repository), access: Access::Pull, headers: vec![], body: None, progress: None };
+        let req = Request {
+            method: reqwest::Method::GET,
+            url: format!("/v2/{}/blobs/{digest}", loc.repository),
+            access: Access::Pull,
+            headers: vec![],
+            body: None,
+            progress: None,
+        };
         let deadline = request_timeout() + Duration::from_secs(size / MIN_RATE);
         let start = progress.map(|p| p.position());
         let data = self
@@ -656,7 +716,10 @@ impl Transport {
             .map_err(|e| match e.kind {
                 ErrorKind::NotFound => Error::new(
                     ErrorKind::NotFound,
-                    format!("blob {digest} is missing from {}/{} although a manifest names it (the registry lost it, or it was never pushed)", loc.host, loc.repository),
+                    format!(
+                        "blob {digest} is missing from {}/{} although a manifest names it (the registry lost it, or it was never pushed)",
+                        loc.host, loc.repository
+                    ),
                 ),
                 _ => e,
             })?;
@@ -673,7 +736,14 @@ impl Transport {
         if self.present.lock().expect("blob set").contains(&key) {
             return Ok(true);
         }
-        let head = Request { method: reqwest::Method::HEAD, url: format!("/v2/{}/blobs/{digest}", loc.repository), access: Access::Push, headers: vec![], body: None, progress: None };
+        let head = Request {
+            method: reqwest::Method::HEAD,
+            url: format!("/v2/{}/blobs/{digest}", loc.repository),
+            access: Access::Push,
+            headers: vec![],
+            body: None,
+            progress: None,
+        };
         let exists = self.run(&format!("HEAD blobs/{}", short(digest)), loc, head, request_timeout(), |r| async move { Ok(r.status().is_success()) }).await?;
         if exists {
             self.present.lock().expect("blob set").insert(key);
@@ -714,7 +784,14 @@ impl Transport {
         attempts(&format!("PUT blobs/{}", short(digest)), loc, &host.credentials, || async move {
             progress.set_position(start);
             limited(deadline, async {
-                let post = Request { method: reqwest::Method::POST, url: format!("/v2/{}/blobs/uploads/", loc.repository), access: Access::Push, headers: vec![], body: None, progress: None };
+                let post = Request {
+                    method: reqwest::Method::POST,
+                    url: format!("/v2/{}/blobs/uploads/", loc.repository),
+                    access: Access::Push,
+                    headers: vec![],
+                    body: None,
+                    progress: None,
+                };
                 let r = self.send(loc, host_ref, &post).await?;
                 let location = r
                     .headers()
@@ -928,7 +1005,7 @@ fn percent(s: &str) -> String {
 fn describe(f: &Fault) -> String {
     match f {
         Fault::Status { code, .. } => format!("HTTP {code}"),
-        Fault::Network(e) => one_line(&error_text(&e)),
+        Fault::Network(e) => one_line(&error_text(e)),
         Fault::Deadline(d) => format!("no complete answer within {} s", d.as_secs()),
         Fault::Budget => "the time budget ran out".into(),
         Fault::TooLarge { limit } => format!("larger than {} MiB", limit >> 20),

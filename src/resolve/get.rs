@@ -74,12 +74,7 @@ pub fn parse_request(src: &dyn Source, arg: &str) -> anyhow::Result<ModuleVersio
     let prefix = match version {
         "" | "latest" => String::new(),
         v if semver::is_valid(v) && !v.contains('-') && !v.contains('+') => format!("{v}."),
-        _ => {
-            return Err(fail(
-                Exit::General,
-                format!("{arg:?}: {version:?} is not a version; give an exact one such as {path}@v1.2.3"),
-            ))
-        }
+        _ => return Err(fail(Exit::General, format!("{arg:?}: {version:?} is not a version; give an exact one such as {path}@v1.2.3"))),
     };
     let versions = src.versions(&[path.to_string()])?.remove(0);
     let mut matching: Vec<&String> = versions.iter().filter(|v| v.starts_with(&prefix)).collect();
@@ -91,9 +86,6 @@ pub fn parse_request(src: &dyn Source, arg: &str) -> anyhow::Result<ModuleVersio
     }
     Err(fail(
         Exit::General,
-        format!(
-            "{arg}: {what} given, but opm needs an exact version (no @latest or partial versions); newest matching: {}",
-            newest.join(", ")
-        ),
+        format!("{arg}: {what} given, but opm needs an exact version (no @latest or partial versions); newest matching: {}", newest.join(", ")),
     ))
 }

@@ -13,9 +13,9 @@
 
 pub mod get;
 pub mod replace;
-pub mod tidy;
 #[cfg(test)]
 mod tests;
+pub mod tidy;
 
 use crate::cue::ModuleFile;
 use crate::module::{semver, sort_versions, split_major, ModuleVersion};

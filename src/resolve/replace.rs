@@ -78,9 +78,9 @@ impl Replacements {
                     };
                     let path = format!("{base}@{major}");
                     let listed = local.deps.iter().find(|t| t.path == path && !t.version.is_empty()).map(|t| t.version.clone());
-                    let version = listed.or_else(|| semver::is_canonical(version).then(|| version.to_string())).ok_or_else(|| {
-                        invalid(format!("replacement target {path:?} must be listed as a dependency with a version"))
-                    })?;
+                    let version = listed
+                        .or_else(|| semver::is_canonical(version).then(|| version.to_string()))
+                        .ok_or_else(|| invalid(format!("replacement target {path:?} must be listed as a dependency with a version")))?;
                     r.reverse.insert(base.to_string(), crate::module::base_path(&d.path).to_string());
                     r.modules.insert(d.path.clone(), ModuleVersion { module: path, version });
                 }

@@ -86,9 +86,7 @@ impl Universe {
 
 impl Source for Universe {
     fn module_files(&self, mvs: &[ModuleVersion]) -> anyhow::Result<Vec<Rc<ModuleFile>>> {
-        mvs.iter()
-            .map(|mv| Ok(Rc::new(cue::parse_module_file(&self.text(mv)?, &mv.to_string(), true).map_err(|e| anyhow::anyhow!(e.message))?)))
-            .collect()
+        mvs.iter().map(|mv| Ok(Rc::new(cue::parse_module_file(&self.text(mv)?, &mv.to_string(), true).map_err(|e| anyhow::anyhow!(e.message))?))).collect()
     }
 
     fn versions(&self, paths: &[String]) -> anyhow::Result<Vec<Rc<Vec<String>>>> {
@@ -96,12 +94,8 @@ impl Source for Universe {
         Ok(paths
             .iter()
             .map(|path| {
-                let mut vs: Vec<String> = self
-                    .modules
-                    .keys()
-                    .filter(|k| if path.contains('@') { &k.module == path } else { k.base() == path })
-                    .map(|k| k.version.clone())
-                    .collect();
+                let mut vs: Vec<String> =
+                    self.modules.keys().filter(|k| if path.contains('@') { &k.module == path } else { k.base() == path }).map(|k| k.version.clone()).collect();
                 semver::sort(&mut vs);
                 Rc::new(vs)
             })
@@ -476,13 +470,7 @@ const CASES: &[Case] = &[
         op: Op::Tidy,
         want: Ok(&["x.test/x@v0 v0.1.0", "y.test/y@v0 v0.1.0"]),
     },
-    Case {
-        name: "standard library imports need no module",
-        world: DIAMOND,
-        main: main(&[], &["strings", "encoding/json"]),
-        op: Op::Tidy,
-        want: Ok(&[]),
-    },
+    Case { name: "standard library imports need no module", world: DIAMOND, main: main(&[], &["strings", "encoding/json"]), op: Op::Tidy, want: Ok(&[]) },
     Case {
         name: "an import no module provides fails",
         world: DIAMOND,
@@ -514,7 +502,10 @@ const CASES: &[Case] = &[
         main: Main {
             deps: &[],
             imports: &[],
-            files: &[("nested/cue.mod/module.cue", "module: \"n.test/n@v0\"\nlanguage: version: \"v0.17.0\"\n"), ("nested/n.cue", "package n\n\nimport \"d.test/left\"\n")],
+            files: &[
+                ("nested/cue.mod/module.cue", "module: \"n.test/n@v0\"\nlanguage: version: \"v0.17.0\"\n"),
+                ("nested/n.cue", "package n\n\nimport \"d.test/left\"\n"),
+            ],
         },
         op: Op::Tidy,
         want: Ok(&[]),

@@ -86,14 +86,7 @@ pub struct Tidied {
 ///
 /// `repls` are the replacements of a main-module view, which `src`
 /// applies (see `replace::Replaced`).
-pub fn tidy(
-    src: &dyn Source,
-    root: &Path,
-    sources: &[PathBuf],
-    old: &Requirements,
-    check: bool,
-    repls: Option<&Replacements>,
-) -> anyhow::Result<Tidied> {
+pub fn tidy(src: &dyn Source, root: &Path, sources: &[PathBuf], old: &Requirements, check: bool, repls: Option<&Replacements>) -> anyhow::Result<Tidied> {
     let loader = Loader { src, root, main: &old.main, repls };
     let root_pkgs = cue::main_imports(sources).map_err(Failure::from)?;
     let start = Requirements::new(&old.main, old.roots().to_vec(), old.defaults.clone());
@@ -110,12 +103,7 @@ pub fn tidy(
 }
 
 impl Loader<'_> {
-    fn resolve_dependencies(
-        &self,
-        root_pkgs: &[String],
-        mut rs: Requirements,
-        check: bool,
-    ) -> anyhow::Result<(Requirements, Vec<Package>)> {
+    fn resolve_dependencies(&self, root_pkgs: &[String], mut rs: Requirements, check: bool) -> anyhow::Result<(Requirements, Vec<Package>)> {
         loop {
             let pkgs = self.load_packages(&rs, root_pkgs)?;
             if check {
@@ -176,18 +164,15 @@ impl Loader<'_> {
         let is_main = provider == Provider::Main;
         let (mut included, mut excluded, mut imports) = (0, 0, Vec::new());
         for dir in &dirs {
-            let read = cue::package_imports(dir, &ip.qualifier, is_main)
-                .map_err(|e| fail(Exit::General, format!("cannot get imports of {path}: {}", e.message)))?;
+            let read =
+                cue::package_imports(dir, &ip.qualifier, is_main).map_err(|e| fail(Exit::General, format!("cannot get imports of {path}: {}", e.message)))?;
             included += read.included;
             excluded += read.excluded;
             imports.extend(read.imports);
         }
         if included == 0 {
             let note = if excluded > 0 { format!(" ({excluded} files were excluded)") } else { String::new() };
-            pkg.err = Some(PkgError::Other(format!(
-                "no files in package directory with package name {:?}{note}",
-                ip.qualifier
-            )));
+            pkg.err = Some(PkgError::Other(format!("no files in package directory with package name {:?}{note}", ip.qualifier)));
             return Ok(pkg);
         }
         imports.sort();
@@ -237,11 +222,8 @@ impl Loader<'_> {
     ) -> anyhow::Result<Result<(Provider, Vec<PathBuf>), PkgError>> {
         let ip = ImportPath::parse(path);
         let mut found: Vec<(Provider, Vec<PathBuf>)> = Vec::new();
-        let local: Vec<PathBuf> = ["cue.mod/gen", "cue.mod/usr", "cue.mod/pkg"]
-            .iter()
-            .map(|d| self.root.join(d).join(&ip.path))
-            .filter(|d| has_cue_files(d))
-            .collect();
+        let local: Vec<PathBuf> =
+            ["cue.mod/gen", "cue.mod/usr", "cue.mod/pkg"].iter().map(|d| self.root.join(d).join(&ip.path)).filter(|d| has_cue_files(d)).collect();
         if !local.is_empty() {
             found.push((Provider::Local, local));
         }
@@ -301,10 +283,7 @@ impl Loader<'_> {
                         format!("{name} ({})", d[0].display())
                     })
                     .collect();
-                return Ok(Err(PkgError::Other(format!(
-                    "ambiguous import: found package {path} in multiple locations: {}",
-                    places.join(", ")
-                ))));
+                return Ok(Err(PkgError::Other(format!("ambiguous import: found package {path} in multiple locations: {}", places.join(", ")))));
             }
             if let Some(one) = found.pop() {
                 return Ok(Ok(one));
@@ -338,11 +317,7 @@ impl Loader<'_> {
 
     /// For each import nothing provides, the newest release of every module
     /// path that could hold it (tidy.go resolveMissingImports).
-    fn resolve_missing_imports(
-        &self,
-        rs: &Requirements,
-        pkgs: &[Package],
-    ) -> anyhow::Result<(Vec<ModuleVersion>, BTreeMap<String, String>)> {
+    fn resolve_missing_imports(&self, rs: &Requirements, pkgs: &[Package]) -> anyhow::Result<(Vec<ModuleVersion>, BTreeMap<String, String>)> {
         let mut added: Vec<ModuleVersion> = Vec::new();
         let mut defaults = rs.defaults.clone();
         let missing: Vec<&Package> = pkgs.iter().filter(|p| p.err == Some(PkgError::Missing)).collect();
@@ -460,11 +435,7 @@ impl Loader<'_> {
                 if !seen.insert(m.module.as_str()) {
                     continue;
                 }
-                let selected = if graph_loaded {
-                    rs.graph(self.src)?.selected(&m.module).cloned()
-                } else {
-                    rs.root_selected(&m.module)
-                };
+                let selected = if graph_loaded { rs.graph(self.src)?.selected(&m.module).cloned() } else { rs.root_selected(&m.module) };
                 let v = match selected {
                     Some(Selected::Version(v)) => v,
                     Some(Selected::Main) | None => String::new(),
@@ -525,9 +496,8 @@ impl Loader<'_> {
 
 /// A directory holding at least one regular `.cue` file.
 fn has_cue_files(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_file()) && e.file_name().to_string_lossy().ends_with(".cue"))
-    })
+    std::fs::read_dir(dir)
+        .is_ok_and(|entries| entries.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_file()) && e.file_name().to_string_lossy().ends_with(".cue")))
 }
 
 /// Whether a `cue.mod/module.cue` sits in `dir` or a directory between it

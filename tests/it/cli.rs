@@ -34,9 +34,7 @@ fn init_writes_what_cue_mod_init_writes() {
     let theirs = tempdir();
     let out = run(opm(cache.path()).args(["mod", "init", "example.com/hello@v0", "--template", "cue"]).current_dir(ours.path()));
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = run(cue(cache.path())
-        .args(["mod", "init", "--source", "self", "example.com/hello@v0"])
-        .current_dir(theirs.path()));
+    let out = run(cue(cache.path()).args(["mod", "init", "--source", "self", "example.com/hello@v0"]).current_dir(theirs.path()));
     assert!(out.status.success(), "{}", stderr(&out));
     let read = |d: &tempfile::TempDir| std::fs::read_to_string(d.path().join("cue.mod/module.cue")).unwrap();
     assert_eq!(read(&ours), read(&theirs));
@@ -90,11 +88,7 @@ fn vet_accepts_a_valid_module() {
 #[test]
 fn vet_prints_every_error_with_its_position_and_exits_2() {
     let cache = tempdir();
-    let dir = module(&[
-        ("cue.mod/module.cue", MODULE_CUE),
-        ("a.cue", "package a\nx: int\nx: \"text\"\n"),
-        ("b.cue", "package a\ny: >=10\ny: 3\n"),
-    ]);
+    let dir = module(&[("cue.mod/module.cue", MODULE_CUE), ("a.cue", "package a\nx: int\nx: \"text\"\n"), ("b.cue", "package a\ny: >=10\ny: 3\n")]);
     let out = run(opm(cache.path()).args(["mod", "vet"]).current_dir(dir.path()));
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
@@ -267,7 +261,10 @@ fn the_first_hour_small_things() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 
     // A current directory that was deleted.
-    let out = run(std::process::Command::new("bash").arg("-c").arg(format!("mkdir gone && cd gone && rmdir ../gone && {} mod vet", env!("CARGO_BIN_EXE_opm"))).current_dir(cache.path()));
+    let out = run(std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("mkdir gone && cd gone && rmdir ../gone && {} mod vet", env!("CARGO_BIN_EXE_opm")))
+        .current_dir(cache.path()));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("was it deleted?") && !stderr(&out).contains("panicked"), "{}", stderr(&out));
 
@@ -315,7 +312,11 @@ fn conventions_every_command_shares() {
     let fresh = tempdir();
     let out = run(opm(cache.path()).args(["mod", "init", "example.com/j@v0", "--json", "--dir"]).arg(fresh.path()));
     let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert!(created["module_file"].as_str().unwrap().ends_with("cue.mod/module.cue") && std::path::Path::new(created["module_file"].as_str().unwrap()).is_absolute(), "{created}");
+    assert!(
+        created["module_file"].as_str().unwrap().ends_with("cue.mod/module.cue")
+            && std::path::Path::new(created["module_file"].as_str().unwrap()).is_absolute(),
+        "{created}"
+    );
     let out = run(opm(cache.path()).env_remove("CUE_REGISTRY").args(["config", "show", "--json"]));
     let shown: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(shown["effective"], "registry.cue.works", "{shown}");

@@ -256,7 +256,9 @@ fn random_dependency_graphs_match_cue() {
         // published[i]: the versions of module i, each with its deps: the
         // direct ones and, as a tidy module lists them, theirs (the
         // highest version of each).
-        let mut published: Vec<Vec<(String, Vec<(usize, String)>)>> = vec![];
+        // Per module: (version, [(dependency index, its version)]).
+        type Versions = Vec<(String, Vec<(usize, String)>)>;
+        let mut published: Vec<Versions> = vec![];
         for i in 0..n {
             let mut versions = vec![];
             for minor in 0..(1 + rng.below(3)) {

@@ -54,6 +54,8 @@ fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 /// A registry with example.com/lib@v0.1.0, a fault proxy in front of it,
 /// and a consumer that imports the library.
+type Files = Vec<(String, Vec<u8>)>;
+
 struct Case {
     w: World,
     proxy: FaultProxy,
@@ -76,7 +78,8 @@ impl Case {
         (out, started.elapsed())
     }
 
-    fn state(&self) -> (Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>)>) {
+    /// The module's files and the cache's, with their bytes.
+    fn state(&self) -> (Files, Files) {
         (files_under(self.app.path()), files_under(self.cache.path()))
     }
 
@@ -125,7 +128,8 @@ fn a_dripping_or_stalling_registry_ends_at_the_time_budget() {
     // deadline per try (a drip-fed manifest at the default 60 s fails
     // within the default 2-minute budget).
     let started = Instant::now();
-    let out = run(opm(c.cache.path()).env("CUE_REGISTRY", format!("{}+insecure", c.proxy.host)).env("OPM_REQUEST_TIMEOUT", "1s").current_dir(c.app.path()).args(GET));
+    let out =
+        run(opm(c.cache.path()).env("CUE_REGISTRY", format!("{}+insecure", c.proxy.host)).env("OPM_REQUEST_TIMEOUT", "1s").current_dir(c.app.path()).args(GET));
     expect(&(out, started.elapsed()), 3, 15, &["did not complete within 1 s", "OPM_REQUEST_TIMEOUT", "after 2 tries"]);
     assert_eq!(c.state(), before);
     // OPM_TIMEOUT says the same.
@@ -237,7 +241,11 @@ fn transient_answers_keep_the_credentials() {
     let direct = docker_config(&reg.host, USER, PASSWORD);
     let cache = tempdir();
     let lib = publishable("example.com/lib@v0", "name: \"lib\"");
-    let out = run(opm(cache.path()).env("CUE_REGISTRY", format!("{}+insecure", reg.host)).env("DOCKER_CONFIG", direct.path()).current_dir(lib.path()).args(["mod", "publish", "v0.1.0"]));
+    let out = run(opm(cache.path())
+        .env("CUE_REGISTRY", format!("{}+insecure", reg.host))
+        .env("DOCKER_CONFIG", direct.path())
+        .current_dir(lib.path())
+        .args(["mod", "publish", "v0.1.0"]));
     assert!(out.status.success(), "{}", stderr(&out));
     // Two transient answers to the first requests of a Basic-auth
     // registry (the probe, for `registry check`): retried, the
@@ -245,11 +253,16 @@ fn transient_answers_keep_the_credentials() {
     let proxy = FaultProxy::start(&reg.host, json!([{"match": "^GET /v2/", "action": "status", "code": 503, "times": 2}]));
     let docker = docker_config(&proxy.host, USER, PASSWORD);
     let app = module(&[("cue.mod/module.cue", APP_MODULE), ("app.cue", APP)]);
-    let out = run(opm(cache.path()).env("CUE_REGISTRY", format!("{}+insecure", proxy.host)).env("DOCKER_CONFIG", docker.path()).current_dir(app.path()).args(GET));
+    let out =
+        run(opm(cache.path()).env("CUE_REGISTRY", format!("{}+insecure", proxy.host)).env("DOCKER_CONFIG", docker.path()).current_dir(app.path()).args(GET));
     assert!(out.status.success(), "retried, the credentials kept: {}", stderr(&out));
     let proxy = FaultProxy::start(&reg.host, json!([{"match": "^GET /v2/$", "action": "status", "code": 503, "times": 2}]));
     let docker = docker_config(&proxy.host, USER, PASSWORD);
-    let out = run(opm(cache.path()).env("CUE_REGISTRY", format!("{}+insecure", proxy.host)).env("DOCKER_CONFIG", docker.path()).args(["registry", "check", "example.com/lib"]));
+    let out = run(opm(cache.path()).env("CUE_REGISTRY", format!("{}+insecure", proxy.host)).env("DOCKER_CONFIG", docker.path()).args([
+        "registry",
+        "check",
+        "example.com/lib",
+    ]));
     assert!(out.status.success(), "the probe is retried: {}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("asks for Basic authentication"), "{}", stdout(&out));
     assert!(proxy.requests().iter().filter(|r| *r == "GET /v2/").count() >= 3);
@@ -267,7 +280,9 @@ fn rate_limiting_missing_blobs_and_huge_answers_are_named() {
     c.recovers(GET);
 
     // A blob the manifest names but the registry lost.
-    let c = Case::new(json!([{"match": "GET /v2/example.com/lib/blobs/", "action": "status", "code": 404, "body": "{\"errors\":[{\"code\":\"BLOB_UNKNOWN\",\"message\":\"blob unknown to registry\"}]}"}]));
+    let c = Case::new(
+        json!([{"match": "GET /v2/example.com/lib/blobs/", "action": "status", "code": 404, "body": "{\"errors\":[{\"code\":\"BLOB_UNKNOWN\",\"message\":\"blob unknown to registry\"}]}"}]),
+    );
     let before = c.state();
     let out = c.opm(GET);
     expect(&out, 5, 10, &["blob sha256:", "is missing from", "although a manifest names it"]);
@@ -338,7 +353,9 @@ fn artifacts_that_lie_are_refused() {
     let honest = "module: \"example.com/lib@v0\"\nlanguage: {\n\tversion: \"v0.17.0\"\n}\nsource: {\n\tkind: \"self\"\n}\n";
     push_lying_version(reg, "example.com/lib", "v0.1.0", "v0.2.0", &honest.replace("example.com/lib@v0", "example.com/other@v0"));
     push_lying_version(reg, "example.com/lib", "v0.1.0", "v0.3.0", &format!("{honest}// not the zip's\n"));
-    for (version, says) in [("v0.2.0", "its module file declares example.com/other@v0"), ("v0.3.0", "its module file differs from the cue.mod/module.cue in its zip")] {
+    for (version, says) in
+        [("v0.2.0", "its module file declares example.com/other@v0"), ("v0.3.0", "its module file differs from the cue.mod/module.cue in its zip")]
+    {
         let before = c.state();
         let out = c.opm(&["mod", "get", &format!("example.com/lib@{version}")]);
         expect(&out, 1, 10, &[&format!("example.com/lib@{version}"), "is not the module it claims to be", says, "nothing was written"]);
@@ -405,13 +422,8 @@ fn a_killed_get_leaves_the_cache_in_order() {
     for delay_ms in [3u64, 8, 15, 25, 40, 60, 90, 130, 180, 250] {
         let cache = tempdir();
         let app = module(&[("cue.mod/module.cue", APP_MODULE), ("app.cue", "package app\n")]);
-        let mut child = opm(cache.path())
-            .env("CUE_REGISTRY", &w.registry)
-            .current_dir(app.path())
-            .args(&args)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child =
+            opm(cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(app.path()).args(&args).stderr(std::process::Stdio::null()).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
         // SAFETY: signalling a child process we started.
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };

@@ -28,16 +28,7 @@ fn ten_thousand_vet_calls_do_not_grow_memory_without_bound() {
     let cache = tempdir();
     let valid = module(&[("cue.mod/module.cue", MODULE_CUE), ("a.cue", "package a\n#S: {n: int}\nv: #S & {n: 1}\n")]);
     let invalid = module(&[("cue.mod/module.cue", MODULE_CUE), ("a.cue", "package a\nx: 1\nx: 2\ny: string & 3\n")]);
-    let vet = |dir: &std::path::Path| {
-        cue::vet(&cue::VetRequest {
-            dir,
-            cwd: dir,
-            cache_dir: cache.path(),
-            concrete: true,
-            tags: &[],
-        })
-        .expect("vet runs")
-    };
+    let vet = |dir: &std::path::Path| cue::vet(&cue::VetRequest { dir, cwd: dir, cache_dir: cache.path(), concrete: true, tags: &[] }).expect("vet runs");
     assert!(vet(valid.path()).errors.is_empty());
     assert_eq!(vet(invalid.path()).errors.len(), 2);
 

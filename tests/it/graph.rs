@@ -7,7 +7,6 @@ use crate::safety::{consumer, lib_at, snapshot};
 use crate::support::*;
 use std::path::Path;
 
-
 /// After `cue mod tidy`, `opm mod graph --json` selects exactly the
 /// versions cue wrote.
 fn graph_matches_cue(w: &World, files: &[(&str, &str)]) -> serde_json::Value {
@@ -33,7 +32,10 @@ fn graph_matches_cue(w: &World, files: &[(&str, &str)]) -> serde_json::Value {
 fn graph_and_why_show_what_cue_selects() {
     let w = diamond_world();
     let g = graph_matches_cue(&w, &[("m.cue", "package m\n\nimport (\n\tl \"d.test/left\"\n\tr \"d.test/right\"\n)\n\nx: l.name + r.name\n")]);
-    assert!(g["requirements"].as_array().unwrap().iter().any(|e| e["from"] == "d.test/left@v0.2.0" && e["to"] == "d.test/base@v0" && e["required"] == "v0.4.0"), "{g}");
+    assert!(
+        g["requirements"].as_array().unwrap().iter().any(|e| e["from"] == "d.test/left@v0.2.0" && e["to"] == "d.test/base@v0" && e["required"] == "v0.4.0"),
+        "{g}"
+    );
 
     // why: the left dependency's requirement sets base's version.
     let mut p = Pair::new(&w, MAIN, &[("m.cue", "package m\n\nimport (\n\tl \"d.test/left\"\n\tr \"d.test/right\"\n)\n\nx: l.name + r.name\n")]);
@@ -136,7 +138,10 @@ fn update_check_covers_every_module_under_a_directory() {
     let cache = tempdir();
     for (name, version) in [("current", "v0.2.0"), ("behind", "v0.1.0")] {
         let dir = top.path().join(name);
-        write(&dir.join("cue.mod/module.cue"), &format!("module: \"main.test/{name}@v0\"\nlanguage: version: \"v0.17.0\"\ndeps: \"u.test/lib@v0\": v: \"{version}\"\n"));
+        write(
+            &dir.join("cue.mod/module.cue"),
+            &format!("module: \"main.test/{name}@v0\"\nlanguage: version: \"v0.17.0\"\ndeps: \"u.test/lib@v0\": v: \"{version}\"\n"),
+        );
         write(&dir.join("m.cue"), "package m\n");
     }
     let check = |dir: &Path| run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(dir).args(["mod", "update", "--check", "./..."]));

@@ -62,7 +62,10 @@ fn a_moved_tag_is_refused_and_the_sums_file_is_stable() {
         let out = opm_in(mv.path(), a.path(), args);
         assert_eq!(out.status.code(), Some(7), "opm {}: {}", args.join(" "), stderr(&out));
         let err = stderr(&out);
-        assert!(err.contains("example.com/lib@v0.2.0") && err.contains("cue.mod/opm.sum records sha256:") && err.contains("a moved tag, or tampering"), "{err}");
+        assert!(
+            err.contains("example.com/lib@v0.2.0") && err.contains("cue.mod/opm.sum records sha256:") && err.contains("a moved tag, or tampering"),
+            "{err}"
+        );
         assert_eq!(snapshot(a.path()), before, "module.cue and opm.sum unchanged");
         assert!(!mv.path().join("mod/extract/example.com/lib@v0.2.0").exists(), "nothing written to the cache");
         assert!(!mv.path().join("mod/download/example.com/lib/@v/v0.2.0.mod").exists(), "nothing written to the cache");

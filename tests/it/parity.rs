@@ -18,8 +18,9 @@ fn a_prefix_routed_to_none_has_no_versions() {
     assert!(p.step(&["tidy", "--check"]));
 
     // A dependency routed to none cannot be fetched: both refuse.
-    let mut p = Pair::new(&w, &format!("{MAIN}deps: \"other.test/x@v0\": v: \"v0.1.0\"\n"), &[("m.cue", "package m\n\nimport \"other.test/x\"\n\ny: x.name\n")])
-        .with_registry(&routing);
+    let mut p =
+        Pair::new(&w, &format!("{MAIN}deps: \"other.test/x@v0\": v: \"v0.1.0\"\n"), &[("m.cue", "package m\n\nimport \"other.test/x\"\n\ny: x.name\n")])
+            .with_registry(&routing);
     assert!(!p.step(&["tidy"]));
 }
 

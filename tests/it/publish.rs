@@ -23,10 +23,7 @@ fn cue_at(cache: &Path, registry: &str, dir: &Path) -> std::process::Command {
 
 fn consumer(dep: &str, version: &str, import: &str, expr: &str) -> tempfile::TempDir {
     module(&[
-        (
-            "cue.mod/module.cue",
-            &format!("module: \"example.com/consumer@v0\"\nlanguage: version: \"v0.17.0\"\ndeps: \"{dep}\": v: \"{version}\"\n"),
-        ),
+        ("cue.mod/module.cue", &format!("module: \"example.com/consumer@v0\"\nlanguage: version: \"v0.17.0\"\ndeps: \"{dep}\": v: \"{version}\"\n")),
         ("c.cue", &format!("package consumer\n\nimport \"{import}\"\n\nout: {expr}\n")),
     ])
 }
@@ -231,10 +228,7 @@ fn credentials_come_from_the_docker_config_and_are_never_printed() {
     let docker = tempdir();
     std::fs::write(docker.path().join("config.json"), r#"{"credsStore": "broken"}"#).unwrap();
     let path = format!("{}:{}", helper_dir.path().display(), std::env::var("PATH").unwrap());
-    let out = run(opm_at(cache.path(), &registry, m.path())
-        .env("DOCKER_CONFIG", docker.path())
-        .env("PATH", path)
-        .args(["mod", "publish", "v0.2.0"]));
+    let out = run(opm_at(cache.path(), &registry, m.path()).env("DOCKER_CONFIG", docker.path()).env("PATH", path).args(["mod", "publish", "v0.2.0"]));
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("docker-credential-broken") && !stderr(&out).contains("leaked-secret"), "{}", stderr(&out));
 
@@ -278,10 +272,7 @@ fn config_yaml_routes_prefixes_to_different_registries() {
     let config = cache.path().join("config.yaml");
     std::fs::write(
         &config,
-        format!(
-            "registries:\n  example.com/team-a:\n    url: {}\n    insecure: true\n  example.com:\n    url: http://{}/mirror\n",
-            a.host, b.host
-        ),
+        format!("registries:\n  example.com/team-a:\n    url: {}\n    insecure: true\n  example.com:\n    url: http://{}/mirror\n", a.host, b.host),
     )
     .unwrap();
     let with_config = |dir: &Path| {
@@ -299,10 +290,7 @@ fn config_yaml_routes_prefixes_to_different_registries() {
 
     let out = run(with_config(team.path()).args(["config", "show", "--json"]));
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        shown["cue_registry"],
-        format!("example.com/team-a={}+insecure,example.com={}/mirror+insecure", a.host, b.host)
-    );
+    assert_eq!(shown["cue_registry"], format!("example.com/team-a={}+insecure,example.com={}/mirror+insecure", a.host, b.host));
 
     // CUE_REGISTRY wins over the file.
     let out = run(with_config(team.path()).env("CUE_REGISTRY", "none").args(["config", "show", "--json"]));

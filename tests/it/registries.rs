@@ -67,7 +67,13 @@ fn the_registry_matrix() {
             // Mirrored out of it (credentials for the source) into a plain
             // registry of the same kind: the same manifest.
             let target = TestRegistry::start_as(implementation, Auth::None);
-            let out = opm_with(cache.path(), &registry, Some(creds.path()), app.path(), &["mod", "mirror", "example.com/lib@v0.1.0", "--to", &format!("{}+insecure", target.host)]);
+            let out = opm_with(
+                cache.path(),
+                &registry,
+                Some(creds.path()),
+                app.path(),
+                &["mod", "mirror", "example.com/lib@v0.1.0", "--to", &format!("{}+insecure", target.host)],
+            );
             assert!(out.status.success(), "{what}: mirror: {}", stderr(&out));
             let docker = (auth != Auth::None).then(|| creds.path());
             assert_eq!(
@@ -97,11 +103,19 @@ fn credentials_come_from_podmans_auth_json_and_the_environment() {
     std::fs::write(runtime.path().join("containers/auth.json"), &json).unwrap();
     let cache = tempdir();
     let lib = publishable("example.com/lib@v0", "name: \"lib\"");
-    let out = run(opm(cache.path()).env("CUE_REGISTRY", &registry).env("XDG_RUNTIME_DIR", runtime.path()).current_dir(lib.path()).args(["mod", "publish", "v0.1.0", "-v"]));
+    let out = run(opm(cache.path())
+        .env("CUE_REGISTRY", &registry)
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .current_dir(lib.path())
+        .args(["mod", "publish", "v0.1.0", "-v"]));
     assert!(out.status.success(), "auth.json: {}", stderr(&out));
     assert!(stderr(&out).contains("containers/auth.json"), "--verbose names the file: {}", stderr(&out));
     let app = module(&[("cue.mod/module.cue", APP_MODULE), ("app.cue", APP)]);
-    let out = run(opm(tempdir().path()).env("CUE_REGISTRY", &registry).env("DOCKER_AUTH_CONFIG", &json).current_dir(app.path()).args(["mod", "get", "example.com/lib@v0.1.0"]));
+    let out = run(opm(tempdir().path()).env("CUE_REGISTRY", &registry).env("DOCKER_AUTH_CONFIG", &json).current_dir(app.path()).args([
+        "mod",
+        "get",
+        "example.com/lib@v0.1.0",
+    ]));
     assert!(out.status.success(), "DOCKER_AUTH_CONFIG: {}", stderr(&out));
 }
 
@@ -133,13 +147,20 @@ fn one_token_serves_many_repositories() {
         let m = module_dir(module, files);
         let out = run(opm(cache.path()).env("CUE_REGISTRY", &registry).env("DOCKER_CONFIG", creds.path()).current_dir(m.path()).args(["mod", "tidy"]));
         assert!(out.status.success(), "{}", stderr(&out));
-        let out = run(opm(cache.path()).env("CUE_REGISTRY", &registry).env("DOCKER_CONFIG", creds.path()).current_dir(m.path()).args(["mod", "publish", "v0.1.0"]));
+        let out =
+            run(opm(cache.path()).env("CUE_REGISTRY", &registry).env("DOCKER_CONFIG", creds.path()).current_dir(m.path()).args(["mod", "publish", "v0.1.0"]));
         assert!(out.status.success(), "{}", stderr(&out));
     };
     for leaf in ["b", "c", "d"] {
         publish(&format!("example.com/{leaf}@v0"), &[(&format!("{leaf}.cue"), &format!("package {leaf}\n\nname: \"{leaf}\"\n"))]);
     }
-    publish("example.com/a@v0", &[("a.cue", "package a\n\nimport (\n\tb \"example.com/b@v0\"\n\tc \"example.com/c@v0\"\n\td \"example.com/d@v0\"\n)\n\nname: b.name + c.name + d.name\n")]);
+    publish(
+        "example.com/a@v0",
+        &[(
+            "a.cue",
+            "package a\n\nimport (\n\tb \"example.com/b@v0\"\n\tc \"example.com/c@v0\"\n\td \"example.com/d@v0\"\n)\n\nname: b.name + c.name + d.name\n",
+        )],
+    );
     let before = reg.tokens().len();
     let app = module(&[("cue.mod/module.cue", APP_MODULE), ("app.cue", "package app\n\nimport \"example.com/a@v0\"\n\nx: a.name\n")]);
     let out = opm_with(tempdir().path(), &registry, None, app.path(), &["mod", "get", "example.com/a@v0.1.0"]);

@@ -39,7 +39,10 @@ pub enum Auth {
     /// Bearer tokens from a token server: USER / PASSWORD get pull and
     /// push, anonymous requests pull; tokens live this many seconds, and
     /// with `first_expired` the first one of each scope has run out.
-    Token { expires_secs: u64, first_expired: bool },
+    Token {
+        expires_secs: u64,
+        first_expired: bool,
+    },
 }
 
 pub const IMPLEMENTATIONS: [Implementation; 2] = [Implementation::Distribution2, Implementation::Distribution3];
@@ -87,14 +90,30 @@ impl TestRegistry {
                 let out = Command::new("openssl").args(args).current_dir(dir.path()).output().expect("openssl");
                 assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
             };
-            openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "token.key", "-out", "token.pem", "-days", "2", "-subj", "/CN=opm test token issuer"]);
-            let (child, port) = python_server(Command::new("python3")
-                .arg(crate::support::repo_dir().join("tests/token-server.py"))
-                .arg(dir.path().join("token.pem"))
-                .arg(dir.path().join("token.key"))
-                .args([USER, PASSWORD, &expires_secs.to_string()])
-                .arg(&token_log)
-                .args(first_expired.then_some("first-expired")));
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "token.key",
+                "-out",
+                "token.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=opm test token issuer",
+            ]);
+            let (child, port) = python_server(
+                Command::new("python3")
+                    .arg(crate::support::repo_dir().join("tests/token-server.py"))
+                    .arg(dir.path().join("token.pem"))
+                    .arg(dir.path().join("token.key"))
+                    .args([USER, PASSWORD, &expires_secs.to_string()])
+                    .arg(&token_log)
+                    .args(first_expired.then_some("first-expired")),
+            );
             config += &format!(
                 "auth:\n  token:\n    realm: http://127.0.0.1:{port}/token\n    service: opm-test-registry\n    issuer: opm-test-issuer\n    rootcertbundle: {}\n",
                 dir.path().join("token.pem").display()
@@ -103,10 +122,7 @@ impl TestRegistry {
         }
         if auth == Auth::Basic {
             let htpasswd = dir.path().join("htpasswd");
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", USER, PASSWORD])
-                .output()
-                .expect("htpasswd (apache2-utils) is installed by `make test`");
+            let out = Command::new("htpasswd").args(["-Bbn", USER, PASSWORD]).output().expect("htpasswd (apache2-utils) is installed by `make test`");
             assert!(out.status.success());
             std::fs::write(&htpasswd, out.stdout).unwrap();
             config += &format!("auth:\n  htpasswd:\n    realm: opm-test\n    path: {}\n", htpasswd.display());
@@ -122,7 +138,9 @@ impl TestRegistry {
         let program = match implementation {
             Implementation::Distribution2 => std::path::PathBuf::from("docker-registry"),
             Implementation::Distribution3 => {
-                let path = std::env::var_os("OPM_TEST_REGISTRY3").map(std::path::PathBuf::from).unwrap_or_else(|| crate::support::repo_dir().join("tools/bin/registry"));
+                let path = std::env::var_os("OPM_TEST_REGISTRY3")
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| crate::support::repo_dir().join("tools/bin/registry"));
                 assert!(path.is_file(), "distribution v3 is missing at {}: run `make test`, which installs it", path.display());
                 path
             }
@@ -176,10 +194,7 @@ with urllib.request.urlopen(req, timeout=10) as r:
         if docker_config.is_some() {
             cmd.arg(format!("--creds={USER}:{PASSWORD}"));
         }
-        let out = cmd
-            .arg(format!("docker://{}/{repository}:{tag}", self.host))
-            .output()
-            .expect("skopeo is installed by `make test`");
+        let out = cmd.arg(format!("docker://{}/{repository}:{tag}", self.host)).output().expect("skopeo is installed by `make test`");
         out.status.success().then(|| String::from_utf8(out.stdout).unwrap())
     }
 }
@@ -204,7 +219,23 @@ fn make_certificates(dir: &std::path::Path) -> (std::path::PathBuf, std::path::P
     openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=opm test CA"]);
     openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
     std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
-    openssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
     (dir.join("server.pem"), dir.join("server.key"), dir.join("ca.pem"))
 }
 
@@ -267,7 +298,8 @@ impl FaultProxy {
         let dir = tempfile::tempdir().unwrap();
         let (rules_file, log) = (dir.path().join("rules.json"), dir.path().join("requests.log"));
         std::fs::write(&rules_file, rules.to_string()).unwrap();
-        let (child, port) = python_server(Command::new("python3").arg(crate::support::repo_dir().join("tests/fault-proxy.py")).arg(upstream).arg(&rules_file).arg(&log));
+        let (child, port) =
+            python_server(Command::new("python3").arg(crate::support::repo_dir().join("tests/fault-proxy.py")).arg(upstream).arg(&rules_file).arg(&log));
         FaultProxy { child, host: format!("127.0.0.1:{port}"), log, _dir: dir }
     }
 

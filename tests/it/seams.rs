@@ -74,7 +74,10 @@ fn the_core_model_opm_carries_is_never_looked_up() {
     let out = opm_at(app.path(), &["mod", "mirror", "example.com/lib@v0.2.0", "--deps", "--to", &format!("{}+insecure", target.host)]);
     assert!(out.status.success(), "mirror --deps: {}", stderr(&out));
     assert!(target.skopeo_manifest("opmodel.dev/core", "v0.1.0", None).is_some(), "the core model is in the target");
-    let consumer = module(&[("cue.mod/module.cue", "module: \"example.com/c@v0\"\nlanguage: version: \"v0.17.0\"\n"), ("c.cue", "package c\n\nimport \"example.com/lib@v0\"\n\nx: lib.module.metadata.name\n")]);
+    let consumer = module(&[
+        ("cue.mod/module.cue", "module: \"example.com/c@v0\"\nlanguage: version: \"v0.17.0\"\n"),
+        ("c.cue", "package c\n\nimport \"example.com/lib@v0\"\n\nx: lib.module.metadata.name\n"),
+    ]);
     let fresh = tempdir();
     let on_target = format!("{}+insecure", target.host);
     let out = run(cue(fresh.path()).env("CUE_REGISTRY", &on_target).current_dir(consumer.path()).args(["mod", "tidy"]));
@@ -117,14 +120,22 @@ fn fifos_and_devices_are_refused_not_read() {
     fifo(&dir.path().join("k.pub"));
     let policy = dir.path().join("policy.yaml");
     write(&policy, &format!("verify:\n  example.com:\n    keys: [{}]\n", dir.path().join("k.pub").display()));
-    let out = run(opm_bounded(cache.path(), 30).env("CUE_REGISTRY", "127.0.0.1:1+insecure").env("OPM_CONFIG", &policy).current_dir(app.path()).args(["mod", "get", "example.com/x@v0.1.0"]));
+    let out = run(opm_bounded(cache.path(), 30).env("CUE_REGISTRY", "127.0.0.1:1+insecure").env("OPM_CONFIG", &policy).current_dir(app.path()).args([
+        "mod",
+        "get",
+        "example.com/x@v0.1.0",
+    ]));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("not a regular file"), "{}", stderr(&out));
     // The Docker config.
     let docker = tempdir();
     fifo(&docker.path().join("config.json"));
     let reg = TestRegistry::start();
-    let out = run(opm_bounded(cache.path(), 30).env("CUE_REGISTRY", format!("{}+insecure", reg.host)).env("DOCKER_CONFIG", docker.path()).current_dir(app.path()).args(["mod", "get", "example.com/x@v0.1.0"]));
+    let out = run(opm_bounded(cache.path(), 30)
+        .env("CUE_REGISTRY", format!("{}+insecure", reg.host))
+        .env("DOCKER_CONFIG", docker.path())
+        .current_dir(app.path())
+        .args(["mod", "get", "example.com/x@v0.1.0"]));
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("not a regular file"), "{}", stderr(&out));
 }
@@ -148,7 +159,10 @@ fn verify_with_nothing_cached_says_so_and_exits_5() {
     let w = World::new();
     w.publish_files("example.com/lib@v0", "v0.1.0", &[("lib.cue", "package lib\n\nname: \"one\"\n")]);
     let cache = tempdir();
-    let app = module(&[("cue.mod/module.cue", "module: \"main.test/app@v0\"\nlanguage: version: \"v0.17.0\"\n"), ("app.cue", "package app\n\nimport \"example.com/lib@v0\"\n\nx: lib.name\n")]);
+    let app = module(&[
+        ("cue.mod/module.cue", "module: \"main.test/app@v0\"\nlanguage: version: \"v0.17.0\"\n"),
+        ("app.cue", "package app\n\nimport \"example.com/lib@v0\"\n\nx: lib.name\n"),
+    ]);
     let opm_in = |args: &[&str]| run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(app.path()).args(args));
     assert!(opm_in(&["mod", "get", "example.com/lib@v0.1.0"]).status.success());
     assert!(opm_in(&["mod", "verify"]).status.success());
@@ -264,11 +278,18 @@ fn update_check_marks_what_the_policy_refuses_and_names_the_command_that_takes_i
     let keys = tempdir();
     let (private, public) = crate::signatures::key_pair(keys.path());
     let publisher = tempdir();
-    let out = run(opm(publisher.path()).env("CUE_REGISTRY", &w.registry).env("COSIGN_PASSWORD", crate::signatures::PASSWORD).args(["mod", "sign", "example.com/lib@v0.1.0", "--key"]).arg(&private));
+    let out = run(opm(publisher.path())
+        .env("CUE_REGISTRY", &w.registry)
+        .env("COSIGN_PASSWORD", crate::signatures::PASSWORD)
+        .args(["mod", "sign", "example.com/lib@v0.1.0", "--key"])
+        .arg(&private));
     assert!(out.status.success(), "{}", stderr(&out));
     let config = crate::signatures::policy(keys.path(), &public);
     let cache = tempdir();
-    let app = module(&[("cue.mod/module.cue", "module: \"main.test/app@v0\"\nlanguage: version: \"v0.17.0\"\n"), ("app.cue", "package app\n\nimport \"example.com/lib@v0\"\n\nx: lib.name\n")]);
+    let app = module(&[
+        ("cue.mod/module.cue", "module: \"main.test/app@v0\"\nlanguage: version: \"v0.17.0\"\n"),
+        ("app.cue", "package app\n\nimport \"example.com/lib@v0\"\n\nx: lib.name\n"),
+    ]);
     let opm_in = |args: &[&str]| run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).env("OPM_CONFIG", &config).current_dir(app.path()).args(args));
     assert!(opm_in(&["mod", "get", "example.com/lib@v0.1.0"]).status.success());
     let out = opm_in(&["mod", "update", "--check", "--json"]);
@@ -308,7 +329,10 @@ fn leftovers_of_interrupted_runs_are_swept() {
     let w = World::new();
     w.publish_files("example.com/lib@v0", "v0.1.0", &[("lib.cue", "package lib\n\nname: \"one\"\n")]);
     let cache = tempdir();
-    let app = module(&[("cue.mod/module.cue", "module: \"main.test/app@v0\"\nlanguage: version: \"v0.17.0\"\n"), ("app.cue", "package app\n\nimport \"example.com/lib@v0\"\n\nx: lib.name\n")]);
+    let app = module(&[
+        ("cue.mod/module.cue", "module: \"main.test/app@v0\"\nlanguage: version: \"v0.17.0\"\n"),
+        ("app.cue", "package app\n\nimport \"example.com/lib@v0\"\n\nx: lib.name\n"),
+    ]);
     let opm_in = |args: &[&str]| run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(app.path()).args(args));
     assert!(opm_in(&["mod", "get", "example.com/lib@v0.1.0"]).status.success());
     let download = cache.path().join("mod/download/example.com/lib/@v");

@@ -17,7 +17,10 @@ fn cosign() -> Command {
     assert!(path.is_file(), "the cosign CLI is missing at {}: run `make test`, which installs it", path.display());
     let mut cmd = Command::new(path);
     // No sigstore services: nothing here leaves the machine.
-    cmd.env("COSIGN_PASSWORD", PASSWORD).env("HOME", repo_dir().join("target/cosign-home")).env("TUF_ROOT", repo_dir().join("target/cosign-home/tuf")).stdin(std::process::Stdio::null());
+    cmd.env("COSIGN_PASSWORD", PASSWORD)
+        .env("HOME", repo_dir().join("target/cosign-home"))
+        .env("TUF_ROOT", repo_dir().join("target/cosign-home/tuf"))
+        .stdin(std::process::Stdio::null());
     cmd
 }
 
@@ -77,7 +80,8 @@ fn opm_and_cosign_verify_each_others_signatures() {
     let keys = tempdir();
     let (private, public) = key_pair(keys.path());
     let cache = tempdir();
-    let opm_in = |dir: &Path, args: &[&str]| run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).env("COSIGN_PASSWORD", PASSWORD).current_dir(dir).args(args));
+    let opm_in =
+        |dir: &Path, args: &[&str]| run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).env("COSIGN_PASSWORD", PASSWORD).current_dir(dir).args(args));
 
     // opm mod publish --sign: cosign verifies it.
     let lib = publishable("example.com/lib@v0", "name: \"one\"");
@@ -125,11 +129,17 @@ fn opm_and_cosign_verify_each_others_signatures() {
     let out = run(cue(cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(lib3.path()).args(["mod", "publish", "v0.3.0"]));
     assert!(out.status.success(), "cue mod publish: {}", stderr(&out));
     let digest3 = manifest_digest(reg, "example.com/lib", "v0.3.0");
-    let out = run(cosign().args(["sign", "--tlog-upload=false", "--allow-insecure-registry", "-y", "--key"]).arg(&private).arg(format!("{}/example.com/lib@{digest3}", reg.host)));
+    let out = run(cosign()
+        .args(["sign", "--tlog-upload=false", "--allow-insecure-registry", "-y", "--key"])
+        .arg(&private)
+        .arg(format!("{}/example.com/lib@{digest3}", reg.host)));
     assert!(out.status.success(), "cosign sign: {}", stderr(&out));
 
     let config = policy(keys.path(), &public);
-    let app = module(&[("cue.mod/module.cue", "module: \"main.test/app@v0\"\nlanguage: version: \"v0.17.0\"\n"), ("app.cue", "package app\n\nimport \"example.com/lib@v0\"\n\nx: lib.name\n")]);
+    let app = module(&[
+        ("cue.mod/module.cue", "module: \"main.test/app@v0\"\nlanguage: version: \"v0.17.0\"\n"),
+        ("app.cue", "package app\n\nimport \"example.com/lib@v0\"\n\nx: lib.name\n"),
+    ]);
     let fresh = tempdir();
     let consumer = |args: &[&str]| run(opm(fresh.path()).env("CUE_REGISTRY", &w.registry).env("OPM_CONFIG", &config).current_dir(app.path()).args(args));
     for v in ["v0.1.0", "v0.2.0", "v0.3.0"] {
@@ -164,7 +174,11 @@ fn the_policy_refuses_unsigned_foreign_and_tampered_versions() {
     let (other_private, _) = key_pair(others.path());
     let publisher = tempdir();
     let sign = |version: &str, key: &Path| {
-        let out = run(opm(publisher.path()).env("CUE_REGISTRY", &w.registry).env("COSIGN_PASSWORD", PASSWORD).args(["mod", "sign", &format!("example.com/lib@{version}"), "--key"]).arg(key));
+        let out = run(opm(publisher.path())
+            .env("CUE_REGISTRY", &w.registry)
+            .env("COSIGN_PASSWORD", PASSWORD)
+            .args(["mod", "sign", &format!("example.com/lib@{version}"), "--key"])
+            .arg(key));
         assert!(out.status.success(), "sign {version}: {}", stderr(&out));
     };
     w.publish_files("example.com/lib@v0", "v0.1.0", &[("lib.cue", "package lib\n\nname: \"unsigned\"\n")]);
@@ -215,19 +229,28 @@ fn the_policy_refuses_unsigned_foreign_and_tampered_versions() {
     assert_eq!(target.skopeo_manifest("example.com/lib", "v0.2.0", None), None);
 
     // A version cue fetched into the cache is checked when opm first uses it.
-    let theirs = module(&[("cue.mod/module.cue", "module: \"main.test/theirs@v0\"\nlanguage: version: \"v0.17.0\"\n"), ("a.cue", "package a\n\nimport \"example.com/lib@v0\"\n\nx: lib.name\n")]);
+    let theirs = module(&[
+        ("cue.mod/module.cue", "module: \"main.test/theirs@v0\"\nlanguage: version: \"v0.17.0\"\n"),
+        ("a.cue", "package a\n\nimport \"example.com/lib@v0\"\n\nx: lib.name\n"),
+    ]);
     let cue_cache = tempdir();
     let out = run(cue(cue_cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(theirs.path()).args(["mod", "get", "example.com/lib@v0.2.0"]));
     assert!(out.status.success(), "cue mod get: {}", stderr(&out));
     let out = run(cue(cue_cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(theirs.path()).args(["vet", "./..."]));
     assert!(out.status.success(), "cue vet fills the cache: {}", stderr(&out));
-    let vet = |dir: &Path, extra: &[&str]| run(opm(cue_cache.path()).env("CUE_REGISTRY", &w.registry).env("OPM_CONFIG", &config).current_dir(dir).args(["mod", "vet"]).args(extra));
+    let vet = |dir: &Path, extra: &[&str]| {
+        run(opm(cue_cache.path()).env("CUE_REGISTRY", &w.registry).env("OPM_CONFIG", &config).current_dir(dir).args(["mod", "vet"]).args(extra))
+    };
     let out = vet(theirs.path(), &[]);
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     let out = vet(theirs.path(), &["--offline"]);
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert!(stderr(&out).contains("never checked"), "{}", stderr(&out));
-    let out = run(opm(cue_cache.path()).env("CUE_REGISTRY", &w.registry).env("OPM_CONFIG", &config).current_dir(theirs.path()).args(["mod", "verify", "--signatures"]));
+    let out = run(opm(cue_cache.path()).env("CUE_REGISTRY", &w.registry).env("OPM_CONFIG", &config).current_dir(theirs.path()).args([
+        "mod",
+        "verify",
+        "--signatures",
+    ]));
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert!(stdout(&out).contains("refused") || stderr(&out).contains("refused"), "{}{}", stdout(&out), stderr(&out));
     // cue still works on the same module and cache.
@@ -261,7 +284,11 @@ fn keys_and_passwords_fail_clearly() {
     let config = keys.path().join("bad.yaml");
     write(&config, "verify:\n  example.com:\n    keys: [missing.pub]\n");
     let app = module(&[("cue.mod/module.cue", "module: \"main.test/app@v0\"\nlanguage: version: \"v0.17.0\"\n")]);
-    let out = run(opm(cache.path()).env("CUE_REGISTRY", "127.0.0.1:1+insecure").env("OPM_CONFIG", &config).current_dir(app.path()).args(["mod", "get", "example.com/lib@v0.1.0"]));
+    let out = run(opm(cache.path()).env("CUE_REGISTRY", "127.0.0.1:1+insecure").env("OPM_CONFIG", &config).current_dir(app.path()).args([
+        "mod",
+        "get",
+        "example.com/lib@v0.1.0",
+    ]));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("cannot read the public key") && stderr(&out).contains("missing.pub"), "{}", stderr(&out));
 }

@@ -18,14 +18,8 @@ pub fn opm(cache: &Path) -> Command {
 /// The real `cue` CLI at the version pinned in go-shim/go.mod. `make test`
 /// installs it and sets OPM_TEST_CUE; the tests refuse to pass without it.
 pub fn cue(cache: &Path) -> Command {
-    let path = std::env::var_os("OPM_TEST_CUE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_dir().join("tools/bin/cue"));
-    assert!(
-        path.is_file(),
-        "the cue CLI is missing at {}: run `make test`, which installs it",
-        path.display()
-    );
+    let path = std::env::var_os("OPM_TEST_CUE").map(PathBuf::from).unwrap_or_else(|| repo_dir().join("tools/bin/cue"));
+    assert!(path.is_file(), "the cue CLI is missing at {}: run `make test`, which installs it", path.display());
     let mut cmd = Command::new(path);
     isolate(&mut cmd, cache);
     cmd
@@ -110,10 +104,7 @@ pub fn tempdir() -> tempfile::TempDir {
 pub fn publishable(module: &str, body: &str) -> tempfile::TempDir {
     let pkg = module.split('@').next().unwrap().rsplit('/').next().unwrap().replace('-', "_");
     self::module(&[
-        (
-            "cue.mod/module.cue",
-            &format!("module: \"{module}\"\nlanguage: {{\n\tversion: \"v0.17.0\"\n}}\nsource: {{\n\tkind: \"self\"\n}}\n"),
-        ),
+        ("cue.mod/module.cue", &format!("module: \"{module}\"\nlanguage: {{\n\tversion: \"v0.17.0\"\n}}\nsource: {{\n\tkind: \"self\"\n}}\n")),
         (&format!("{pkg}.cue"), &format!("package {pkg}\n\n{body}\n")),
     ])
 }

@@ -101,7 +101,11 @@ fn a_tampered_cache_entry_is_refused_by_every_check() {
     let (private, public) = key_pair(keys.path());
     w.publish_files("example.com/lib@v0", "v0.1.0", &[("lib.cue", "package lib\n\nname: \"honest\"\n")]);
     let publisher = tempdir();
-    let out = run(opm(publisher.path()).env("CUE_REGISTRY", &w.registry).env("COSIGN_PASSWORD", PASSWORD).args(["mod", "sign", "example.com/lib@v0.1.0", "--key"]).arg(&private));
+    let out = run(opm(publisher.path())
+        .env("CUE_REGISTRY", &w.registry)
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .args(["mod", "sign", "example.com/lib@v0.1.0", "--key"])
+        .arg(&private));
     assert!(out.status.success(), "sign: {}", stderr(&out));
     let config = policy(keys.path(), &public);
     let app = consumer();
@@ -169,7 +173,11 @@ fn a_forged_marker_or_borrowed_signature_proves_nothing() {
     w.publish_files("example.com/lib@v0", "v0.1.0", &[("lib.cue", "package lib\n\nname: \"unsigned\"\n")]);
     w.publish_files("example.com/lib@v0", "v0.2.0", &[("lib.cue", "package lib\n\nname: \"signed\"\n")]);
     let publisher = tempdir();
-    let out = run(opm(publisher.path()).env("CUE_REGISTRY", &w.registry).env("COSIGN_PASSWORD", PASSWORD).args(["mod", "sign", "example.com/lib@v0.2.0", "--key"]).arg(&private));
+    let out = run(opm(publisher.path())
+        .env("CUE_REGISTRY", &w.registry)
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .args(["mod", "sign", "example.com/lib@v0.2.0", "--key"])
+        .arg(&private));
     assert!(out.status.success(), "sign: {}", stderr(&out));
     let config = policy(keys.path(), &public);
 
@@ -205,7 +213,11 @@ fn a_forged_marker_or_borrowed_signature_proves_nothing() {
     // opm keeps them, copied beside the unsigned one.
     let other = tempdir();
     let signed_app = consumer();
-    let out = run(opm(other.path()).env("CUE_REGISTRY", &w.registry).env("OPM_CONFIG", &config).current_dir(signed_app.path()).args(["mod", "get", "example.com/lib@v0.2.0"]));
+    let out = run(opm(other.path()).env("CUE_REGISTRY", &w.registry).env("OPM_CONFIG", &config).current_dir(signed_app.path()).args([
+        "mod",
+        "get",
+        "example.com/lib@v0.2.0",
+    ]));
     assert!(out.status.success(), "get v0.2.0: {}", stderr(&out));
     let kept = other.path().join("mod/download/example.com/lib/@v");
     for suffix in ["manifest", "sig"] {
@@ -253,7 +265,11 @@ fn policy_prefixes_that_match_nothing_are_refused_and_star_means_every_module() 
     let w = World::new();
     w.publish_files("other.org/free@v0", "v0.1.0", &[("free.cue", "package free\n\nname: \"x\"\n")]);
     let (_dir, config) = with_config(&format!("verify:\n  \"*\":\n    keys: [{key}]\n"));
-    let out = run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).env("OPM_CONFIG", &config).current_dir(app.path()).args(["mod", "get", "other.org/free@v0.1.0"]));
+    let out = run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).env("OPM_CONFIG", &config).current_dir(app.path()).args([
+        "mod",
+        "get",
+        "other.org/free@v0.1.0",
+    ]));
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert!(stderr(&out).contains("is not signed"), "{}", stderr(&out));
 }
@@ -282,7 +298,11 @@ fn ambiguous_files_are_refused_with_their_line() {
         for args in [&["mod", "vet"][..], &["mod", "verify"][..], &["mod", "tidy"][..]] {
             let out = opm_in(args);
             assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
-            assert!(stderr(&out).contains(&format!("opm.sum line {line}")) && stderr(&out).contains("a second line for example.com/lib@v0"), "{}", stderr(&out));
+            assert!(
+                stderr(&out).contains(&format!("opm.sum line {line}")) && stderr(&out).contains("a second line for example.com/lib@v0"),
+                "{}",
+                stderr(&out)
+            );
         }
         before.check("a duplicated opm.sum line");
     }
@@ -327,7 +347,13 @@ fn no_output_holds_a_password_and_module_paths_come_out_unchanged() {
     for pw in passwords() {
         // In CUE_REGISTRY: refused without repeating it.
         let cue_registry = format!("example.com=someone:{pw}@v1.local:5000");
-        for args in [&["config", "show"][..], &["config", "show", "--json"][..], &["registry", "check"][..], &["-v", "mod", "get", "example.com/x@v0.1.0"][..], &["mod", "get", "example.com/x@v0.1.0", "--json"][..]] {
+        for args in [
+            &["config", "show"][..],
+            &["config", "show", "--json"][..],
+            &["registry", "check"][..],
+            &["-v", "mod", "get", "example.com/x@v0.1.0"][..],
+            &["mod", "get", "example.com/x@v0.1.0", "--json"][..],
+        ] {
             let out = run(opm(cache.path()).env("CUE_REGISTRY", &cue_registry).current_dir(app.path()).args(args));
             assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
             assert_no_secret(&format!("CUE_REGISTRY, {args:?}"), &out, &pw);
@@ -344,8 +370,16 @@ fn no_output_holds_a_password_and_module_paths_come_out_unchanged() {
         let docker = tempdir();
         let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("someone:{pw}"));
         write(&docker.path().join("config.json"), &serde_json::json!({ "auths": { reg.host.clone(): { "auth": auth } } }).to_string());
-        for args in [&["registry", "check", "-v", "example.com/x"][..], &["-v", "mod", "get", "example.com/x@v0.1.0"][..], &["mod", "get", "example.com/x@v0.1.0", "--json"][..]] {
-            let out = run(opm(cache.path()).env("CUE_REGISTRY", format!("{}+insecure", reg.host)).env("DOCKER_CONFIG", docker.path()).current_dir(app.path()).args(args));
+        for args in [
+            &["registry", "check", "-v", "example.com/x"][..],
+            &["-v", "mod", "get", "example.com/x@v0.1.0"][..],
+            &["mod", "get", "example.com/x@v0.1.0", "--json"][..],
+        ] {
+            let out = run(opm(cache.path())
+                .env("CUE_REGISTRY", format!("{}+insecure", reg.host))
+                .env("DOCKER_CONFIG", docker.path())
+                .current_dir(app.path())
+                .args(args));
             assert_eq!(out.status.code(), Some(4), "{args:?}: {}{}", stdout(&out), stderr(&out));
             assert_no_secret(&format!("docker config, {args:?}"), &out, &pw);
         }

@@ -14,8 +14,7 @@ fn positions(text: &str) -> BTreeSet<String> {
             let mut parts = w.rsplitn(3, ':');
             let (col, line, file) = (parts.next()?, parts.next()?, parts.next()?);
             let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-            (file.ends_with(".cue") && numeric(line) && numeric(col))
-                .then(|| w.trim_start_matches("./").to_string())
+            (file.ends_with(".cue") && numeric(line) && numeric(col)).then(|| w.trim_start_matches("./").to_string())
         })
         .collect()
 }
@@ -23,10 +22,7 @@ fn positions(text: &str) -> BTreeSet<String> {
 /// The error messages themselves: cue's unindented lines, without opm's
 /// closing summary (`ok: ...`, `error: N errors in ROOT`).
 fn messages(text: &str) -> Vec<String> {
-    text.lines()
-        .filter(|l| !l.starts_with(char::is_whitespace) && !l.starts_with("error: ") && !l.starts_with("ok: "))
-        .map(|l| l.replace("./", ""))
-        .collect()
+    text.lines().filter(|l| !l.starts_with(char::is_whitespace) && !l.starts_with("error: ") && !l.starts_with("ok: ")).map(|l| l.replace("./", "")).collect()
 }
 
 struct Outcome {
@@ -52,12 +48,7 @@ fn opm_vet(dir: &Path, concrete: bool) -> Outcome {
     }
     let out = run(&mut cmd);
     let text = stderr(&out);
-    assert!(
-        matches!(out.status.code(), Some(0) | Some(2)),
-        "opm mod vet in {} exited {:?}, expected 0 or 2:\n{text}",
-        dir.display(),
-        out.status.code()
-    );
+    assert!(matches!(out.status.code(), Some(0) | Some(2)), "opm mod vet in {} exited {:?}, expected 0 or 2:\n{text}", dir.display(), out.status.code());
     assert!(!text.contains("goroutine") && !text.contains("panicked"), "{text}");
     Outcome { valid: out.status.success(), positions: positions(&text), text }
 }
@@ -65,11 +56,7 @@ fn opm_vet(dir: &Path, concrete: bool) -> Outcome {
 #[test]
 fn opm_mod_vet_agrees_with_cue_vet_on_the_corpus() {
     let corpus = repo_dir().join("tests/corpus/vet");
-    let mut cases: Vec<_> = std::fs::read_dir(&corpus)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("cue.mod/module.cue").is_file())
-        .collect();
+    let mut cases: Vec<_> = std::fs::read_dir(&corpus).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("cue.mod/module.cue").is_file()).collect();
     cases.sort();
     assert!(cases.len() >= 20, "the corpus must hold at least 20 modules, found {}", cases.len());
 
@@ -79,17 +66,22 @@ fn opm_mod_vet_agrees_with_cue_vet_on_the_corpus() {
         for concrete in [false, true] {
             let theirs = cue_vet(case, concrete);
             let ours = opm_vet(case, concrete);
-            if theirs.valid { valid += 1 } else { invalid += 1 }
-            if theirs.valid != ours.valid
-                || theirs.positions != ours.positions
-                || messages(&theirs.text) != messages(&ours.text)
-            {
+            if theirs.valid {
+                valid += 1
+            } else {
+                invalid += 1
+            }
+            if theirs.valid != ours.valid || theirs.positions != ours.positions || messages(&theirs.text) != messages(&ours.text) {
                 mismatches.push(format!(
                     "{} ({}):\n  cue: valid={} {:?}\n{}\n  opm: valid={} {:?}\n{}",
                     case.file_name().unwrap().to_string_lossy(),
                     if concrete { "--concrete" } else { "default" },
-                    theirs.valid, theirs.positions, theirs.text,
-                    ours.valid, ours.positions, ours.text,
+                    theirs.valid,
+                    theirs.positions,
+                    theirs.text,
+                    ours.valid,
+                    ours.positions,
+                    ours.text,
                 ));
             }
         }
