@@ -231,6 +231,8 @@ pub fn temp_beside(path: &Path, data: &[u8]) -> anyhow::Result<tempfile::NamedTe
 
 fn write_replacing(path: &Path, data: &[u8], durable: bool) -> anyhow::Result<()> {
     let failed = |e: std::io::Error| fail(Exit::General, format!("cannot write {}: {e}", path.display()));
+    // Interrupted, it leaves the old file and no temporary one beside it.
+    let _held = crate::cue::interrupt::hold();
     let tmp = temp_beside(path, data)?;
     if durable {
         tmp.as_file().sync_all().map_err(failed)?;

@@ -8,11 +8,16 @@
 //! `config`, `catalog`, `files`, `ui`
 //! and `error` serve them; `cue` is the safe API over the linked CUE;
 //! `module` is the vocabulary all of them share.
+//!
+//! Unsafe code lives in `cue` alone (the FFI and the signal handler the Go
+//! runtime beside us requires).
+#![deny(unsafe_code)]
 
 pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+#[allow(unsafe_code)]
 pub mod cue;
 pub mod error;
 pub mod files;

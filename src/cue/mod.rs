@@ -4,6 +4,7 @@
 //! them into Rust types. Nothing outside `src/cue/` sees a raw pointer.
 
 mod ffi;
+pub mod interrupt;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

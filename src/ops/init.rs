@@ -46,7 +46,9 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<Created> {
     let package = package_name(&opts.module);
     let first_file = (!has_cue_files(dir)?).then(|| dir.join(format!("{package}.cue")));
 
-    // Write everything or nothing: on failure remove what this run created.
+    // Write everything or nothing: on failure remove what this run
+    // created; a signal waits until it is all written.
+    let _held = crate::cue::interrupt::hold();
     fs::create_dir(&cue_mod)?;
     let written = write_atomic(&dir.join(MODULE_FILE), module_file.as_bytes()).and_then(|()| match &first_file {
         Some(path) => {

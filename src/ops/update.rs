@@ -410,6 +410,8 @@ fn try_updates(plan: &Plan, updates: &[&Update], proof: Option<&Proof>, keep: bo
     if broken.is_some() || !keep {
         return Ok(broken);
     }
+    // Every file written, or every file as it was: a signal waits.
+    let _held = crate::cue::interrupt::hold();
     let saved = ws.save();
     let originals: Vec<String> = applied.rewrites.iter().map(|(f, _)| Ok(fs_err::read_to_string(f)?)).collect::<anyhow::Result<_>>()?;
     let write = || -> anyhow::Result<()> {

@@ -163,13 +163,13 @@ impl Workspace {
             })
             .collect();
         let text = cue::update_module_file(&main.text, &main.path.to_string_lossy(), &deps).map_err(Failure::from)?;
-        // The sums go first: interrupted between the two writes, the next
-        // run finds them stale and rewrites them.
         let digests = self.cache.digests(roots)?;
         let pinned: Vec<(ModuleVersion, Digests)> = roots.iter().cloned().zip(digests).collect();
         let sums_text = sums::format(&pinned);
         let sums_path = self.root.join(sums::SUMS_FILE);
         let old = std::fs::read_to_string(&sums_path).ok();
+        // Both files or neither: a signal waits until the two are written.
+        let _held = crate::cue::interrupt::hold();
         if pinned.is_empty() {
             if old.is_some() {
                 fs_err::remove_file(&sums_path)?;

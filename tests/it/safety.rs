@@ -248,13 +248,23 @@ fn cache_verify_finds_a_flipped_byte_and_an_edited_file() {
 }
 
 /// Ctrl-C at any moment of an update: the module is as it was, or the
-/// proven update in full (module.cue and opm.sum agree).
+/// proven update in full (module.cue and opm.sum agree), with no file
+/// beside them. The moments spread over a whole update's time.
 #[test]
 fn interrupting_an_update_leaves_the_module_old_or_new() {
     let w = World::new();
     lib_at(&w, "v1.0.0", "{image: \"nginx:1.27\", replicas: 1}");
     lib_at(&w, "v1.2.0", "{image: \"nginx:1.28\", replicas: 2}");
-    for delay_ms in [20u64, 80, 200, 400, 800] {
+    let whole = {
+        let cache = tempdir();
+        let app = consumer(&w, cache.path());
+        let start = std::time::Instant::now();
+        let out = run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(app.path()).args(["mod", "update", "--yes"]));
+        assert!(out.status.success(), "{}", stderr(&out));
+        start.elapsed().as_millis() as u64
+    };
+    const MOMENTS: u64 = 32;
+    for delay_ms in (0..MOMENTS).map(|i| whole * i / MOMENTS + 5) {
         let cache = tempdir();
         let app = consumer(&w, cache.path());
         let old = snapshot(app.path());
@@ -272,9 +282,14 @@ fn interrupting_an_update_leaves_the_module_old_or_new() {
         let _ = child.wait();
         let now = snapshot(app.path());
         if now != old {
+            let names = |s: &[(String, Vec<u8>)]| s.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+            assert_eq!(names(&now), names(&old), "at {delay_ms} ms of {whole}: the same files, nothing beside them");
             let module_cue = std::fs::read_to_string(app.path().join("cue.mod/module.cue")).unwrap();
             let sums = std::fs::read_to_string(app.path().join("cue.mod/opm.sum")).unwrap();
-            assert!(module_cue.contains("v1.2.0") && sums.contains("example.com/lib@v1 v1.2.0"), "at {delay_ms} ms: a partial update:\n{module_cue}\n{sums}");
+            assert!(
+                module_cue.contains("v1.2.0") && sums.contains("example.com/lib@v1 v1.2.0"),
+                "at {delay_ms} ms of {whole}: a partial update:\n{module_cue}\n{sums}"
+            );
         }
     }
 }
