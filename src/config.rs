@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 /// The key of the catch-all entry.
 pub const CATCH_ALL: &str = "*";
+/// cue's registry when the configuration names none.
+pub const DEFAULT_REGISTRY: &str = "registry.cue.works";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +125,31 @@ impl Routing {
             Some(text) => Ok(Routing { cue_registry: translate(&text, &path)?, source: Source::File { path } }),
             None => Ok(Routing { source: Source::Default, cue_registry: String::new() }),
         }
+    }
+
+    /// The configuration cue applies: the one given, else cue's default
+    /// registry.
+    pub fn effective(&self) -> &str {
+        if self.cue_registry.is_empty() {
+            DEFAULT_REGISTRY
+        } else {
+            &self.cue_registry
+        }
+    }
+
+    /// The entries of the configuration in effect, as (prefix, registry);
+    /// a registry with no prefix gets [`CATCH_ALL`]. The configuration was
+    /// checked by CUE's own parser when it was loaded (`translate`, or
+    /// resolving with it).
+    pub fn routes(&self) -> Vec<(String, String)> {
+        self.effective()
+            .split(',')
+            .filter(|e| !e.is_empty())
+            .map(|e| match e.split_once('=') {
+                Some((prefix, registry)) => (prefix.to_string(), registry.to_string()),
+                None => (CATCH_ALL.to_string(), e.to_string()),
+            })
+            .collect()
     }
 
     /// The registry location of a module version (version "" for the

@@ -17,6 +17,7 @@ pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod context;
 #[allow(unsafe_code)]
 pub mod cue;
 pub mod error;

@@ -5,13 +5,15 @@
 
 mod chain;
 mod entry;
+mod mirror;
 pub mod usage;
 
 pub use chain::{Depth, Proven, SignatureStatus};
 pub use entry::Entry;
+pub use mirror::{Copy, Mirrored};
 
 use crate::catalog;
-use crate::config::Routing;
+use crate::context::Context;
 use crate::cue;
 use crate::error::{fail, Exit};
 use crate::files;
@@ -21,41 +23,20 @@ use crate::trust::{Policy, PublicKey, Signature, Verdict};
 use crate::ui;
 use entry::{escape, unescape};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::env;
 use std::path::{Path, PathBuf};
 
-/// `$CUE_CACHE_DIR`, else the user cache directory + `/cue`, as cue computes
-/// it (Go's `os.UserCacheDir`), or why there is none, in cue's words.
-pub fn default_dir() -> Result<PathBuf, String> {
-    if let Some(dir) = env::var_os("CUE_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    let var = |name: &str| env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let user_cache = if cfg!(target_os = "macos") {
-        var("HOME").map(|h| h.join("Library/Caches")).ok_or("$HOME is not defined")
-    } else {
-        match var("XDG_CACHE_HOME") {
-            Some(dir) if dir.is_absolute() => Ok(dir),
-            Some(_) => Err("path in $XDG_CACHE_HOME is relative"),
-            None => var("HOME").map(|h| h.join(".cache")).ok_or("neither $XDG_CACHE_HOME nor $HOME are defined"),
-        }
-    };
-    user_cache.map(|d| d.join("cue")).map_err(|why| format!("cannot determine system cache directory: {why}"))
-}
-
-/// The cache of one command, with the registry client it fetches through
-/// (built on first need: a command whose modules are all cached never
-/// reads the routing or the credentials).
+/// The cache of one command. It fetches through the command's registry
+/// client and judges by its policy, both the [`Context`]'s (read on first
+/// need: a command whose modules are all cached never reads the routing or
+/// the credentials).
 pub struct Cache {
+    ctx: Context,
     /// Or why there is none: an error only once the cache is used, as cue
     /// reports it.
     dir: Result<PathBuf, String>,
     offline: bool,
-    client: OnceCell<Client>,
-    /// The signature policy, read on first download.
-    policy: OnceCell<Policy>,
     /// The command installs what it resolves: fetch zips with module files.
     installs: std::cell::Cell<bool>,
     /// What the module's sums file records: every fetch of these versions
@@ -87,9 +68,17 @@ fn mismatch(mv: &ModuleVersion, what: &str, expected: &str, received: &str) -> a
 }
 
 impl Cache {
-    /// The cache at `dir`; `offline` never touches the network.
-    pub fn new(dir: Result<PathBuf, String>, offline: bool) -> Cache {
-        Cache { dir, offline, client: OnceCell::new(), policy: OnceCell::new(), installs: Default::default(), pins: Pins::new(), installed: Default::default() }
+    /// The cache of the command's context (offline: never touches the
+    /// network).
+    pub fn new(ctx: &Context) -> Cache {
+        Cache {
+            ctx: ctx.clone(),
+            dir: ctx.cache_dir().clone(),
+            offline: ctx.offline(),
+            installs: Default::default(),
+            pins: Pins::new(),
+            installed: Default::default(),
+        }
     }
 
     /// The cache, checking what it fetches against `pins`.
@@ -130,10 +119,6 @@ impl Cache {
                 Ok(Digests { manifest, zip: p.zip })
             })
             .collect()
-    }
-
-    pub fn is_offline(&self) -> bool {
-        self.offline
     }
 
     /// The versions of a module path the cache holds a module file of
@@ -249,18 +234,15 @@ impl Cache {
             .collect())
     }
 
-    /// The registry client, with the routing in effect.
-    pub fn client(&self) -> anyhow::Result<&Client> {
-        if let Some(client) = self.client.get() {
-            return Ok(client);
-        }
-        // The policy's keys are read before anything is fetched.
-        self.policy()?;
-        let client = Client::new(Routing::load()?)?;
+    /// The command's registry client. The policy's keys are read first: a
+    /// missing key fails before anything is fetched.
+    fn client(&self) -> anyhow::Result<&Client> {
+        self.ctx.policy()?;
+        let client = self.ctx.client()?;
         if self.installs.get() {
             client.prefetch_zips();
         }
-        Ok(self.client.get_or_init(|| client))
+        Ok(client)
     }
 
     /// Says that this command installs every version it resolves (get,
@@ -268,18 +250,11 @@ impl Cache {
     /// zip's download, so resolution and download overlap.
     pub fn will_install(&self) {
         self.installs.set(true);
-        if let Some(client) = self.client.get() {
-            client.prefetch_zips();
-        }
     }
 
-    /// The signature policy of the config file.
+    /// The command's signature policy.
     pub fn policy(&self) -> anyhow::Result<&Policy> {
-        if let Some(policy) = self.policy.get() {
-            return Ok(policy);
-        }
-        let policy = Policy::load()?;
-        Ok(self.policy.get_or_init(|| policy))
+        self.ctx.policy()
     }
 
     /// Whether the policy covers a version. The core model opm carries is
@@ -360,17 +335,22 @@ impl Cache {
         Ok(())
     }
 
-    /// The module files of many versions, in order: from the cache's `.mod`
-    /// files, the missing ones fetched in parallel and cached.
-    pub fn module_files(&self, mvs: &[ModuleVersion]) -> anyhow::Result<Vec<Vec<u8>>> {
-        let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(mvs.len());
+    /// The module files of many versions, in order, parsed: from the
+    /// cache's `.mod` files, the missing ones fetched in parallel, judged
+    /// by the policy, checked against the pins and cached.
+    pub fn module_files(&self, mvs: &[ModuleVersion]) -> anyhow::Result<Vec<cue::ModuleFile>> {
+        let mut out: Vec<Option<cue::ModuleFile>> = Vec::with_capacity(mvs.len());
         let mut missing = Vec::new();
         for (i, mv) in mvs.iter().enumerate() {
             if catalog::is_embedded(mv) {
                 self.install_embedded()?;
             }
             match std::fs::read(self.entry(mv)?.mod_file()) {
-                Ok(data) => out.push(Some(data)),
+                Ok(data) => {
+                    let parsed = parse_dependency(mv, &data)
+                        .map_err(|why| fail(Exit::General, format!("{mv}: the module file in the CUE cache {why}: run 'opm mod get --force {mv}'")))?;
+                    out.push(Some(parsed));
+                }
                 Err(_) => {
                     out.push(None);
                     missing.push(i);
@@ -391,7 +371,6 @@ impl Cache {
                     .map(|i| async move {
                         let (manifest, data, signatures) =
                             client.module_file(&mvs[i], self.must_be_signed(&mvs[i])?).await.map_err(naming(&mvs[i], "fetching the module file of"))?;
-                        check_artifact(&mvs[i], &data)?;
                         self.judge(&mvs[i], &manifest.digest, signatures.as_deref())?;
                         anyhow::Ok((i, manifest, data, signatures))
                     })
@@ -399,9 +378,10 @@ impl Cache {
                     .try_collect(),
             )?;
             for (i, manifest, data, signatures) in fetched {
+                let parsed = parse_dependency(&mvs[i], &data).map_err(|why| artifact_lie(&mvs[i], why))?;
                 self.check_download(&mvs[i], &manifest.digest, None)?;
                 self.entry(&mvs[i])?.write_module_file(&data, &manifest, signatures.as_deref())?;
-                out[i] = Some(data);
+                out[i] = Some(parsed);
             }
         }
         Ok(out.into_iter().map(|d| d.expect("every module file read or fetched")).collect())
@@ -479,15 +459,29 @@ fn naming<'a>(it: &'a (impl std::fmt::Display + ?Sized), what: &'a str) -> impl 
 
 /// Refuses an artifact that is not the module it claims to be: its
 /// module file must declare the version's module path (and major).
-fn check_artifact(mv: &ModuleVersion, module_file: &[u8]) -> anyhow::Result<()> {
-    let lie = |why: String| fail(Exit::General, format!("{mv}: the registry's artifact is not the module it claims to be ({why}); nothing was written"));
-    files::check_module_file_size(&format!("the module file of {mv}"), module_file.len() as u64)?;
-    let text = std::str::from_utf8(module_file).map_err(|_| lie("its module file is not UTF-8".into()))?;
-    let parsed = cue::parse_module_file(text, &mv.to_string(), true).map_err(|e| lie(format!("its module file does not parse: {}", e.message)))?;
+/// A dependency's module file, from its bytes: at most
+/// [`files::MAX_MODULE_FILE`], UTF-8, parsed strictly (as cue reads a
+/// dependency's), and declaring `mv`'s module. Err says why not.
+fn parse_dependency(mv: &ModuleVersion, data: &[u8]) -> Result<cue::ModuleFile, String> {
+    if data.len() as u64 > files::MAX_MODULE_FILE {
+        return Err(format!("is {} KiB, more than the {} MiB opm reads", data.len() >> 10, files::MAX_MODULE_FILE >> 20));
+    }
+    let text = std::str::from_utf8(data).map_err(|_| "is not UTF-8".to_string())?;
+    let parsed = cue::parse_module_file(text, &mv.to_string(), true).map_err(|e| format!("does not parse: {}", e.message))?;
     let (base, major) = crate::module::split_major(&parsed.module);
     let major = if major.is_empty() { "v0" } else { major };
     if base != mv.base() || major != semver::major(&mv.version) {
-        return Err(lie(format!("its module file declares {}", parsed.module)));
+        return Err(format!("declares {}", parsed.module));
     }
-    Ok(())
+    Ok(parsed)
+}
+
+/// Checks that a registry's module file is `mv`'s (see [`parse_dependency`]).
+fn check_artifact(mv: &ModuleVersion, module_file: &[u8]) -> anyhow::Result<()> {
+    parse_dependency(mv, module_file).map(drop).map_err(|why| artifact_lie(mv, why))
+}
+
+/// A registry's artifact that is not the module version it was asked for.
+fn artifact_lie(mv: &ModuleVersion, why: String) -> anyhow::Error {
+    fail(Exit::General, format!("{mv}: the registry's artifact is not the module it claims to be (its module file {why}); nothing was written"))
 }

@@ -86,18 +86,20 @@ fn table(entries: &[Listed]) -> String {
     out
 }
 
-pub fn run(command: Command) -> anyhow::Result<()> {
+pub fn run(command: Command, g: super::Global) -> anyhow::Result<()> {
+    // The cache commands never touch the network.
+    let ctx = super::Global { offline: true, ..g }.context(None);
     match command {
-        Command::Dir => ui::write_stdout(&format!("{}\n", cache::dir()?.display())),
+        Command::Dir => ui::write_stdout(&format!("{}\n", cache::dir(&ctx)?.display())),
         Command::List { json } => {
-            let entries = cache::list()?;
+            let entries = cache::list(&ctx)?;
             if json {
                 return ui::print_json(&entries);
             }
             ui::write_stdout(&table(&entries))
         }
         Command::Verify { json } => {
-            let (checked, damaged) = cache::verify()?;
+            let (checked, damaged) = cache::verify(&ctx)?;
             if json {
                 ui::print_json(&serde_json::json!({ "checked": checked, "damaged": damaged }))?;
             } else {
@@ -124,7 +126,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Gc { older_than, dry_run } => {
-            let removed = cache::gc(&GcOptions { older_than, dry_run })?;
+            let removed = cache::gc(&ctx, &GcOptions { older_than, dry_run })?;
             let verb = if dry_run { "would remove" } else { "removed" };
             for e in &removed {
                 ui::print_status(&format!("{verb} {} {} ({})", e.module, e.version, size(e.bytes)));
@@ -138,13 +140,13 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
                     return Err(fail(Exit::General, "no terminal to confirm: run again with --yes to remove every module version"));
                 }
-                let go = ui::confirm(&format!("Remove every module version from {}?", cache::dir()?.display()))?;
+                let go = ui::confirm(&format!("Remove every module version from {}?", cache::dir(&ctx)?.display()))?;
                 if !go {
                     ui::print_status("nothing removed");
                     return Ok(());
                 }
             }
-            let removed = cache::clean()?;
+            let removed = cache::clean(&ctx)?;
             ui::print_status(&format!("removed {}", count(removed.len(), "version")));
             Ok(())
         }

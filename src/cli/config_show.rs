@@ -1,4 +1,4 @@
-use crate::config::{Routing, Source};
+use crate::config::{Source, CATCH_ALL, DEFAULT_REGISTRY};
 use crate::ui;
 
 const EXAMPLES: &str = "\
@@ -30,28 +30,19 @@ pub struct Args {
     json: bool,
 }
 
-/// cue's registry when the configuration names none.
-const DEFAULT_REGISTRY: &str = "registry.cue.works";
-
-pub fn run(args: Args) -> anyhow::Result<()> {
-    // (Routing::load refuses a CUE_REGISTRY that carries credentials.)
-    let routing = Routing::load()?;
+pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
+    // (Loading the routing refuses a CUE_REGISTRY that carries credentials.)
+    let ctx = g.context(None);
+    let routing = ctx.routing()?;
     // The policy's prefixes are checked too: a rule that matches nothing is an error here as anywhere.
     crate::config::verify_rules()?;
     if args.json {
-        let effective = if routing.cue_registry.is_empty() { DEFAULT_REGISTRY } else { &routing.cue_registry };
-        let routes: Vec<serde_json::Value> = effective
-            .split(',')
-            .filter(|e| !e.is_empty())
-            .map(|entry| match entry.split_once('=') {
-                Some((prefix, registry)) => serde_json::json!({ "prefix": prefix, "registry": registry }),
-                None => serde_json::json!({ "prefix": "*", "registry": entry }),
-            })
-            .collect();
+        let routes: Vec<serde_json::Value> =
+            routing.routes().into_iter().map(|(prefix, registry)| serde_json::json!({ "prefix": prefix, "registry": registry })).collect();
         return ui::print_json(&serde_json::json!({
             "source": routing.source,
             "cue_registry": routing.cue_registry,
-            "effective": effective,
+            "effective": routing.effective(),
             "routes": routes,
         }));
     }
@@ -63,10 +54,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let default = format!("(default) {DEFAULT_REGISTRY}");
     let value = if routing.cue_registry.is_empty() { default.as_str() } else { &routing.cue_registry };
     let mut out = format!("source:       {from}\nCUE_REGISTRY: {value}\n");
-    for entry in routing.cue_registry.split(',').filter(|e| !e.is_empty()) {
-        match entry.split_once('=') {
-            Some((prefix, registry)) => out += &format!("  {prefix:<30} -> {registry}\n"),
-            None => out += &format!("  {:<30} -> {entry}\n", "(every other module)"),
+    if !routing.cue_registry.is_empty() {
+        for (prefix, registry) in routing.routes() {
+            let prefix = if prefix == CATCH_ALL { "(every other module)" } else { prefix.as_str() };
+            out += &format!("  {prefix:<30} -> {registry}\n");
         }
     }
     ui::write_stdout(&out)

@@ -19,6 +19,7 @@ mod mod_vet;
 mod registry_check;
 mod version;
 
+use crate::context::Context;
 use crate::cue::ReleaseKind;
 use crate::error::{Exit, Failure, Reported};
 use crate::registry::{self, ErrorKind};
@@ -78,10 +79,19 @@ enum ColorChoice {
     Never,
 }
 
-/// Settings every command shares.
+/// Settings every command shares, from the flags and the environment.
 #[derive(Debug, Clone, Copy)]
 pub struct Global {
     pub offline: bool,
+    pub limits: registry::Limits,
+}
+
+impl Global {
+    /// The command's one [`Context`] (`routing`: one the command line gave,
+    /// instead of the environment's).
+    pub fn context(self, routing: Option<crate::config::Routing>) -> Context {
+        Context::new(self.offline, self.limits, routing)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,13 +255,13 @@ pub fn run() -> anyhow::Result<()> {
         (None, Some(v)) => parse_duration(&v).map_err(|why| crate::error::fail(Exit::General, format!("OPM_TIMEOUT: {why}")))?,
         (None, None) => registry::DEFAULT_BUDGET.as_secs(),
     };
-    registry::set_budget(std::time::Duration::from_secs(budget.max(1)));
-    if let Some(v) = std::env::var("OPM_REQUEST_TIMEOUT").ok().filter(|v| !v.is_empty()) {
-        let secs = parse_duration(&v).map_err(|why| crate::error::fail(Exit::General, format!("OPM_REQUEST_TIMEOUT: {why}")))?;
-        registry::set_request_timeout(std::time::Duration::from_secs(secs.max(1)));
-    }
+    let request = match std::env::var("OPM_REQUEST_TIMEOUT").ok().filter(|v| !v.is_empty()) {
+        Some(v) => parse_duration(&v).map_err(|why| crate::error::fail(Exit::General, format!("OPM_REQUEST_TIMEOUT: {why}")))?,
+        None => registry::DEFAULT_REQUEST_TIMEOUT.as_secs(),
+    };
+    let limits = registry::Limits::new(std::time::Duration::from_secs(budget.max(1)), std::time::Duration::from_secs(request.max(1)));
     let env_offline = std::env::var("OPM_OFFLINE").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
-    let g = Global { offline: cli.offline || env_offline };
+    let g = Global { offline: cli.offline || env_offline, limits };
     match cli.command {
         Command::Mod(ModCommand::Init(args)) => mod_init::run(args),
         Command::Mod(ModCommand::Vet(args)) => mod_vet::run(args, g),
@@ -268,9 +278,9 @@ pub fn run() -> anyhow::Result<()> {
         Command::Mod(ModCommand::Why(args)) => mod_graph::why(args, g),
         Command::Bundle(BundleCommand::Vet(args)) => mod_build::vet(ReleaseKind::Bundle, args, g),
         Command::Bundle(BundleCommand::Build(args)) => mod_build::build(ReleaseKind::Bundle, args, g),
-        Command::Config(ConfigCommand::Show(args)) => config_show::run(args),
+        Command::Config(ConfigCommand::Show(args)) => config_show::run(args, g),
         Command::Registry(RegistryCommand::Check(args)) => registry_check::run(args, g),
-        Command::Cache(command) => cache::run(command),
+        Command::Cache(command) => cache::run(command, g),
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),
         Command::Man(args) => man::run(args),

@@ -94,8 +94,8 @@ pub struct VetArgs {
     json: bool,
 }
 
-fn options(kind: ReleaseKind, args: Args, encoding: Encoding, g: Global) -> RenderOptions {
-    RenderOptions { dir: args.dir, kind, values: args.values, name: args.name, namespace: args.namespace, tags: args.tags, offline: g.offline, encoding }
+fn options(kind: ReleaseKind, args: Args, encoding: Encoding) -> RenderOptions {
+    RenderOptions { dir: args.dir, kind, values: args.values, name: args.name, namespace: args.namespace, tags: args.tags, encoding }
 }
 
 fn what(kind: ReleaseKind) -> &'static str {
@@ -107,7 +107,7 @@ fn what(kind: ReleaseKind) -> &'static str {
 
 /// Checks a release: evaluates it and says whether it is valid.
 pub fn vet(kind: ReleaseKind, args: VetArgs, g: Global) -> anyhow::Result<()> {
-    let rendered = render::render(&options(kind, args.release, Encoding::Yaml, g))?;
+    let rendered = render::render(&g.context(None), &options(kind, args.release, Encoding::Yaml))?;
     if args.json {
         return ui::print_json(&serde_json::json!({ "name": rendered.name, "valid": true, "objects": rendered.objects.len() }));
     }
@@ -118,7 +118,7 @@ pub fn vet(kind: ReleaseKind, args: VetArgs, g: Global) -> anyhow::Result<()> {
 /// Renders a release and writes its objects, in apply order.
 pub fn build(kind: ReleaseKind, args: BuildArgs, g: Global) -> anyhow::Result<()> {
     let encoding = Encoding::from(args.output);
-    let rendered = render::render(&options(kind, args.release, encoding, g))?;
+    let rendered = render::render(&g.context(None), &options(kind, args.release, encoding))?;
     match &args.out_dir {
         None => ui::write_stdout(&render::encode(&rendered.objects, encoding))?,
         Some(out) => {

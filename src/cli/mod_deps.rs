@@ -52,7 +52,7 @@ pub struct TidyArgs {
 }
 
 pub fn get(args: GetArgs, g: super::Global) -> anyhow::Result<()> {
-    let changed = deps::get(&GetOptions { modules: args.modules, force: args.force, offline: g.offline })?;
+    let changed = deps::get(&g.context(None), &GetOptions { modules: args.modules, force: args.force })?;
     if args.json {
         return ui::print_json(&changed);
     }
@@ -64,7 +64,7 @@ pub fn tidy(args: TidyArgs, g: super::Global) -> anyhow::Result<()> {
     if g.offline {
         ui::print_status("offline: versions come from the CUE cache only");
     }
-    let result = deps::tidy(&TidyOptions { check: args.check, offline: g.offline });
+    let result = deps::tidy(&g.context(None), &TidyOptions { check: args.check });
     // --check --json: the shape of tidy --json, and the verdict.
     if args.check && args.json {
         let (changed, verdict) = match result {

@@ -67,7 +67,7 @@ pub struct WhyArgs {
 }
 
 pub fn download(args: DownloadArgs, g: Global) -> anyhow::Result<()> {
-    let fetched = graph::download(&args.modules, g.offline)?;
+    let fetched = graph::download(&g.context(None), &args.modules)?;
     if args.json {
         return ui::print_json(&fetched);
     }
@@ -81,7 +81,7 @@ fn shown(module: &str, version: &str) -> String {
 }
 
 pub fn graph(args: GraphArgs, g: Global) -> anyhow::Result<()> {
-    let graph = graph::graph(g.offline)?;
+    let graph = graph::graph(&g.context(None))?;
     if args.json {
         return ui::print_json(&graph);
     }
@@ -110,7 +110,7 @@ pub fn graph(args: GraphArgs, g: Global) -> anyhow::Result<()> {
 }
 
 pub fn why(args: WhyArgs, g: Global) -> anyhow::Result<()> {
-    let answers = graph::why(&args.module, g.offline)?;
+    let answers = graph::why(&g.context(None), &args.module)?;
     if args.json {
         return ui::print_json(&answers);
     }

@@ -1,6 +1,6 @@
 //! `opm mod mirror`.
 
-use crate::ops::mirror::{self, MirrorOptions};
+use crate::ops::mirror::{self, MirrorOptions, Outcome};
 use crate::ui;
 
 const EXAMPLES: &str = "\
@@ -45,14 +45,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
-    let rows = mirror::mirror(&MirrorOptions {
-        modules: args.modules,
-        to: args.to.clone(),
-        from: args.from,
-        deps: args.deps,
-        dry_run: args.dry_run,
-        offline: g.offline,
-    })?;
+    let from = args.from.as_deref().map(mirror::source_routing).transpose()?;
+    let ctx = g.context(from);
+    let rows = mirror::mirror(&ctx, &MirrorOptions { modules: args.modules, to: args.to.clone(), deps: args.deps, dry_run: args.dry_run })?;
     if args.json {
         return ui::print_json(&rows);
     }
@@ -60,9 +55,9 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
         let what = format!("{}@{}", crate::module::base_path(&r.module), r.version);
         let signed = if r.signed { ", with its signatures" } else { "" };
         ui::print_status(&match r.outcome {
-            "present" => format!("{what}: already in {}", args.to),
-            "would-copy" => format!("{what}: would be copied ({})", r.digest),
-            _ => format!("{what}: copied ({} blobs copied, {} present{signed})", r.blobs_copied, r.blobs_present),
+            Outcome::Present => format!("{what}: already in {}", args.to),
+            Outcome::WouldCopy => format!("{what}: would be copied ({})", r.digest),
+            Outcome::Copied => format!("{what}: copied ({} blobs copied, {} present{signed})", r.blobs_copied, r.blobs_present),
         });
     }
     Ok(())

@@ -56,8 +56,8 @@ pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
         [reference, version] => (Some(reference.clone()), version.clone()),
         _ => unreachable!("clap takes one or two values"),
     };
-    let opts = PublishOptions { reference, version, dry_run: args.dry_run, out: args.out.clone(), offline: g.offline, sign: args.sign.clone() };
-    let p = publish::publish(&opts)?;
+    let opts = PublishOptions { reference, version, dry_run: args.dry_run, out: args.out.clone(), sign: args.sign.clone() };
+    let p = publish::publish(&g.context(None), &opts)?;
     if args.json {
         return ui::print_json(&p);
     }

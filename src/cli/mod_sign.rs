@@ -32,7 +32,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
-    let signed = sign::sign(&SignOptions { target: args.target, key: args.key, offline: g.offline })?;
+    let signed = sign::sign(&g.context(None), &SignOptions { target: args.target, key: args.key })?;
     if args.json {
         return ui::print_json(&signed);
     }

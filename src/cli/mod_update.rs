@@ -1,5 +1,6 @@
 //! `opm mod update`.
 
+use crate::context::Context;
 use crate::error::{count, fail, Exit};
 use crate::files::{current_dir, display_path};
 use crate::module::semver::Change;
@@ -74,15 +75,15 @@ struct Row<'a> {
 }
 
 pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
+    let ctx = g.context(None);
     // `DIR/...`: every module under DIR (cue's package pattern).
     if let [pattern] = args.modules.as_slice() {
         if let Some(dir) = pattern.strip_suffix("/...").or((pattern == "...").then_some(".")) {
-            return every_module(&args, g, std::path::Path::new(if dir.is_empty() { "/" } else { dir }));
+            return every_module(&ctx, &args, std::path::Path::new(if dir.is_empty() { "/" } else { dir }));
         }
     }
-    let opts =
-        UpdateOptions { modules: args.modules.clone(), major: args.major, values: args.values.clone(), verify: !args.no_verify, offline: g.offline, dir: None };
-    let plan = update::plan(&opts)?;
+    let opts = UpdateOptions { modules: args.modules.clone(), major: args.major, values: args.values.clone(), verify: !args.no_verify, dir: None };
+    let plan = update::plan(&ctx, &opts)?;
     if args.diff {
         return print_previews(&update::preview(&plan)?, args.json);
     }
@@ -255,7 +256,7 @@ fn print_previews(previews: &[update::Preview], json: bool) -> anyhow::Result<()
 }
 
 /// `update --check DIR/...`: one table for every module under DIR.
-fn every_module(args: &Args, g: super::Global, dir: &std::path::Path) -> anyhow::Result<()> {
+fn every_module(ctx: &Context, args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
     if !args.check && !args.json {
         return Err(fail(Exit::General, "DIR/... checks every module under DIR: add --check (or --json); update each module in its own directory"));
     }
@@ -264,8 +265,8 @@ fn every_module(args: &Args, g: super::Global, dir: &std::path::Path) -> anyhow:
     let mut failed: Option<anyhow::Error> = None;
     let mut outdated = false;
     for root in update::module_roots(dir)? {
-        let opts = UpdateOptions { modules: vec![], major: args.major, values: vec![], verify: false, offline: g.offline, dir: Some(root.clone()) };
-        let plan = update::plan(&opts)?;
+        let opts = UpdateOptions { modules: vec![], major: args.major, values: vec![], verify: false, dir: Some(root.clone()) };
+        let plan = update::plan(ctx, &opts)?;
         let shown = display_path(&cwd, &std::path::absolute(&root)?);
         outdated |= !plan.updates.is_empty();
         for u in &plan.updates {

@@ -39,7 +39,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
-    let checked = if args.signatures { verify::signatures(g.offline)? } else { verify::verify(&VerifyOptions { remote: args.remote, offline: g.offline })? };
+    let checked =
+        if args.signatures { verify::signatures(&g.context(None))? } else { verify::verify(&g.context(None), &VerifyOptions { remote: args.remote })? };
     if args.json {
         ui::print_json(&checked)?;
     } else {

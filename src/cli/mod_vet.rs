@@ -52,7 +52,7 @@ pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
         Some(d) => PathBuf::from(d),
         None => args.dir.clone(),
     };
-    let vetted = vet::vet(&VetOptions { dir, concrete: args.concrete, tags: args.tags, offline: g.offline })?;
+    let vetted = vet::vet(&g.context(None), &VetOptions { dir, concrete: args.concrete, tags: args.tags })?;
     let valid = vetted.errors.is_empty();
     let root = &vetted.root;
     if args.json {

@@ -38,7 +38,7 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
     if g.offline {
         return Err(crate::error::fail(crate::error::Exit::General, "--offline: registry check probes the registries; run it without --offline"));
     }
-    let checked = registry_check::check(args.target.as_deref(), args.push)?;
+    let checked = registry_check::check(&g.context(None), args.target.as_deref(), args.push)?;
     if args.json {
         ui::print_json(&checked)?;
     } else {

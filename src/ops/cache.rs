@@ -4,20 +4,22 @@
 //! cue or other opm processes run.
 
 pub use crate::cache::usage::now;
-use crate::cache::{self, usage, Cache, Entry};
+use crate::cache::{usage, Cache, Entry};
+use crate::context::Context;
 use crate::error::{fail, Exit};
 use crate::module::ModuleVersion;
 use serde::Serialize;
 use std::path::PathBuf;
 
-fn open() -> anyhow::Result<Cache> {
-    let cache = Cache::new(cache::default_dir(), true);
+/// The command's cache: these commands never touch the network.
+fn open(ctx: &Context) -> anyhow::Result<Cache> {
+    let cache = Cache::new(ctx);
     cache.dir()?;
     Ok(cache)
 }
 
-pub fn dir() -> anyhow::Result<PathBuf> {
-    Ok(open()?.dir()?.to_path_buf())
+pub fn dir(ctx: &Context) -> anyhow::Result<PathBuf> {
+    Ok(open(ctx)?.dir()?.to_path_buf())
 }
 
 #[derive(Debug, Serialize)]
@@ -43,8 +45,8 @@ fn describe(entry: &Entry, record: Option<&usage::Record>) -> Listed {
     }
 }
 
-pub fn list() -> anyhow::Result<Vec<Listed>> {
-    let cache = open()?;
+pub fn list(ctx: &Context) -> anyhow::Result<Vec<Listed>> {
+    let cache = open(ctx)?;
     let locked = usage::lock(cache.dir()?)?;
     let record = locked.as_ref().map(|l| &l.record);
     Ok(cache.entries()?.iter().map(|e| describe(e, record)).collect())
@@ -58,8 +60,8 @@ pub struct Damaged {
 }
 
 /// Every entry through its trust chain, as far as the cache holds it.
-pub fn verify() -> anyhow::Result<(usize, Vec<Damaged>)> {
-    let cache = open()?;
+pub fn verify(ctx: &Context) -> anyhow::Result<(usize, Vec<Damaged>)> {
+    let cache = open(ctx)?;
     let entries = cache.entries()?;
     let mut damaged = Vec::new();
     for e in &entries {
@@ -79,8 +81,8 @@ pub struct GcOptions {
 
 /// Removes the entries no recorded project uses and that were not used
 /// for `older_than`.
-pub fn gc(opts: &GcOptions) -> anyhow::Result<Vec<Listed>> {
-    let cache = open()?;
+pub fn gc(ctx: &Context, opts: &GcOptions) -> anyhow::Result<Vec<Listed>> {
+    let cache = open(ctx)?;
     let locked = usage::lock(cache.dir()?)?;
     let Some(locked) = locked else {
         return Err(fail(Exit::General, "opm has no state directory (no HOME): without a record of who uses what, gc removes nothing"));
@@ -108,8 +110,8 @@ pub fn gc(opts: &GcOptions) -> anyhow::Result<Vec<Listed>> {
 
 /// Removes every module version from the cache; the core model opm
 /// carries comes back whenever a module needs it.
-pub fn clean() -> anyhow::Result<Vec<ModuleVersion>> {
-    let cache = open()?;
+pub fn clean(ctx: &Context) -> anyhow::Result<Vec<ModuleVersion>> {
+    let cache = open(ctx)?;
     let _locked = usage::lock(cache.dir()?)?;
     let mut removed = Vec::new();
     for e in cache.entries()? {

@@ -4,6 +4,7 @@
 
 use super::{sums, Workspace};
 use crate::cache::usage;
+use crate::context::Context;
 use crate::cue;
 use crate::error::{fail, Exit, Failure};
 use crate::files::{self, write_atomic};
@@ -84,14 +85,12 @@ pub struct GetOptions {
     pub modules: Vec<String>,
     /// Download the requested versions again.
     pub force: bool,
-    /// The cache is the registry.
-    pub offline: bool,
 }
 
-pub fn get(opts: &GetOptions) -> anyhow::Result<Changed> {
+pub fn get(ctx: &Context, opts: &GetOptions) -> anyhow::Result<Changed> {
     // As cue: get needs the cache before anything else.
-    crate::cache::default_dir().map_err(|why| fail(Exit::General, why))?;
-    let ws = Workspace::open_to_change(opts.offline)?;
+    ctx.cache_dir().as_ref().map_err(|why| fail(Exit::General, why.clone()))?;
+    let ws = Workspace::open_to_change(ctx)?;
     ws.cache.will_install();
     let main = ws.main_file()?;
     let src = ws.source();
@@ -111,8 +110,6 @@ pub fn get(opts: &GetOptions) -> anyhow::Result<Changed> {
 pub struct TidyOptions {
     /// Change nothing: fail with [`tidy::Untidy`] when not tidy.
     pub check: bool,
-    /// The cache is the registry: missing imports get the newest cached release.
-    pub offline: bool,
 }
 
 /// `opm mod tidy`: cue's two views. The published one (module.cue) is
@@ -121,8 +118,8 @@ pub struct TidyOptions {
 /// replacements applied. module.cue gets the published roots at the
 /// highest version either view needs, local-module.cue the main-module
 /// view's (or goes when no replacement is left), as cue writes them.
-pub fn tidy(opts: &TidyOptions) -> anyhow::Result<Changed> {
-    let ws = Workspace::open_to_change(opts.offline)?;
+pub fn tidy(ctx: &Context, opts: &TidyOptions) -> anyhow::Result<Changed> {
+    let ws = Workspace::open_to_change(ctx)?;
     let main = ws.main_file()?;
     let views = cue::tidy_views(&ws.root).map_err(Failure::from)?;
     let sources = files::cue_sources(&ws.root)?;

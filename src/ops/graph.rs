@@ -3,7 +3,8 @@
 //! those of each dependency), prepared in the cache or shown.
 
 use super::Workspace;
-use crate::cache::{self, Cache};
+use crate::cache::Cache;
+use crate::context::Context;
 use crate::error::{fail, Exit};
 use crate::files;
 use crate::module::{base_path, semver, ModuleVersion};
@@ -21,14 +22,14 @@ pub struct Fetched {
 /// Fills the cache with the whole graph of the module here, or of the
 /// named versions (`MODULE@vX.Y.Z`, a module not needed). module.cue is
 /// never changed.
-pub fn download(modules: &[String], offline: bool) -> anyhow::Result<Vec<Fetched>> {
-    let ws = Workspace::open(&files::current_dir()?, offline);
+pub fn download(ctx: &Context, modules: &[String]) -> anyhow::Result<Vec<Fetched>> {
+    let ws = Workspace::open(ctx, &files::current_dir()?);
     // Named versions need no module: then the cache stands alone.
     let standalone;
     let cache: &Cache = match &ws {
         Ok(ws) => &ws.cache,
         Err(_) => {
-            standalone = Cache::new(cache::default_dir(), offline);
+            standalone = Cache::new(ctx);
             &standalone
         }
     };
@@ -82,8 +83,8 @@ pub struct Graph {
     pub requirements: Vec<Edge>,
 }
 
-pub fn graph(offline: bool) -> anyhow::Result<Graph> {
-    let ws = Workspace::open(&files::current_dir()?, offline)?;
+pub fn graph(ctx: &Context) -> anyhow::Result<Graph> {
+    let ws = Workspace::open(ctx, &files::current_dir()?)?;
     let main = ws.main_file()?;
     let src = ws.source();
     let rs = Requirements::of(&main.module);
@@ -119,7 +120,7 @@ pub struct Why {
 
 /// Every requirement path from the main module to `target` (a module path
 /// with or without major, optionally `@vX.Y.Z` to ask about one version).
-pub fn why(target: &str, offline: bool) -> anyhow::Result<Vec<Why>> {
+pub fn why(ctx: &Context, target: &str) -> anyhow::Result<Vec<Why>> {
     let (path, version) = match target.rsplit_once('@') {
         Some((p, v)) if semver::is_canonical(v) => (p.to_string(), Some(v.to_string())),
         Some((_, v)) if !(semver::is_valid(v) && semver::major(v) == v) => {
@@ -128,7 +129,7 @@ pub fn why(target: &str, offline: bool) -> anyhow::Result<Vec<Why>> {
         _ => (target.to_string(), None),
     };
     crate::cue::check_module_path(&path).map_err(crate::error::Failure::from)?;
-    let g = graph(offline)?;
+    let g = graph(ctx)?;
     let matches = |m: &str| m == path || base_path(m) == path;
     let mut out = Vec::new();
     let mut wanted: Vec<&Node> = g.modules.iter().filter(|n| matches(&n.module)).collect();

@@ -2,7 +2,7 @@
 //! CUE's format (or write an OCI layout).
 
 use super::{sign, vet, Workspace};
-use crate::config::Routing;
+use crate::context::Context;
 use crate::cue::{self, Packed};
 use crate::error::{fail, Exit, Failure};
 use crate::files;
@@ -23,7 +23,6 @@ pub struct PublishOptions {
     pub dry_run: bool,
     /// Write an OCI image layout into this directory instead of pushing.
     pub out: Option<PathBuf>,
-    pub offline: bool,
     /// Sign the pushed manifest with this cosign private key.
     pub sign: Option<PathBuf>,
 }
@@ -77,8 +76,8 @@ fn check_release_version(ws: &Workspace, version: &str) -> anyhow::Result<()> {
     ))
 }
 
-pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
-    let ws = Workspace::open_to_change(opts.offline)?;
+pub fn publish(ctx: &Context, opts: &PublishOptions) -> anyhow::Result<Published> {
+    let ws = Workspace::open_to_change(ctx)?;
     let mf = ws.ensure_deps()?;
     let version = opts.version.as_str();
     check_version(&mf.module, version)?;
@@ -87,7 +86,7 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
     }
     // The key opens before anything is pushed: a wrong password changes nothing.
     let key = opts.sign.as_deref().map(sign::open_key).transpose()?;
-    let mut routing = Routing::load()?;
+    let mut routing = ctx.routing()?.clone();
     if let Some(reference) = &opts.reference {
         if reference != &mf.module && reference != base_path(&mf.module) {
             // An `@` that is not a module's major is userinfo: refused unrepeated.
@@ -144,7 +143,7 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
         Outcome::Written
     } else if opts.dry_run {
         Outcome::DryRun
-    } else if opts.offline {
+    } else if ctx.offline() {
         return Err(fail(Exit::General, "--offline forbids the push: use --dry-run, or --out DIR for an OCI layout"));
     } else {
         push(&ws, &loc, &packed, &zip_data)?
@@ -152,7 +151,7 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
     let signature = match &key {
         Some(key) if matches!(outcome, Outcome::Published | Outcome::Unchanged) => {
             let mv = ModuleVersion::new(base_path(&mf.module), version);
-            Some(sign::attach(ws.cache.client()?, &mv, &loc, &packed.manifest_digest, key)?.signature)
+            Some(sign::attach(ctx.client()?, &mv, &loc, &packed.manifest_digest, key)?.signature)
         }
         _ => None,
     };
@@ -176,7 +175,7 @@ pub fn publish(opts: &PublishOptions) -> anyhow::Result<Published> {
 /// Pushes through the command's one registry client, to `loc` (which an
 /// explicit REF may have routed elsewhere).
 fn push(ws: &Workspace, loc: &cue::Location, packed: &Packed, zip: &[u8]) -> anyhow::Result<Outcome> {
-    let client = ws.cache.client()?;
+    let client = ws.ctx.client()?;
     let bar = ui::progress_bytes(registry::push_size(packed, zip), "publishing");
     let pushed = client.block_on(client.publish(loc, packed, zip, &bar))?;
     bar.finish_and_clear();

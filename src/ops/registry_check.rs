@@ -2,12 +2,11 @@
 //! module or prefix falls under), where it goes, which credentials apply
 //! and a live probe of each step a pull (and with `push` a publish) takes.
 
-use crate::config::{Routing, CATCH_ALL};
-use crate::registry::{auth, Client, ErrorKind};
+use crate::config::CATCH_ALL;
+use crate::context::Context;
+use crate::registry::{auth, ErrorKind};
 use serde::Serialize;
 
-/// cue's registry when the routing names none.
-const DEFAULT_REGISTRY: &str = "registry.cue.works";
 /// The module path probed for the catch-all entry.
 const PROBE: &str = "opm.check/probe";
 
@@ -40,17 +39,9 @@ pub struct StepRow {
     pub detail: String,
 }
 
-pub fn check(target: Option<&str>, push: bool) -> anyhow::Result<Vec<Checked>> {
-    let routing = Routing::load()?;
-    let effective = if routing.cue_registry.is_empty() { DEFAULT_REGISTRY.to_string() } else { routing.cue_registry.clone() };
-    let entries: Vec<(String, String)> = effective
-        .split(',')
-        .filter(|e| !e.is_empty())
-        .map(|e| match e.split_once('=') {
-            Some((p, r)) => (p.to_string(), r.to_string()),
-            None => (CATCH_ALL.to_string(), e.to_string()),
-        })
-        .collect();
+pub fn check(ctx: &Context, target: Option<&str>, push: bool) -> anyhow::Result<Vec<Checked>> {
+    let routing = ctx.routing()?;
+    let entries = routing.routes();
     // One module path per entry to probe; a named module or prefix picks
     // the entry that routes it.
     let probes: Vec<(String, String, String)> = match target {
@@ -69,7 +60,7 @@ pub fn check(target: Option<&str>, push: bool) -> anyhow::Result<Vec<Checked>> {
         }
         None => entries.iter().map(|(p, r)| (p.clone(), r.clone(), if p == CATCH_ALL { PROBE.to_string() } else { p.clone() })).collect(),
     };
-    let client = Client::new(routing.clone())?;
+    let client = ctx.client()?;
     let mut out = Vec::new();
     for (prefix, registry, module) in probes {
         let shown = registry.clone();

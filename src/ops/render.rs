@@ -2,6 +2,7 @@
 //! write its Kubernetes objects in apply order.
 
 use super::Workspace;
+use crate::context::Context;
 use crate::cue::{self, Encoding, Object, ReleaseKind};
 use crate::error::{fail, Exit, Failure};
 use crate::files::{self, display_path, write_atomic};
@@ -19,7 +20,6 @@ pub struct RenderOptions {
     pub name: Option<String>,
     pub namespace: String,
     pub tags: Vec<String>,
-    pub offline: bool,
     pub encoding: Encoding,
 }
 
@@ -32,7 +32,7 @@ fn is_dns_label(s: &str) -> bool {
     !b.is_empty() && b.len() <= 63 && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-') && b[0] != b'-' && b[b.len() - 1] != b'-'
 }
 
-pub fn render(opts: &RenderOptions) -> anyhow::Result<cue::Rendered> {
+pub fn render(ctx: &Context, opts: &RenderOptions) -> anyhow::Result<cue::Rendered> {
     // Said in the flag's terms before CUE says it in the model's.
     if !is_dns_label(&opts.namespace) {
         return Err(fail(
@@ -46,7 +46,7 @@ pub fn render(opts: &RenderOptions) -> anyhow::Result<cue::Rendered> {
             format!("--name {name:?} is not a valid release name: lower-case letters, digits and '-', at most 63, e.g. my-release"),
         ));
     }
-    let ws = Workspace::open_to_load(&opts.dir, opts.offline)?;
+    let ws = Workspace::open_to_load(ctx, &opts.dir)?;
     let dir = std::path::absolute(&opts.dir)?;
     let cwd = files::current_dir()?;
     ws.ensure_deps()?;

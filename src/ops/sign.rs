@@ -1,6 +1,7 @@
 //! Signing module versions in cosign's format: `opm mod publish --sign`
 //! and `opm mod sign` (for versions already published, by cue or opm).
 
+use crate::context::Context;
 use crate::cue::Location;
 use crate::error::{fail, Exit};
 use crate::module::{semver, ModuleVersion};
@@ -18,7 +19,6 @@ pub struct SignOptions {
     /// `module@vX.Y.Z`
     pub target: String,
     pub key: std::path::PathBuf,
-    pub offline: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,7 +71,7 @@ pub fn attach(client: &Client, mv: &ModuleVersion, loc: &Location, digest: &str,
 }
 
 /// `opm mod sign MODULE@VERSION --key KEY`.
-pub fn sign(opts: &SignOptions) -> anyhow::Result<Signed> {
+pub fn sign(ctx: &Context, opts: &SignOptions) -> anyhow::Result<Signed> {
     let (base, version) = opts
         .target
         .rsplit_once('@')
@@ -79,13 +79,13 @@ pub fn sign(opts: &SignOptions) -> anyhow::Result<Signed> {
         .ok_or_else(|| fail(Exit::General, format!("{}: name one published version, as MODULE@vX.Y.Z", opts.target)))?;
     let base = crate::module::base_path(base);
     crate::cue::check_module_path(base).map_err(crate::error::Failure::from)?;
-    if opts.offline {
+    if ctx.offline() {
         return Err(fail(Exit::General, "--offline: signing stores the signature in the registry"));
     }
     let key = open_key(&opts.key)?;
     let mv = ModuleVersion::new(base, version);
-    let client = Client::new(crate::config::Routing::load()?)?;
+    let client = ctx.client()?;
     let loc = client.locate(&mv)?;
     let (manifest, _) = client.block_on(client.manifest(&mv, false))?;
-    attach(&client, &mv, &loc, &manifest.digest, &key)
+    attach(client, &mv, &loc, &manifest.digest, &key)
 }

@@ -1,8 +1,7 @@
 //! What resolution reads, from the cache first and the registry second.
 
 use crate::cache::Cache;
-use crate::cue::{self, ModuleFile};
-use crate::error::{fail, Exit};
+use crate::cue::ModuleFile;
 use crate::module::ModuleVersion;
 use crate::registry::{self, ErrorKind};
 use crate::resolve::{Fetched, Source};
@@ -29,11 +28,7 @@ impl Source for CacheSource<'_> {
         let mut missing: Vec<ModuleVersion> = mvs.iter().filter(|mv| !self.module_files.borrow().contains_key(*mv)).cloned().collect();
         missing.sort();
         missing.dedup();
-        for (mv, data) in missing.iter().zip(self.cache.module_files(&missing)?) {
-            crate::files::check_module_file_size(&format!("the module file of {mv}"), data.len() as u64)?;
-            let text = String::from_utf8(data).map_err(|_| fail(Exit::General, format!("{mv}: module.cue is not UTF-8")))?;
-            let parsed = cue::parse_module_file(&text, &mv.to_string(), true)
-                .map_err(|e| fail(Exit::General, format!("cannot parse module file from {mv}: {}", e.message)))?;
+        for (mv, parsed) in missing.iter().zip(self.cache.module_files(&missing)?) {
             self.module_files.borrow_mut().insert(mv.clone(), Rc::new(parsed));
         }
         let known = self.module_files.borrow();

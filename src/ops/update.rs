@@ -7,6 +7,7 @@
 use super::render::{self, RenderOptions};
 use super::{vet, MainFile, Workspace};
 use crate::catalog;
+use crate::context::Context;
 use crate::cue::{self, Diagnostic, Encoding, ReleaseKind};
 use crate::error::{fail, Exit, Failure};
 use crate::files::{self, display_path, write_atomic};
@@ -26,8 +27,6 @@ pub struct UpdateOptions {
     pub values: Vec<PathBuf>,
     /// Prove the update before keeping it (false: `--no-verify`).
     pub verify: bool,
-    /// Compare against the versions in the cache only.
-    pub offline: bool,
     /// A directory of the module (default: the current one).
     pub dir: Option<PathBuf>,
 }
@@ -80,10 +79,10 @@ pub struct Plan {
 
 /// Finds the newer releases of the dependencies (and the import rewrites
 /// of major updates). Changes nothing.
-pub fn plan(opts: &UpdateOptions) -> anyhow::Result<Plan> {
+pub fn plan(ctx: &Context, opts: &UpdateOptions) -> anyhow::Result<Plan> {
     let ws = match &opts.dir {
-        Some(dir) => Workspace::open_to_change_in(dir, opts.offline)?,
-        None => Workspace::open_to_change(opts.offline)?,
+        Some(dir) => Workspace::open_to_change_in(ctx, dir)?,
+        None => Workspace::open_to_change(ctx)?,
     };
     let main = ws.main_file()?;
     let all = main.roots();
@@ -197,22 +196,14 @@ struct Proof {
 }
 
 fn render_options(ws: &Workspace, kind: ReleaseKind, values: &[PathBuf]) -> RenderOptions {
-    RenderOptions {
-        dir: ws.root.clone(),
-        kind,
-        values: values.to_vec(),
-        name: None,
-        namespace: "default".into(),
-        tags: Vec::new(),
-        offline: ws.cache.is_offline(),
-        encoding: Encoding::Yaml,
-    }
+    RenderOptions { dir: ws.root.clone(), kind, values: values.to_vec(), name: None, namespace: "default".into(), tags: Vec::new(), encoding: Encoding::Yaml }
 }
 
 fn what_holds(ws: &Workspace, values: &[PathBuf]) -> anyhow::Result<Proof> {
     ws.ensure_deps()?;
     let concrete = vet::report(ws, true)?.errors.is_empty();
-    let releases = [ReleaseKind::Module, ReleaseKind::Bundle].into_iter().filter(|&kind| render::render(&render_options(ws, kind, values)).is_ok()).collect();
+    let releases =
+        [ReleaseKind::Module, ReleaseKind::Bundle].into_iter().filter(|&kind| render::render(&ws.ctx, &render_options(ws, kind, values)).is_ok()).collect();
     Ok(Proof { concrete, releases })
 }
 
@@ -230,7 +221,7 @@ fn still_holds(ws: &Workspace, proof: &Proof, values: &[PathBuf]) -> Result<(), 
         }
     }
     for &kind in &proof.releases {
-        if let Err(e) = render::render(&render_options(ws, kind, values)) {
+        if let Err(e) = render::render(&ws.ctx, &render_options(ws, kind, values)) {
             let diagnostics = e.chain().find_map(|c| c.downcast_ref::<Failure>()).map(|f| f.diagnostics.clone()).unwrap_or_default();
             let what = if kind == ReleaseKind::Module { "the module's release" } else { "the bundle's release" };
             return Err(Broken {
@@ -337,7 +328,7 @@ fn staged(plan: &Plan, applied: &Applied) -> anyhow::Result<(tempfile::TempDir, 
             None => fs_err::write(&to, fs_err::read(&f.abs)?)?,
         }
     }
-    let copied = Workspace::open(copy.path(), ws.cache.is_offline())?;
+    let copied = Workspace::open(&ws.ctx, copy.path())?;
     let main = copied.main_file()?;
     let text = copied.commit(&main, &applied.roots, &applied.defaults, &[])?;
     let views = cue::tidy_views(&ws.root).map_err(Failure::from)?;
@@ -471,7 +462,7 @@ fn rendered(ws_root: &std::path::Path, ws: &Workspace, values: &[PathBuf]) -> an
     let mut errors = Vec::new();
     for kind in [ReleaseKind::Module, ReleaseKind::Bundle] {
         let opts = RenderOptions { dir: ws_root.to_path_buf(), encoding: Encoding::Json, ..render_options(ws, kind, values) };
-        match render::render(&opts) {
+        match render::render(&ws.ctx, &opts) {
             Ok(r) => {
                 let mut out = Objects::new();
                 for o in r.objects {
@@ -599,7 +590,7 @@ pub fn preview(plan: &Plan) -> anyhow::Result<Vec<Preview>> {
 pub fn module_roots(dir: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
     fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
         let is_cache = dir.join("mod/download").is_dir() && dir.join("mod/extract").is_dir();
-        if is_cache || crate::cache::default_dir().is_ok_and(|c| c == dir) {
+        if is_cache || crate::context::cue_cache_dir().is_ok_and(|c| c == dir) {
             return Ok(());
         }
         if dir.join("cue.mod/module.cue").is_file() {

@@ -3,6 +3,7 @@
 
 use super::{sums, Workspace};
 use crate::cache::SignatureStatus;
+use crate::context::Context;
 use crate::error::{exit_of, fail, Exit};
 use crate::files;
 use crate::module::ModuleVersion;
@@ -11,14 +12,13 @@ use serde::Serialize;
 pub struct VerifyOptions {
     /// Also ask each registry what the version's tag points to now.
     pub remote: bool,
-    pub offline: bool,
 }
 
 /// `opm mod verify --signatures`: every dependency in module.cue, as
 /// cached, against the signature policy (asking the registries again
 /// unless offline).
-pub fn signatures(offline: bool) -> anyhow::Result<Vec<Checked>> {
-    let ws = Workspace::open(&files::current_dir()?, offline)?;
+pub fn signatures(ctx: &Context) -> anyhow::Result<Vec<Checked>> {
+    let ws = Workspace::open(ctx, &files::current_dir()?)?;
     let main = ws.main_file()?;
     let mut out = Vec::new();
     for mv in main.roots() {
@@ -48,11 +48,11 @@ pub struct Checked {
     pub problem: Option<String>,
 }
 
-pub fn verify(opts: &VerifyOptions) -> anyhow::Result<Vec<Checked>> {
-    if opts.remote && opts.offline {
+pub fn verify(ctx: &Context, opts: &VerifyOptions) -> anyhow::Result<Vec<Checked>> {
+    if opts.remote && ctx.offline() {
         return Err(fail(Exit::General, "--remote asks the registries, --offline forbids it: choose one"));
     }
-    let ws = Workspace::open(&files::current_dir()?, opts.offline)?;
+    let ws = Workspace::open(ctx, &files::current_dir()?)?;
     let Some(pins) = &ws.pins else {
         return Err(fail(Exit::General, format!("this module has no {}: run 'opm mod tidy' to record its dependencies", sums::SUMS_FILE)));
     };
@@ -81,7 +81,7 @@ pub fn verify(opts: &VerifyOptions) -> anyhow::Result<Vec<Checked>> {
                 crate::registry::ModuleManifest::parse(packed.manifest.into_bytes())
                     .map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?
             } else {
-                let client = ws.cache.client()?;
+                let client = ctx.client()?;
                 client.block_on(client.manifest(mv, false))?.0
             };
             let moved = if now.digest != pin.manifest {

@@ -1,6 +1,7 @@
 //! `opm mod vet`: every package of the module, as `cue vet` checks it.
 
 use super::Workspace;
+use crate::context::Context;
 use crate::cue::{self, Diagnostic, Position};
 use crate::error::{count, Exit, Failure};
 use crate::files;
@@ -11,7 +12,6 @@ pub struct VetOptions {
     pub concrete: bool,
     /// `key=value` tag injections.
     pub tags: Vec<String>,
-    pub offline: bool,
 }
 
 pub struct Vetted {
@@ -23,8 +23,8 @@ pub struct Vetted {
 
 /// Vets the module containing `opts.dir` after making its dependencies
 /// loadable. Invalid is an outcome here, not an error.
-pub fn vet(opts: &VetOptions) -> anyhow::Result<Vetted> {
-    let ws = Workspace::open_to_load(&opts.dir, opts.offline)?;
+pub fn vet(ctx: &Context, opts: &VetOptions) -> anyhow::Result<Vetted> {
+    let ws = Workspace::open_to_load(ctx, &opts.dir)?;
     ws.ensure_deps()?;
     let report = run(&ws, opts.concrete, &opts.tags)?;
     Ok(Vetted { root: ws.root, packages: report.packages, errors: report.errors })

@@ -2,7 +2,8 @@
 //! resolved once per command.
 
 use super::{sums, CacheSource};
-use crate::cache::{self, Cache, Digests, Pins};
+use crate::cache::{Cache, Digests, Pins};
+use crate::context::Context;
 use crate::cue::{self, ModuleFile};
 use crate::error::{fail, Exit, Failure};
 use crate::files::{self, write_atomic};
@@ -11,6 +12,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub struct Workspace {
+    /// What the command runs with.
+    pub ctx: Context,
     /// The module root: the directory holding cue.mod.
     pub root: PathBuf,
     pub cache: Cache,
@@ -66,9 +69,9 @@ impl Workspace {
         }
     }
 
-    /// The module containing `dir`, with the CUE cache of this machine,
-    /// checking every fetch against the module's sums file.
-    pub fn open(dir: &Path, offline: bool) -> anyhow::Result<Workspace> {
+    /// The module containing `dir`, with the command's cache, checking
+    /// every fetch against the module's sums file.
+    pub fn open(ctx: &Context, dir: &Path) -> anyhow::Result<Workspace> {
         let root = files::find_root(dir)?;
         for name in ["cue.mod/module.cue", "cue.mod/local-module.cue"] {
             let path = root.join(name);
@@ -77,32 +80,32 @@ impl Workspace {
             }
         }
         let pins = sums::read(&root.join(sums::SUMS_FILE))?;
-        let cache = Cache::new(cache::default_dir(), offline).with_pins(pins.clone().unwrap_or_default());
-        Ok(Workspace { root, cache, pins })
+        let cache = Cache::new(ctx).with_pins(pins.clone().unwrap_or_default());
+        Ok(Workspace { ctx: ctx.clone(), root, cache, pins })
     }
 
     /// The module containing `dir`, for a command that loads its packages
     /// (vet, build): refused inside cue.mod, in cue's words.
-    pub fn open_to_load(dir: &Path, offline: bool) -> anyhow::Result<Workspace> {
+    pub fn open_to_load(ctx: &Context, dir: &Path) -> anyhow::Result<Workspace> {
         if files::inside_cue_mod(&files::current_dir()?.join(dir)) {
             return Err(fail(Exit::General, "cannot load packages inside the cue.mod directory"));
         }
-        Workspace::open(dir, offline)
+        Workspace::open(ctx, dir)
     }
 
     /// The module of the current directory, for a command that changes
     /// it (get, tidy, update, publish): refused inside cue.mod, as cue
     /// refuses it.
-    pub fn open_to_change(offline: bool) -> anyhow::Result<Workspace> {
-        Workspace::open_to_change_in(&files::current_dir()?, offline)
+    pub fn open_to_change(ctx: &Context) -> anyhow::Result<Workspace> {
+        Workspace::open_to_change_in(ctx, &files::current_dir()?)
     }
 
     /// `open_to_change` for the module containing `dir`.
-    pub fn open_to_change_in(dir: &Path, offline: bool) -> anyhow::Result<Workspace> {
+    pub fn open_to_change_in(ctx: &Context, dir: &Path) -> anyhow::Result<Workspace> {
         if files::inside_cue_mod(&files::current_dir()?.join(dir)) {
             return Err(fail(Exit::General, "cannot run this command inside the cue.mod directory"));
         }
-        Workspace::open(dir, offline)
+        Workspace::open(ctx, dir)
     }
 
     pub fn source(&self) -> CacheSource<'_> {

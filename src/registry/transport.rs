@@ -30,11 +30,6 @@ const READ_TIMEOUT: Duration = Duration::from_secs(15);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 static REQUEST_LIMIT: OnceLock<Duration> = OnceLock::new();
 
-/// Sets the deadline of one request (once, before any request).
-pub fn set_request_timeout(limit: Duration) {
-    let _ = REQUEST_LIMIT.set(limit);
-}
-
 fn request_timeout() -> Duration {
     *REQUEST_LIMIT.get_or_init(|| DEFAULT_REQUEST_TIMEOUT)
 }
@@ -74,10 +69,11 @@ type Tokens = HashMap<(String, String), Arc<tokio::sync::OnceCell<String>>>;
 static DEADLINE: OnceLock<Instant> = OnceLock::new();
 static BUDGET: OnceLock<Duration> = OnceLock::new();
 
-/// Sets the time budget of this command (once, before any request).
-pub fn set_budget(budget: Duration) {
-    let _ = BUDGET.set(budget);
-    let _ = DEADLINE.set(Instant::now() + budget);
+/// Sets the limits of this command (once, before any request).
+pub(super) fn set_limits(limits: super::Limits) {
+    let _ = REQUEST_LIMIT.set(limits.request);
+    let _ = BUDGET.set(limits.budget);
+    let _ = DEADLINE.set(limits.deadline);
 }
 
 /// When the command's time budget ends.

@@ -17,12 +17,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("ui", &["cue", "error", "files"]),
     ("trust", &["config", "error", "files", "module"]),
     ("registry", &["config", "cue", "error", "files", "module", "trust", "ui"]),
-    ("cache", &["catalog", "config", "cue", "error", "files", "module", "registry", "trust", "ui"]),
+    ("context", &["config", "registry", "trust"]),
+    ("cache", &["catalog", "config", "context", "cue", "error", "files", "module", "registry", "trust", "ui"]),
     ("resolve", &["cue", "error", "files", "module"]),
-    ("ops", &["cache", "catalog", "config", "cue", "error", "files", "module", "registry", "resolve", "trust", "ui"]),
+    ("ops", &["cache", "catalog", "config", "context", "cue", "error", "files", "module", "registry", "resolve", "trust", "ui"]),
     // cli also names the error kinds of registry and resolve: it maps
     // them to exit codes, in one place.
-    ("cli", &["config", "cue", "error", "files", "module", "ops", "registry", "resolve", "ui"]),
+    ("cli", &["config", "context", "cue", "error", "files", "module", "ops", "registry", "resolve", "ui"]),
 ];
 
 /// The `crate::X` paths each top-level module names.

@@ -1,0 +1,104 @@
+//! What one command runs with, resolved once: built in cli/ from the
+//! flags, the environment and the config file, then handed down to every
+//! ops function and the cache (cargo's `GlobalContext`, ripgrep's
+//! arguments resolved once). The routing, the signature policy and the
+//! registry client are read on first need, once: a command whose modules
+//! are all cached never reads the routing, the keys or the credentials.
+
+use crate::config::Routing;
+use crate::registry::{Client, Limits};
+use crate::trust::Policy;
+use std::cell::OnceCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// Cheap to clone: every clone shares the same routing, policy and client.
+#[derive(Clone)]
+pub struct Context(Rc<Inner>);
+
+struct Inner {
+    offline: bool,
+    /// The CUE cache directory, or why there is none (an error only once
+    /// the cache is used, as cue reports it).
+    cache_dir: Result<PathBuf, String>,
+    limits: Limits,
+    routing: OnceCell<Routing>,
+    policy: OnceCell<Policy>,
+    client: OnceCell<Client>,
+}
+
+impl Context {
+    /// `offline` never touches the network; `routing`, when given (a
+    /// command line's `--from`), replaces the environment's.
+    pub fn new(offline: bool, limits: Limits, routing: Option<Routing>) -> Context {
+        Context(Rc::new(Inner {
+            offline,
+            cache_dir: cue_cache_dir(),
+            limits,
+            routing: routing.map(OnceCell::from).unwrap_or_default(),
+            policy: OnceCell::new(),
+            client: OnceCell::new(),
+        }))
+    }
+
+    pub fn offline(&self) -> bool {
+        self.0.offline
+    }
+
+    pub fn cache_dir(&self) -> &Result<PathBuf, String> {
+        &self.0.cache_dir
+    }
+
+    /// The routing in effect: CUE_REGISTRY, else the config file, else
+    /// cue's default (or what the command line gave).
+    pub fn routing(&self) -> anyhow::Result<&Routing> {
+        if let Some(routing) = self.0.routing.get() {
+            return Ok(routing);
+        }
+        let routing = Routing::load()?;
+        Ok(self.0.routing.get_or_init(|| routing))
+    }
+
+    /// The signature policy of the config file, every key read.
+    pub fn policy(&self) -> anyhow::Result<&Policy> {
+        if let Some(policy) = self.0.policy.get() {
+            return Ok(policy);
+        }
+        let policy = Policy::load()?;
+        Ok(self.0.policy.get_or_init(|| policy))
+    }
+
+    /// The command's registry client, over the routing in effect.
+    pub fn client(&self) -> anyhow::Result<&Client> {
+        if let Some(client) = self.0.client.get() {
+            return Ok(client);
+        }
+        let client = self.connect(self.routing()?.clone())?;
+        Ok(self.0.client.get_or_init(|| client))
+    }
+
+    /// A client over another routing (a mirror's target), with this
+    /// command's limits.
+    pub fn connect(&self, routing: Routing) -> anyhow::Result<Client> {
+        Client::new(routing, self.0.limits)
+    }
+}
+
+/// `$CUE_CACHE_DIR`, else the user cache directory + `/cue`, as cue computes
+/// it (Go's `os.UserCacheDir`), or why there is none, in cue's words.
+pub fn cue_cache_dir() -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os("CUE_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let user_cache = if cfg!(target_os = "macos") {
+        var("HOME").map(|h| h.join("Library/Caches")).ok_or("$HOME is not defined")
+    } else {
+        match var("XDG_CACHE_HOME") {
+            Some(dir) if dir.is_absolute() => Ok(dir),
+            Some(_) => Err("path in $XDG_CACHE_HOME is relative"),
+            None => var("HOME").map(|h| h.join(".cache")).ok_or("neither $XDG_CACHE_HOME nor $HOME are defined"),
+        }
+    };
+    user_cache.map(|d| d.join("cue")).map_err(|why| format!("cannot determine system cache directory: {why}"))
+}
