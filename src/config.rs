@@ -93,7 +93,7 @@ pub struct Registry {
 /// Where the routing comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Source {
+pub enum Origin {
     /// The CUE_REGISTRY environment variable.
     Environment,
     File {
@@ -101,12 +101,14 @@ pub enum Source {
     },
     /// Neither: cue's default registry.
     Default,
+    /// A command's flag (mirror's `--from` and `--to`).
+    CommandLine,
 }
 
 /// The routing in effect: a CUE_REGISTRY value and where it came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct Routing {
-    pub source: Source,
+    pub source: Origin,
     /// The CUE registry configuration ("" means cue's default registry).
     pub cue_registry: String,
 }
@@ -118,12 +120,12 @@ impl Routing {
         if let Some(value) = std::env::var_os("CUE_REGISTRY").filter(|v| !v.is_empty()) {
             let value = value.to_string_lossy().into_owned();
             refuse_userinfo(&value, "CUE_REGISTRY")?;
-            return Ok(Routing { source: Source::Environment, cue_registry: value });
+            return Ok(Routing { source: Origin::Environment, cue_registry: value });
         }
         let path = config_path();
         match read(&path)? {
-            Some(text) => Ok(Routing { cue_registry: translate(&text, &path)?, source: Source::File { path } }),
-            None => Ok(Routing { source: Source::Default, cue_registry: String::new() }),
+            Some(text) => Ok(Routing { cue_registry: translate(&text, &path)?, source: Origin::File { path } }),
+            None => Ok(Routing { source: Origin::Default, cue_registry: String::new() }),
         }
     }
 

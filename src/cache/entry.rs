@@ -231,7 +231,7 @@ impl Entry {
         let Some(Ok(dir)) = self.extract.parent().map(std::fs::read_dir) else { return };
         for e in dir.flatten() {
             if e.file_name().to_string_lossy().starts_with(&staging) {
-                set_write(&e.path(), true, true);
+                set_write(&e.path(), Write::Allow, Reach::Tree);
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
@@ -294,7 +294,7 @@ impl Entry {
             _ => {}
         }
         fs::rename(&staged, &self.extract)?;
-        set_write(&self.extract, false, true);
+        set_write(&self.extract, Write::Deny, Reach::Tree);
         Ok(())
     }
 }
@@ -311,9 +311,9 @@ fn remove_tree(extract: &Path) -> anyhow::Result<()> {
     let parent = extract.parent().expect("extract dir has a parent");
     let doomed = parent.join(format!("{}.tmp-removed-{}", file_name(extract), std::process::id()));
     // Moving a directory rewrites its `..`: it must be writable.
-    set_write(extract, true, false);
+    set_write(extract, Write::Allow, Reach::Top);
     fs::rename(extract, &doomed)?;
-    set_write(&doomed, true, true);
+    set_write(&doomed, Write::Allow, Reach::Tree);
     fs::remove_dir_all(&doomed)?;
     Ok(())
 }
@@ -354,10 +354,27 @@ pub(super) fn escape(path: &str) -> String {
     out
 }
 
-/// Adds or takes away write permission on `path` (and, with `deep`, on
-/// everything below it), best effort: extracted modules are read-only, as
-/// cue leaves them.
-fn set_write(path: &Path, writable: bool, deep: bool) {
+/// Write permission, given or taken away.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Write {
+    Allow,
+    Deny,
+}
+
+/// How far a permission change reaches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// `path` alone.
+    Top,
+    /// `path` and everything below it.
+    Tree,
+}
+
+/// Gives or takes away write permission on `path` (and, with
+/// [`Reach::Tree`], on everything below it), best effort: extracted
+/// modules are read-only, as cue leaves them.
+fn set_write(path: &Path, write: Write, reach: Reach) {
+    let writable = write == Write::Allow;
     use std::os::unix::fs::PermissionsExt;
     let set = |path: &Path| {
         if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -370,11 +387,11 @@ fn set_write(path: &Path, writable: bool, deep: bool) {
     if writable {
         set(path);
     }
-    if deep {
+    if reach == Reach::Tree {
         for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
             let child = entry.path();
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                set_write(&child, writable, true);
+                set_write(&child, write, Reach::Tree);
             } else {
                 set(&child);
             }

@@ -387,6 +387,13 @@ impl Cache {
         Ok(out.into_iter().map(|d| d.expect("every module file read or fetched")).collect())
     }
 
+    /// The manifest the registry serves for a version now (nothing kept):
+    /// what `verify --remote` compares with the pins.
+    pub fn manifest_in_registry(&self, mv: &ModuleVersion) -> anyhow::Result<registry::ModuleManifest> {
+        let client = self.client()?;
+        Ok(client.block_on(client.manifest(mv, false)).map_err(naming(mv, "fetching the manifest of"))?.0)
+    }
+
     /// The versions registries hold of each module path (see
     /// [`Client::versions`]), listed in parallel.
     pub fn versions(&self, paths: &[String]) -> anyhow::Result<Vec<Vec<String>>> {

@@ -1,4 +1,4 @@
-use crate::config::{Source, CATCH_ALL, DEFAULT_REGISTRY};
+use crate::config::{Origin, CATCH_ALL, DEFAULT_REGISTRY};
 use crate::ui;
 
 const EXAMPLES: &str = "\
@@ -47,9 +47,10 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
         }));
     }
     let from = match &routing.source {
-        Source::Environment => "the CUE_REGISTRY environment variable".to_string(),
-        Source::File { path } => path.display().to_string(),
-        Source::Default => "cue's default (no CUE_REGISTRY, no config file)".to_string(),
+        Origin::Environment => "the CUE_REGISTRY environment variable".to_string(),
+        Origin::File { path } => path.display().to_string(),
+        Origin::Default => "cue's default (no CUE_REGISTRY, no config file)".to_string(),
+        Origin::CommandLine => "the command line".to_string(),
     };
     let default = format!("(default) {DEFAULT_REGISTRY}");
     let value = if routing.cue_registry.is_empty() { default.as_str() } else { &routing.cue_registry };

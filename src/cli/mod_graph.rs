@@ -71,7 +71,7 @@ pub fn download(args: DownloadArgs, g: Global) -> anyhow::Result<()> {
     if args.json {
         return ui::print_json(&fetched);
     }
-    let downloaded = fetched.iter().filter(|f| f.outcome == "downloaded").count();
+    let downloaded = fetched.iter().filter(|f| f.outcome == graph::Preparation::Downloaded).count();
     ui::print_status(&format!("{} in the cache ({downloaded} downloaded)", count(fetched.len(), "module version")));
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `opm mod verify`.
 
 use crate::error::{fail, Exit};
-use crate::ops::verify::{self, VerifyOptions};
+use crate::ops::verify::{self, Status, VerifyOptions};
 use crate::ui;
 
 const EXAMPLES: &str = "\
@@ -46,28 +46,29 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
     } else {
         for c in &checked {
             let what = if c.module.is_empty() { String::new() } else { format!("{} {}: ", c.module, c.version) };
+            let status = c.status.as_str();
             match (c.status, &c.signer, &c.problem) {
-                ("ok", _, _) => ui::print_status(&format!("{what}ok")),
-                (status, Some(key), _) => ui::print_status(&format!("{what}{status} by {key}")),
-                (status, _, Some(p)) => ui::print_status(&format!("{what}{status}: {p}")),
-                (status, None, None) => ui::print_status(&format!("{what}{status}")),
+                (Status::Ok, _, _) => ui::print_status(&format!("{what}ok")),
+                (_, Some(key), _) => ui::print_status(&format!("{what}{status} by {key}")),
+                (_, _, Some(p)) => ui::print_status(&format!("{what}{status}: {p}")),
+                (_, None, None) => ui::print_status(&format!("{what}{status}")),
             }
         }
     }
-    let refused = checked.iter().filter(|c| matches!(c.status, "refused" | "unchecked")).count();
+    let refused = checked.iter().filter(|c| matches!(c.status, Status::Refused | Status::Unchecked)).count();
     if refused > 0 {
         let why = format!("{refused} of {} module versions fail the signature policy", checked.len());
         return Err(super::after_json(args.json, fail(Exit::Untrusted, why)));
     }
-    let bad = checked.iter().filter(|c| c.status == "mismatch").count();
+    let bad = checked.iter().filter(|c| c.status == Status::Mismatch).count();
     if bad > 0 {
         return Err(super::after_json(args.json, fail(Exit::Integrity, format!("{bad} of {} module versions differ from cue.mod/opm.sum", checked.len()))));
     }
-    if checked.iter().any(|c| c.status == "stale") {
+    if checked.iter().any(|c| c.status == Status::Stale) {
         return Err(super::after_json(args.json, fail(Exit::Outdated, "cue.mod/opm.sum is stale: run 'opm mod tidy'")));
     }
     // Nothing was checked of a version the cache lacks: that is no success.
-    let absent = checked.iter().filter(|c| c.status == "not-cached").count();
+    let absent = checked.iter().filter(|c| c.status == Status::NotCached).count();
     if absent > 0 {
         let why = format!(
             "{} of {} not in the CUE cache, so nothing was checked of them: run 'opm mod download', then verify again",

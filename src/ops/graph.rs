@@ -11,18 +11,26 @@ use crate::module::{base_path, semver, ModuleVersion};
 use crate::resolve::{get, Requirements, Source};
 use serde::Serialize;
 
+/// What `download` did for a version, as scripts read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preparation {
+    Downloaded,
+    /// It was there already.
+    Cached,
+}
+
 #[derive(Debug, Serialize)]
-pub struct Fetched {
+pub struct Prepared {
     pub module: String,
     pub version: String,
-    /// downloaded, or cached (it was there already)
-    pub outcome: &'static str,
+    pub outcome: Preparation,
 }
 
 /// Fills the cache with the whole graph of the module here, or of the
 /// named versions (`MODULE@vX.Y.Z`, a module not needed). module.cue is
 /// never changed.
-pub fn download(ctx: &Context, modules: &[String]) -> anyhow::Result<Vec<Fetched>> {
+pub fn download(ctx: &Context, modules: &[String]) -> anyhow::Result<Vec<Prepared>> {
     let ws = Workspace::open(ctx, &files::current_dir()?);
     // Named versions need no module: then the cache stands alone.
     let standalone;
@@ -55,7 +63,7 @@ pub fn download(ctx: &Context, modules: &[String]) -> anyhow::Result<Vec<Fetched
     Ok(wanted
         .into_iter()
         .zip(before)
-        .map(|(mv, had)| Fetched { module: mv.module, version: mv.version, outcome: if had { "cached" } else { "downloaded" } })
+        .map(|(mv, had)| Prepared { module: mv.module, version: mv.version, outcome: if had { Preparation::Cached } else { Preparation::Downloaded } })
         .collect())
 }
 
@@ -103,7 +111,7 @@ pub fn graph(ctx: &Context) -> anyhow::Result<Graph> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Path {
+pub struct RequirementPath {
     /// The main module, then each module version on the way.
     pub via: Vec<String>,
     pub required: String,
@@ -115,7 +123,7 @@ pub struct Path {
 pub struct Why {
     pub module: String,
     pub selected: Option<String>,
-    pub paths: Vec<Path>,
+    pub paths: Vec<RequirementPath>,
 }
 
 /// Every requirement path from the main module to `target` (a module path
@@ -139,7 +147,7 @@ pub fn why(ctx: &Context, target: &str) -> anyhow::Result<Vec<Why>> {
     }
     for node in wanted {
         let selected = Some(node.version.clone());
-        let mut paths: Vec<Path> = g
+        let mut paths: Vec<RequirementPath> = g
             .requirements
             .iter()
             .filter(|e| e.to == node.module && version.as_ref().is_none_or(|v| *v == e.required))
@@ -148,7 +156,7 @@ pub fn why(ctx: &Context, target: &str) -> anyhow::Result<Vec<Why>> {
                 if e.from != g.main {
                     via.push(e.from.clone());
                 }
-                Path { via, required: e.required.clone(), selects: e.required == node.version }
+                RequirementPath { via, required: e.required.clone(), selects: e.required == node.version }
             })
             .collect();
         paths.sort_by(|a, b| b.selects.cmp(&a.selects).then_with(|| a.via.cmp(&b.via)));

@@ -5,7 +5,7 @@
 
 use crate::cache::{self, Cache};
 use crate::catalog;
-use crate::config::{Routing, Source};
+use crate::config::{Origin, Routing};
 use crate::context::Context;
 use crate::error::{fail, Exit};
 use crate::module::{semver, ModuleVersion};
@@ -51,7 +51,7 @@ pub struct Mirrored {
 /// command's [`Context`].
 pub fn source_routing(from: &str) -> anyhow::Result<Routing> {
     crate::config::refuse_userinfo(from, "--from")?;
-    Ok(Routing { source: Source::Environment, cue_registry: from.to_string() })
+    Ok(Routing { source: Origin::CommandLine, cue_registry: from.to_string() })
 }
 
 pub fn mirror(ctx: &Context, opts: &MirrorOptions) -> anyhow::Result<Vec<Mirrored>> {
@@ -60,7 +60,7 @@ pub fn mirror(ctx: &Context, opts: &MirrorOptions) -> anyhow::Result<Vec<Mirrore
     }
     crate::config::refuse_userinfo(&opts.to, "--to")?;
     let cache = Cache::new(ctx);
-    let dst = ctx.connect(Routing { source: Source::Environment, cue_registry: opts.to.clone() })?;
+    let dst = ctx.connect(Routing { source: Origin::CommandLine, cue_registry: opts.to.clone() })?;
     let mut wanted = Vec::new();
     for m in &opts.modules {
         wanted.push(target(&cache, m)?);

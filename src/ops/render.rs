@@ -23,7 +23,6 @@ pub struct RenderOptions {
     pub encoding: Encoding,
 }
 
-/// Evaluates the release and sorts its objects into apply order.
 /// A DNS-1123 label, as Kubernetes requires of namespaces and release
 /// names: lower-case letters, digits and `-`, at most 63, alphanumeric at
 /// both ends.
@@ -32,6 +31,7 @@ fn is_dns_label(s: &str) -> bool {
     !b.is_empty() && b.len() <= 63 && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-') && b[0] != b'-' && b[b.len() - 1] != b'-'
 }
 
+/// Evaluates the release and sorts its objects into apply order.
 pub fn render(ctx: &Context, opts: &RenderOptions) -> anyhow::Result<cue::Rendered> {
     // Said in the flag's terms before CUE says it in the model's.
     if !is_dns_label(&opts.namespace) {

@@ -23,24 +23,55 @@ pub fn signatures(ctx: &Context) -> anyhow::Result<Vec<Checked>> {
     let mut out = Vec::new();
     for mv in main.roots() {
         let (status, signer, problem) = match ws.cache.signature_status(&mv)? {
-            SignatureStatus::Exempt => ("exempt", None, None),
-            SignatureStatus::Signed(key) => ("signed", Some(key), None),
-            SignatureStatus::Refused(why) => ("refused", None, Some(why)),
-            SignatureStatus::NotCached => ("not-cached", None, None),
-            SignatureStatus::Unchecked => ("unchecked", None, Some("never checked; run without --offline".to_string())),
+            SignatureStatus::Exempt => (Status::Exempt, None, None),
+            SignatureStatus::Signed(key) => (Status::Signed, Some(key), None),
+            SignatureStatus::Refused(why) => (Status::Refused, None, Some(why)),
+            SignatureStatus::NotCached => (Status::NotCached, None, None),
+            SignatureStatus::Unchecked => (Status::Unchecked, None, Some("never checked; run without --offline".to_string())),
         };
         out.push(Checked { module: mv.module.clone(), version: mv.version.clone(), status, signer, problem });
     }
     Ok(out)
 }
 
+/// What a check found of one version, as scripts read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Ok,
+    Mismatch,
+    NotCached,
+    /// module.cue and the sums file disagree.
+    Stale,
+    /// `--signatures`: a signature by a policy key holds.
+    Signed,
+    Refused,
+    /// The policy covers no key for it.
+    Exempt,
+    /// Offline, with no signature kept.
+    Unchecked,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Mismatch => "mismatch",
+            Status::NotCached => "not-cached",
+            Status::Stale => "stale",
+            Status::Signed => "signed",
+            Status::Refused => "refused",
+            Status::Exempt => "exempt",
+            Status::Unchecked => "unchecked",
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Checked {
     pub module: String,
     pub version: String,
-    /// ok, mismatch, not-cached, stale (module.cue and the sums file
-    /// disagree); with --signatures: signed, refused, exempt, unchecked
-    pub status: &'static str,
+    pub status: Status,
     /// With --signatures: the key file whose signature holds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signer: Option<String>,
@@ -61,16 +92,16 @@ pub fn verify(ctx: &Context, opts: &VerifyOptions) -> anyhow::Result<Vec<Checked
     let row =
         |mv: &ModuleVersion, status, problem: Option<String>| Checked { module: mv.module.clone(), version: mv.version.clone(), status, signer: None, problem };
     for s in sums::stale(pins, &main.roots()) {
-        out.push(Checked { module: String::new(), version: String::new(), status: "stale", signer: None, problem: Some(format!("{} {s}", sums::SUMS_FILE)) });
+        out.push(Checked { module: String::new(), version: String::new(), status: Status::Stale, signer: None, problem: Some(format!("{} {s}", sums::SUMS_FILE)) });
     }
     for (mv, pin) in pins {
         if !ws.cache.entry(mv)?.is_complete() {
-            out.push(row(mv, "not-cached", None));
+            out.push(row(mv, Status::NotCached, None));
         } else {
             // The whole chain the cache holds, and the pin.
             match ws.cache.prove_cached(mv) {
-                Ok(_) => out.push(row(mv, "ok", None)),
-                Err(e) if matches!(exit_of(&e), Some(Exit::Integrity | Exit::Untrusted)) => out.push(row(mv, "mismatch", Some(format!("{e:#}")))),
+                Ok(_) => out.push(row(mv, Status::Ok, None)),
+                Err(e) if matches!(exit_of(&e), Some(Exit::Integrity | Exit::Untrusted)) => out.push(row(mv, Status::Mismatch, Some(format!("{e:#}")))),
                 Err(e) => return Err(e),
             }
         }
@@ -81,8 +112,7 @@ pub fn verify(ctx: &Context, opts: &VerifyOptions) -> anyhow::Result<Vec<Checked
                 crate::registry::ModuleManifest::parse(packed.manifest.into_bytes())
                     .map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?
             } else {
-                let client = ctx.client()?;
-                client.block_on(client.manifest(mv, false))?.0
+                ws.cache.manifest_in_registry(mv)?
             };
             let moved = if now.digest != pin.manifest {
                 Some(format!("the registry's tag now points to {}, the sums file records {}: a moved tag, or tampering", now.digest, pin.manifest))
@@ -93,7 +123,7 @@ pub fn verify(ctx: &Context, opts: &VerifyOptions) -> anyhow::Result<Vec<Checked
             };
             if let Some(problem) = moved {
                 out.pop();
-                out.push(row(mv, "mismatch", Some(problem)));
+                out.push(row(mv, Status::Mismatch, Some(problem)));
             }
         }
     }
