@@ -9,7 +9,7 @@ use crate::context::Context;
 use crate::error::{fail, Exit};
 use crate::module::ModuleVersion;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The command's cache: these commands never touch the network.
 fn open(ctx: &Context) -> anyhow::Result<Cache> {
@@ -41,8 +41,27 @@ fn describe(entry: &Entry, record: Option<&usage::Record>) -> Listed {
         version: mv.version.clone(),
         bytes: entry.size(),
         last_used: recorded.unwrap_or(0).max(entry.modified()),
-        projects: record.map(|r| r.users(mv, None).into_iter().map(PathBuf::from).collect()).unwrap_or_default(),
+        projects: users(record, mv, None),
     }
+}
+
+/// The projects other than `except` that use `mv` by `record` (none
+/// without a record): while there are any, neither gc nor tidy removes it.
+pub(super) fn users(record: Option<&usage::Record>, mv: &ModuleVersion, except: Option<&Path>) -> Vec<PathBuf> {
+    record.map(|r| r.users(mv, except).into_iter().map(PathBuf::from).collect()).unwrap_or_default()
+}
+
+/// Removes `entry` unless `users` (see [`users`]) keep it; with `dry_run`
+/// only says whether it would go. Whether it goes. gc and tidy remove
+/// versions through here, under the usage record's lock.
+pub(super) fn evict(entry: &Entry, users: &[PathBuf], dry_run: bool) -> anyhow::Result<bool> {
+    if !users.is_empty() {
+        return Ok(false);
+    }
+    if !dry_run {
+        entry.remove()?;
+    }
+    Ok(true)
 }
 
 pub fn list(ctx: &Context) -> anyhow::Result<Vec<Listed>> {
@@ -97,13 +116,12 @@ pub fn gc(ctx: &Context, opts: &GcOptions) -> anyhow::Result<Vec<Listed>> {
     let mut removed = Vec::new();
     for e in cache.entries()? {
         let listed = describe(&e, Some(&locked.record));
-        if !listed.projects.is_empty() || now.saturating_sub(listed.last_used) < opts.older_than {
+        if now.saturating_sub(listed.last_used) < opts.older_than {
             continue;
         }
-        if !opts.dry_run {
-            e.remove()?;
+        if evict(&e, &listed.projects, opts.dry_run)? {
+            removed.push(listed);
         }
-        removed.push(listed);
     }
     Ok(removed)
 }

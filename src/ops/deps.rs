@@ -2,7 +2,7 @@
 //! `cue mod get` and `cue mod tidy` would, byte for byte, and make sure
 //! the cache holds every module they name.
 
-use super::{sums, Workspace};
+use super::{sums, MainFile, Workspace};
 use crate::cache::usage;
 use crate::context::Context;
 use crate::cue;
@@ -124,137 +124,207 @@ pub fn tidy(ctx: &Context, opts: &TidyOptions) -> anyhow::Result<Changed> {
     let views = cue::tidy_views(&ws.root).map_err(Failure::from)?;
     let sources = files::cue_sources(&ws.root)?;
     let src = ws.source();
-    let untidy = |reason: &str| -> anyhow::Error {
-        let why = if reason.is_empty() { String::new() } else { format!(": {reason}") };
-        tidy::Untidy(format!("module is not tidy{why}: run 'opm mod tidy'")).into()
-    };
 
     let resolving = crate::ui::spinner("resolving");
     let before = Requirements::of(&views.module);
     let replaces = views.local.as_ref().is_some_and(|l| l.deps.iter().any(|d| !d.replace_with.is_empty()));
-    let published = tidy::tidy(&src, &ws.root, &sources, &before, opts.check, None).map_err(|e| {
+    let published = tidy_published(&src, &ws.root, &sources, &before, replaces, opts.check)?;
+    let local = match &views.local {
+        Some(view) if replaces => Some(tidy_local(&src, &ws.root, &sources, view, &published, opts.check)?),
+        _ => None,
+    };
+    let both = Merged::of(&published, local.as_ref());
+    let module_roots = both.raise(&published.roots);
+
+    if opts.check {
+        check_files(&ws, &views, &before, local.is_some(), &module_roots, &both.defaults)?;
+        return Ok(Changed { module_file: main.path, changes: Vec::new(), cache: Vec::new() });
+    }
+
+    drop(resolving);
+    let mut used = module_roots.clone();
+    used.extend(local.iter().flat_map(|l| l.tidied.roots.iter().cloned()));
+    ws.cache.record_use(&ws.root, &used)?;
+    write_tidied(&ws, &main, &module_roots, &both, local.as_ref())?;
+    let cache = evict_dropped(&ws, before.roots(), &used)?;
+    Ok(Changed { module_file: main.path, changes: changes(before.roots(), &module_roots), cache })
+}
+
+/// The error of `tidy --check` on a module that is not tidy, with the
+/// reason when there is one.
+fn untidy(reason: &str) -> anyhow::Error {
+    let why = if reason.is_empty() { String::new() } else { format!(": {reason}") };
+    tidy::Untidy(format!("module is not tidy{why}: run 'opm mod tidy'")).into()
+}
+
+/// The published view (module.cue) resolved; with `check`, module.cue
+/// must already list the roots it resolves to.
+fn tidy_published(src: &dyn Source, root: &Path, sources: &[PathBuf], before: &Requirements, replaces: bool, check: bool) -> anyhow::Result<tidy::Tidied> {
+    let published = tidy::tidy(src, root, sources, before, check, None).map_err(|e| {
         if replaces && !tidy::is_untidy(&e) {
             e.context("cannot resolve published module.cue (a replaced module must be in a registry too)")
         } else {
             e
         }
     })?;
-    if opts.check && published.roots != before.roots() {
+    if check && published.roots != before.roots() {
         let list = changes(before.roots(), &published.roots).iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         return Err(untidy(&list));
     }
-    let local = match &views.local {
-        Some(local) if replaces => {
-            let seeded = seed_targets(&src, local, &published)?;
-            let repls = Replacements::new(&ws.root, &seeded)?;
-            let replaced = Replaced::new(&src, &repls);
-            let on_disk = Requirements::of(local);
-            let tidied = tidy::tidy(&replaced, &ws.root, &sources, &Requirements::of(&seeded), opts.check, Some(&repls))?;
-            if opts.check && tidied.roots != on_disk.roots() {
-                return Err(untidy("cue.mod/local-module.cue"));
+    Ok(published)
+}
+
+/// The main-module view (local-module.cue) and what it resolves to with
+/// its replacements applied.
+struct Local<'v> {
+    view: &'v cue::ModuleFile,
+    tidied: tidy::Tidied,
+}
+
+/// The main-module view resolved with its replacements applied; with
+/// `check`, local-module.cue must already list the roots it resolves to.
+fn tidy_local<'v>(
+    src: &dyn Source,
+    root: &Path,
+    sources: &[PathBuf],
+    view: &'v cue::ModuleFile,
+    published: &tidy::Tidied,
+    check: bool,
+) -> anyhow::Result<Local<'v>> {
+    let seeded = seed_targets(src, view, published)?;
+    let repls = Replacements::new(root, &seeded)?;
+    let replaced = Replaced::new(src, &repls);
+    let on_disk = Requirements::of(view);
+    let tidied = tidy::tidy(&replaced, root, sources, &Requirements::of(&seeded), check, Some(&repls))?;
+    if check && tidied.roots != on_disk.roots() {
+        return Err(untidy("cue.mod/local-module.cue"));
+    }
+    Ok(Local { view, tidied })
+}
+
+/// What the two views need together: the highest version of each module
+/// either view needs, and the defaults of both, the main-module view's
+/// winning.
+struct Merged {
+    max: BTreeMap<String, String>,
+    defaults: BTreeMap<String, String>,
+}
+
+impl Merged {
+    fn of(published: &tidy::Tidied, local: Option<&Local>) -> Merged {
+        let mut max: BTreeMap<String, String> = BTreeMap::new();
+        let mut defaults = published.defaults.clone();
+        for root in published.roots.iter().chain(local.iter().flat_map(|l| &l.tidied.roots)) {
+            if max.get(&root.module).is_none_or(|v| semver::compare(&root.version, v).is_gt()) {
+                max.insert(root.module.clone(), root.version.clone());
             }
-            Some((local, tidied))
         }
-        _ => None,
-    };
-
-    // The highest version of each module either view needs; defaults of
-    // both, the main-module view's winning.
-    let mut max: BTreeMap<String, String> = BTreeMap::new();
-    let mut defaults = published.defaults.clone();
-    for root in published.roots.iter().chain(local.iter().flat_map(|(_, t)| &t.roots)) {
-        if max.get(&root.module).is_none_or(|v| semver::compare(&root.version, v).is_gt()) {
-            max.insert(root.module.clone(), root.version.clone());
+        if let Some(l) = local {
+            defaults.extend(l.tidied.defaults.clone());
         }
-    }
-    if let Some((_, t)) = &local {
-        defaults.extend(t.defaults.clone());
-    }
-    let raise = |roots: &[ModuleVersion]| -> Vec<ModuleVersion> {
-        roots.iter().map(|r| ModuleVersion { module: r.module.clone(), version: max[&r.module].clone() }).collect()
-    };
-    let module_roots = raise(&published.roots);
-
-    if opts.check {
-        if views.module.deps.iter().any(|d| !d.replace_with.is_empty()) {
-            return Err(untidy("cue.mod/module.cue has a module replace that should be moved to cue.mod/local-module.cue"));
-        }
-        if views.local_exists && local.is_none() {
-            return Err(untidy("cue.mod/local-module.cue has no module replaces and should be removed"));
-        }
-        if local.is_some() && (module_roots != before.roots() || defaults_of(&module_roots, &defaults) != defaults_of(before.roots(), &views.module.defaults)) {
-            return Err(untidy(""));
-        }
-        if let Some(pins) = &ws.pins {
-            let stale = sums::stale(pins, &module_roots);
-            if !stale.is_empty() {
-                return Err(untidy(&format!("{} {}", sums::SUMS_FILE, stale.join(", "))));
-            }
-        }
-        return Ok(Changed { module_file: main.path, changes: Vec::new(), cache: Vec::new() });
+        Merged { max, defaults }
     }
 
-    drop(resolving);
-    let mut used = module_roots.clone();
-    used.extend(local.iter().flat_map(|(_, t)| t.roots.iter().cloned()));
-    ws.cache.record_use(&ws.root, &used)?;
+    /// `roots`, each at the highest version either view needs.
+    fn raise(&self, roots: &[ModuleVersion]) -> Vec<ModuleVersion> {
+        roots.iter().map(|r| ModuleVersion { module: r.module.clone(), version: self.max[&r.module].clone() }).collect()
+    }
+}
+
+/// The rest of `tidy --check`, once each view lists the roots it resolves
+/// to: module.cue has no replacement; local-module.cue exists only with
+/// one; with a main-module view, module.cue's roots and defaults are what
+/// tidy would write (raised to what either view needs); opm.sum lists
+/// exactly module.cue's roots.
+fn check_files(
+    ws: &Workspace,
+    views: &cue::TidyViews,
+    before: &Requirements,
+    has_local: bool,
+    module_roots: &[ModuleVersion],
+    defaults: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    if views.module.deps.iter().any(|d| !d.replace_with.is_empty()) {
+        return Err(untidy("cue.mod/module.cue has a module replace that should be moved to cue.mod/local-module.cue"));
+    }
+    if views.local_exists && !has_local {
+        return Err(untidy("cue.mod/local-module.cue has no module replaces and should be removed"));
+    }
+    if has_local && (module_roots != before.roots() || defaults_of(module_roots, defaults) != defaults_of(before.roots(), &views.module.defaults)) {
+        return Err(untidy(""));
+    }
+    if let Some(pins) = &ws.pins {
+        let stale = sums::stale(pins, module_roots);
+        if !stale.is_empty() {
+            return Err(untidy(&format!("{} {}", sums::SUMS_FILE, stale.join(", "))));
+        }
+    }
+    Ok(())
+}
+
+/// Downloads `module_roots` and writes module.cue (and opm.sum) with
+/// them, then local-module.cue.
+fn write_tidied(ws: &Workspace, main: &MainFile, module_roots: &[ModuleVersion], both: &Merged, local: Option<&Local>) -> anyhow::Result<()> {
     let saved = ws.save();
-    let text = ws.commit(&main, &module_roots, &defaults, &[])?;
-    let local_file = ws.root.join("cue.mod/local-module.cue");
+    let text = ws.commit(main, module_roots, &both.defaults, &[])?;
     // module.cue has lost its replaceWith entries by now: if local-module.cue
     // cannot be written, module.cue goes back as it was.
-    let write_local = || -> anyhow::Result<()> {
-        match &local {
-            Some((view, tidied)) => {
-                let replace_of = |module: &str| {
-                    view.deps.iter().find(|d| d.path == module).map(|d| crate::resolve::replace::normalized(&d.replace_with)).unwrap_or_default()
-                };
-                let deps: Vec<cue::Dep> = raise(&tidied.roots)
-                    .into_iter()
-                    .map(|r| cue::Dep {
-                        default: defaults.get(r.base()).is_some_and(|d| d == semver::major(&r.version)),
-                        replace_with: replace_of(&r.module),
-                        path: r.module,
-                        version: r.version,
-                    })
-                    .collect();
-                if deps.iter().any(|d| !d.replace_with.is_empty()) {
-                    let content = cue::format_local_module_file(&text, &deps).map_err(Failure::from)?;
-                    if std::fs::read_to_string(&local_file).ok().as_deref() != Some(content.as_str()) {
-                        write_atomic(&local_file, content.as_bytes())?;
-                    }
-                } else {
-                    remove_if_present(&local_file)?;
-                }
-            }
-            None => remove_if_present(&local_file)?,
-        }
-        Ok(())
-    };
-    if let Err(e) = write_local() {
+    if let Err(e) = write_local_module(&ws.root.join("cue.mod/local-module.cue"), &text, both, local) {
         if let Err(r) = saved.restore() {
             return Err(e.context(format!("and restoring module.cue failed: {r:#}")));
         }
         return Err(e);
     }
-    // Versions tidy dropped leave the cache too (FR-006), unless another
-    // project on this machine still uses them.
-    let dropped: Vec<&ModuleVersion> = before.roots().iter().filter(|old| !used.contains(old)).collect();
+    Ok(())
+}
+
+/// cue.mod/local-module.cue beside `module_text` (the new module.cue):
+/// the main-module view's roots, raised, with their replacements; no file
+/// when no replacement is left. Written only when it changes.
+fn write_local_module(local_file: &Path, module_text: &str, both: &Merged, local: Option<&Local>) -> anyhow::Result<()> {
+    let Some(Local { view, tidied }) = local else { return remove_if_present(local_file) };
+    let replace_of =
+        |module: &str| view.deps.iter().find(|d| d.path == module).map(|d| crate::resolve::replace::normalized(&d.replace_with)).unwrap_or_default();
+    let deps: Vec<cue::Dep> = both
+        .raise(&tidied.roots)
+        .into_iter()
+        .map(|r| cue::Dep {
+            default: both.defaults.get(r.base()).is_some_and(|d| d == semver::major(&r.version)),
+            replace_with: replace_of(&r.module),
+            path: r.module,
+            version: r.version,
+        })
+        .collect();
+    if !deps.iter().any(|d| !d.replace_with.is_empty()) {
+        return remove_if_present(local_file);
+    }
+    let content = cue::format_local_module_file(module_text, &deps).map_err(Failure::from)?;
+    if std::fs::read_to_string(local_file).ok().as_deref() != Some(content.as_str()) {
+        write_atomic(local_file, content.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Versions tidy dropped (in `before`, not `used`) leave the cache too
+/// (FR-006), unless another project on this machine still uses them.
+fn evict_dropped(ws: &Workspace, before: &[ModuleVersion], used: &[ModuleVersion]) -> anyhow::Result<Vec<Dropped>> {
+    let dropped: Vec<&ModuleVersion> = before.iter().filter(|old| !used.contains(old)).collect();
     let mut cache = Vec::new();
-    if !dropped.is_empty() {
-        let record = usage::lock(ws.cache.dir()?)?;
-        for old in dropped {
-            let (module, version) = (old.module.clone(), old.version.clone());
-            let users: Vec<PathBuf> = record.iter().flat_map(|l| l.record.users(old, Some(&ws.root))).map(Path::to_path_buf).collect();
-            if users.is_empty() {
-                ws.cache.entry(old)?.remove()?;
-                cache.push(Dropped::Removed { module, version });
-            } else {
-                cache.push(Dropped::Kept { module, version, users });
-            }
+    if dropped.is_empty() {
+        return Ok(cache);
+    }
+    let locked = usage::lock(ws.cache.dir()?)?;
+    let record = locked.as_ref().map(|l| &l.record);
+    for old in dropped {
+        let (module, version) = (old.module.clone(), old.version.clone());
+        let users = super::cache::users(record, old, Some(&ws.root));
+        if super::cache::evict(&ws.cache.entry(old)?, &users, false)? {
+            cache.push(Dropped::Removed { module, version });
+        } else {
+            cache.push(Dropped::Kept { module, version, users });
         }
     }
-    Ok(Changed { module_file: main.path, changes: changes(before.roots(), &module_roots), cache })
+    Ok(cache)
 }
 
 /// The main-module view with every module that replaces another listed

@@ -92,7 +92,13 @@ pub fn verify(ctx: &Context, opts: &VerifyOptions) -> anyhow::Result<Vec<Checked
     let row =
         |mv: &ModuleVersion, status, problem: Option<String>| Checked { module: mv.module.clone(), version: mv.version.clone(), status, signer: None, problem };
     for s in sums::stale(pins, &main.roots()) {
-        out.push(Checked { module: String::new(), version: String::new(), status: Status::Stale, signer: None, problem: Some(format!("{} {s}", sums::SUMS_FILE)) });
+        out.push(Checked {
+            module: String::new(),
+            version: String::new(),
+            status: Status::Stale,
+            signer: None,
+            problem: Some(format!("{} {s}", sums::SUMS_FILE)),
+        });
     }
     for (mv, pin) in pins {
         if !ws.cache.entry(mv)?.is_complete() {

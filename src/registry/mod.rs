@@ -15,7 +15,7 @@ mod transport;
 
 pub use error::{kind_of, Error, ErrorKind};
 pub use signatures::{signature_location, signed_reference};
-pub use transport::{redact_url, sha256, Challenge, Step, DEFAULT_BUDGET, DEFAULT_REQUEST_TIMEOUT, MAX_MANIFEST};
+pub use transport::{redact_url, sha256, Challenge, Limits, Step, DEFAULT_BUDGET, DEFAULT_REQUEST_TIMEOUT, MAX_MANIFEST};
 
 use crate::config::Routing;
 use crate::cue::{Location, Packed};
@@ -25,6 +25,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::Deserialize;
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use transport::{Transport, MANIFEST_MEDIA_TYPE};
 
 /// Registry requests in flight at once.
@@ -83,35 +84,12 @@ pub struct Client {
     prefetched: std::sync::Mutex<std::collections::HashMap<ModuleVersion, Prefetch>>,
 }
 
-/// The bounds of one command's registry work: its whole time budget, and
-/// one request's deadline (blobs get more, by their size).
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub budget: std::time::Duration,
-    /// When the budget ends: counted from the command's start.
-    pub deadline: std::time::Instant,
-    pub request: std::time::Duration,
-}
-
-impl Limits {
-    pub fn new(budget: std::time::Duration, request: std::time::Duration) -> Limits {
-        Limits { budget, deadline: std::time::Instant::now() + budget, request }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits::new(DEFAULT_BUDGET, DEFAULT_REQUEST_TIMEOUT)
-    }
-}
-
 impl Client {
     pub fn new(routing: Routing, limits: Limits) -> anyhow::Result<Client> {
-        transport::set_limits(limits);
         // One thread: requests still run concurrently (they wait on the
         // network, not on a core).
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        Ok(Client { routing, transport: Default::default(), rt, prefetch: Default::default(), prefetched: Default::default() })
+        Ok(Client { routing, transport: Arc::new(Transport::new(limits)), rt, prefetch: Default::default(), prefetched: Default::default() })
     }
 
     /// From now on, reading a version's module file also starts fetching
