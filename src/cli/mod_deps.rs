@@ -107,7 +107,11 @@ fn report(changed: &Changed) {
             Dropped::Removed { module, version } => ui::print_status(&format!("removed {module} {version} from the cache")),
             Dropped::Kept { module, version, users } => {
                 let users: Vec<String> = users.iter().map(|u| u.display().to_string()).collect();
-                ui::print_status(&format!("kept {module} {version} in the cache: used by {}", users.join(", ")));
+                ui::print_status(&if users.is_empty() {
+                    format!("kept {module} {version} in the cache: opm keeps no record of who uses it here (no HOME or OPM_STATE_DIR)")
+                } else {
+                    format!("kept {module} {version} in the cache: used by {}", users.join(", "))
+                });
             }
         }
     }

@@ -313,8 +313,12 @@ fn evict_dropped(ws: &Workspace, before: &[ModuleVersion], used: &[ModuleVersion
     if dropped.is_empty() {
         return Ok(cache);
     }
-    let locked = usage::lock(ws.cache.dir()?)?;
-    let record = locked.as_ref().map(|l| &l.record);
+    // Without a record of who uses what (no state directory), nothing is
+    // removed: another project may use it, as gc assumes too.
+    let Some(locked) = usage::lock(ws.cache.dir()?)? else {
+        return Ok(dropped.into_iter().map(|mv| Dropped::Kept { module: mv.module.clone(), version: mv.version.clone(), users: Vec::new() }).collect());
+    };
+    let record = Some(&locked.record);
     for old in dropped {
         let (module, version) = (old.module.clone(), old.version.clone());
         let users = super::cache::users(record, old, Some(&ws.root));

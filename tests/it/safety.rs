@@ -175,6 +175,21 @@ fn tidy_and_gc_keep_what_other_projects_use() {
     assert!(entry("v0.1.0").is_dir());
     assert!(opm_in(b.path(), &["mod", "vet", "--offline"]).status.success(), "B still builds offline");
 
+    // Without a record of who uses what, tidy removes nothing.
+    write(&b.path().join("p.cue"), "package p\n");
+    let out = run(opm(cache.path())
+        .env("CUE_REGISTRY", &w.registry)
+        .env_remove("OPM_STATE_DIR")
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("HOME")
+        .current_dir(b.path())
+        .args(["mod", "tidy"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("kept shared.test/lib@v0 v0.1.0 in the cache: opm keeps no record"), "{}", stderr(&out));
+    assert!(entry("v0.1.0").is_dir());
+    write(&b.path().join("p.cue"), "package p\n\nimport \"shared.test/lib@v0\"\n\nx: lib.name\n");
+    assert!(opm_in(b.path(), &["mod", "get", "shared.test/lib@v0.1.0"]).status.success());
+
     // gc with no age limit, while the four projects get again (A takes
     // v0.2.0 now).
     let list = opm_in(a.path(), &["cache", "list", "--json"]);
