@@ -40,7 +40,6 @@ use sha2::{Digest as _, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use tls::ensure_tls_roots;
 
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -132,8 +131,7 @@ impl Transport {
         if let Some(c) = self.http.get() {
             return Ok(c);
         }
-        ensure_tls_roots()?;
-        let client = reqwest::Client::builder()
+        let client = tls::with_roots(reqwest::Client::builder())?
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
             .user_agent(concat!("opm/", env!("CARGO_PKG_VERSION")))
