@@ -18,7 +18,7 @@
 //! routing (not over its policy).
 
 use crate::cue;
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -170,7 +170,7 @@ impl Routing {
 pub fn refuse_userinfo(value: &str, what: &str) -> anyhow::Result<()> {
     if value.contains('@') {
         return Err(fail(
-            Exit::General,
+            Kind::Other,
             format!(
                 "{what} carries a user name or password (an `@` in a registry address): remove it; \
                  opm and cue take credentials from the Docker config (docker login HOST)"
@@ -281,7 +281,7 @@ fn key_line(text: &str, section: &str, key: &str) -> Option<usize> {
 
 fn invalid(path: &Path, line: Option<usize>, why: String) -> anyhow::Error {
     let at = line.map_or(String::new(), |l| format!(" line {l}"));
-    fail(Exit::General, format!("invalid registry configuration {}{at}: {why}", path.display()))
+    fail(Kind::Other, format!("invalid registry configuration {}{at}: {why}", path.display()))
 }
 
 /// The largest config file opm reads, and its deepest nesting: a real one
@@ -295,7 +295,7 @@ fn read(path: &Path) -> anyhow::Result<Option<String>> {
     let Some(data) = crate::files::read_regular(path, MAX_CONFIG, "the configuration")? else {
         if std::env::var_os("OPM_CONFIG").is_some_and(|p| !p.is_empty()) {
             return Err(fail(
-                Exit::General,
+                Kind::Other,
                 format!("OPM_CONFIG names {}, which does not exist: create it, or unset OPM_CONFIG to use ~/.opm/config.yaml", path.display()),
             ));
         }

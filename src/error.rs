@@ -1,59 +1,38 @@
-//! Exit codes and the error a person reads.
+//! The error a person reads, and its kind.
 //!
 //! Any failure that a user can act on is a [`Failure`]: one line with the
-//! cause and, where there is one, the fix. Registry and CUE errors carry
-//! kinds of their own; `cli::exit_code` maps every kind to its code in one
-//! place.
+//! cause and, where there is one, the fix, and its [`Kind`]. Registry and
+//! CUE errors carry kinds of their own; `cli::exit_code` maps every kind
+//! to its exit code, in one place.
 
 use std::fmt;
 
-/// opm's documented exit codes (README, "Exit codes").
+/// What kind of failure an error is. Every layer says which; cli/ alone
+/// turns kinds into exit codes (`cli::exit_code`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Success = 0,
+pub enum Kind {
     /// Usage errors and anything not listed below.
-    General = 1,
+    Other,
     /// CUE validation failed: the module or values are invalid.
-    Invalid = 2,
+    Invalid,
     /// A registry could not be reached.
-    Unreachable = 3,
+    Unreachable,
     /// A registry rejected the credentials or denied access.
-    Auth = 4,
+    Auth,
     /// A module, version or repository does not exist.
-    NotFound = 5,
+    NotFound,
     /// `--check` found work to do: updates available, module not tidy.
-    Outdated = 6,
+    Outdated,
     /// A module's content differs from what cue.mod/opm.sum records.
-    Integrity = 7,
+    Integrity,
     /// A module version fails the signature policy (config `verify:`).
-    Untrusted = 8,
-}
-
-impl Exit {
-    pub fn code(self) -> u8 {
-        self as u8
-    }
-
-    /// The kind of failure, as `--json` errors name it.
-    pub fn kind(self) -> &'static str {
-        match self {
-            Exit::Success => "success",
-            Exit::General => "error",
-            Exit::Invalid => "invalid",
-            Exit::Unreachable => "unreachable",
-            Exit::Auth => "auth",
-            Exit::NotFound => "not-found",
-            Exit::Outdated => "outdated",
-            Exit::Integrity => "integrity",
-            Exit::Untrusted => "untrusted",
-        }
-    }
+    Untrusted,
 }
 
 /// An error meant for the person at the terminal.
 #[derive(Debug)]
 pub struct Failure {
-    pub exit: Exit,
+    pub kind: Kind,
     pub message: String,
     /// CUE errors behind the failure, printed before the message as `cue`
     /// prints them. Their file names are absolute.
@@ -68,33 +47,19 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-/// Builds an `anyhow::Error` that exits with `exit`.
-pub fn fail(exit: Exit, message: impl Into<String>) -> anyhow::Error {
-    Failure { exit, message: message.into(), diagnostics: Vec::new() }.into()
+/// Builds an `anyhow::Error` of `kind`.
+pub fn fail(kind: Kind, message: impl Into<String>) -> anyhow::Error {
+    Failure { kind, message: message.into(), diagnostics: Vec::new() }.into()
 }
-
-/// An outcome that has been reported already (or needs no report): the
-/// process ends with its code and prints nothing more. A closed stdout
-/// (`opm mod build | head`) is one.
-#[derive(Debug)]
-pub struct Reported(pub Exit);
-
-impl fmt::Display for Reported {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "reported (exit {})", self.0.code())
-    }
-}
-
-impl std::error::Error for Reported {}
 
 impl From<crate::cue::Error> for Failure {
     fn from(err: crate::cue::Error) -> Self {
         use crate::cue::ErrorKind;
-        let exit = match err.kind {
-            ErrorKind::Invalid => Exit::Invalid,
-            ErrorKind::Usage | ErrorKind::Io | ErrorKind::Internal => Exit::General,
+        let kind = match err.kind {
+            ErrorKind::Invalid => Kind::Invalid,
+            ErrorKind::Usage | ErrorKind::Io | ErrorKind::Internal => Kind::Other,
         };
-        Failure { exit, message: err.message, diagnostics: err.errors }
+        Failure { kind, message: err.message, diagnostics: err.errors }
     }
 }
 
@@ -109,9 +74,9 @@ impl Failure {
     }
 }
 
-/// The exit code a [`Failure`] in the chain of `err` carries.
-pub fn exit_of(err: &anyhow::Error) -> Option<Exit> {
-    err.chain().find_map(|c| c.downcast_ref::<Failure>()).map(|f| f.exit)
+/// The kind of the [`Failure`] in the chain of `err`, when there is one.
+pub fn failure_kind(err: &anyhow::Error) -> Option<Kind> {
+    err.chain().find_map(|c| c.downcast_ref::<Failure>()).map(|f| f.kind)
 }
 
 /// `1 error`, `3 errors`, `2 dependencies`.

@@ -2,7 +2,7 @@
 //! cue does, writing files so that a reader never sees half of one.
 //! Every error names the path and what was being done (fs-err).
 
-use crate::error::{fail, Exit};
+use crate::error::{self, fail};
 use crate::module::MODULE_FILE;
 use fs_err as fs;
 use std::io::Write;
@@ -13,15 +13,15 @@ use std::path::{Path, PathBuf};
 /// `cue.mod/module.cue` must exist.
 pub fn find_root(dir: &Path) -> anyhow::Result<PathBuf> {
     let abs = std::path::absolute(dir)
-        .map_err(|e| fail(Exit::General, format!("directory {} cannot be read (was it deleted?): {e}: cd to a directory that exists", dir.display())))?;
+        .map_err(|e| fail(error::Kind::Other, format!("directory {} cannot be read (was it deleted?): {e}: cd to a directory that exists", dir.display())))?;
     if !abs.is_dir() {
-        return Err(fail(Exit::General, format!("{} is not a directory", dir.display())));
+        return Err(fail(error::Kind::Other, format!("{} is not a directory", dir.display())));
     }
     let root = abs.ancestors().find(|d| std::fs::symlink_metadata(d.join("cue.mod")).is_ok()).ok_or_else(|| {
-        fail(Exit::General, format!("no CUE module in {} or any parent (no {MODULE_FILE}): run 'opm mod init MODULE_PATH' to create one", dir.display()))
+        fail(error::Kind::Other, format!("no CUE module in {} or any parent (no {MODULE_FILE}): run 'opm mod init MODULE_PATH' to create one", dir.display()))
     })?;
     if !root.join(MODULE_FILE).is_file() {
-        return Err(fail(Exit::General, format!("{} has a cue.mod without module.cue: run 'opm mod init MODULE_PATH' there", root.display())));
+        return Err(fail(error::Kind::Other, format!("{} has a cue.mod without module.cue: run 'opm mod init MODULE_PATH' there", root.display())));
     }
     Ok(root.to_path_buf())
 }
@@ -40,7 +40,7 @@ pub fn inside_cue_mod(dir: &Path) -> bool {
 /// The current directory, or an error that says it is gone.
 pub fn current_dir() -> anyhow::Result<PathBuf> {
     std::env::current_dir()
-        .map_err(|e| fail(Exit::General, format!("the current directory cannot be read (was it deleted?): {e}: cd to a directory that exists")))
+        .map_err(|e| fail(error::Kind::Other, format!("the current directory cannot be read (was it deleted?): {e}: cd to a directory that exists")))
 }
 
 /// What a directory entry of a module is.
@@ -126,7 +126,7 @@ pub fn pack_list(root: &Path) -> anyhow::Result<Vec<crate::cue::PackFile>> {
             Kind::File => out.push(crate::cue::PackFile { path: f.rel, abs: f.abs }),
             Kind::Link => {
                 return Err(fail(
-                    Exit::General,
+                    error::Kind::Other,
                     format!("{} is a symbolic link: CUE modules cannot contain links; replace it with the file it points to", f.rel),
                 ))
             }
@@ -143,7 +143,7 @@ pub fn pack_list(root: &Path) -> anyhow::Result<Vec<crate::cue::PackFile>> {
 /// the cap.
 pub fn read_regular(path: &Path, cap: u64, what: &str) -> anyhow::Result<Option<Vec<u8>>> {
     use std::io::Read as _;
-    let cannot = |why: String| fail(Exit::General, format!("cannot read {what} {}: {why}", path.display()));
+    let cannot = |why: String| fail(error::Kind::Other, format!("cannot read {what} {}: {why}", path.display()));
     // O_NONBLOCK: opening a FIFO with no writer must not wait.
     use std::os::unix::fs::OpenOptionsExt as _;
     let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc_o_nonblock()).open(path) {
@@ -198,7 +198,7 @@ pub const MAX_MODULE_FILE: u64 = 1 << 20;
 pub fn check_module_file_size(what: &str, len: u64) -> anyhow::Result<()> {
     if len > MAX_MODULE_FILE {
         return Err(fail(
-            Exit::General,
+            error::Kind::Other,
             format!(
                 "{what} is {:.1} MiB: opm reads module files of at most {} MiB (one with a thousand dependencies is about 40 KB)",
                 len as f64 / (1 << 20) as f64,
@@ -218,7 +218,7 @@ pub const TEMP_MARK: &str = ".tmp-";
 /// the mode `path` has (or the usual 0644), to be persisted over it.
 pub fn temp_beside(path: &Path, data: &[u8]) -> anyhow::Result<tempfile::NamedTempFile> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let failed = |e: std::io::Error| fail(Exit::General, format!("cannot write {}: {e}", path.display()));
+    let failed = |e: std::io::Error| fail(error::Kind::Other, format!("cannot write {}: {e}", path.display()));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}{TEMP_MARK}")).tempfile_in(dir).map_err(failed)?;
     // Keep the mode of the file we replace; a new file gets the usual 0644
@@ -230,7 +230,7 @@ pub fn temp_beside(path: &Path, data: &[u8]) -> anyhow::Result<tempfile::NamedTe
 }
 
 fn write_replacing(path: &Path, data: &[u8], durable: bool) -> anyhow::Result<()> {
-    let failed = |e: std::io::Error| fail(Exit::General, format!("cannot write {}: {e}", path.display()));
+    let failed = |e: std::io::Error| fail(error::Kind::Other, format!("cannot write {}: {e}", path.display()));
     // Interrupted, it leaves the old file and no temporary one beside it.
     let _held = crate::cue::interrupt::hold();
     let tmp = temp_beside(path, data)?;

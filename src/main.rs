@@ -1,10 +1,11 @@
-use opm::error::{Failure, Reported};
+use opm::cli::{Exit, Reported};
+use opm::error::Failure;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let Err(err) = opm::cli::run() else { return ExitCode::SUCCESS };
     let exit = opm::cli::exit_code(&err);
-    let reported = err.chain().any(|e| e.is::<Reported>());
+    let reported = err.chain().any(|e| e.is::<Reported>() || e.is::<opm::ui::ReaderGone>());
     // With --json the failure is JSON too, on stdout where the result would be.
     if !reported && std::env::args().any(|a| a == "--json") {
         let diagnostics = err.chain().find_map(|e| e.downcast_ref::<Failure>()).map(|f| f.diagnostics.clone()).unwrap_or_default();
@@ -22,7 +23,7 @@ fn main() -> ExitCode {
             let cwd = std::env::current_dir().unwrap_or_default();
             opm::ui::print_diagnostics(&failure.diagnostics, std::path::Path::new("/"), &cwd);
         }
-        if exit == opm::error::Exit::Outdated {
+        if exit == Exit::Outdated {
             // A --check finding is a result, not a failure of opm.
             opm::ui::print_status(&format!("{err:#}"));
         } else {

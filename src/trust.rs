@@ -7,7 +7,7 @@
 //! registry client's business; this module only signs and checks bytes.
 
 use crate::config::{self, VerifyRule};
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use crate::module::ModuleVersion;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _, UnparsedPublicKey};
@@ -37,13 +37,12 @@ impl PublicKey {
     /// Reads a PEM `PUBLIC KEY` file, as `cosign generate-key-pair` writes.
     pub fn load(path: &Path) -> anyhow::Result<PublicKey> {
         let text = read_key(path, "the public key")?;
-        let der = pem(&text, "PUBLIC KEY").ok_or_else(|| {
-            fail(Exit::General, format!("{} is not a public key file (PEM `PUBLIC KEY`, as cosign generate-key-pair writes)", path.display()))
-        })?;
+        let der = pem(&text, "PUBLIC KEY")
+            .ok_or_else(|| fail(Kind::Other, format!("{} is not a public key file (PEM `PUBLIC KEY`, as cosign generate-key-pair writes)", path.display())))?;
         let point = der
             .strip_prefix(&P256_SPKI_PREFIX[..])
             .filter(|p| p.len() == 65 && p[0] == 4)
-            .ok_or_else(|| fail(Exit::General, format!("{}: only ECDSA P-256 keys are supported (cosign generate-key-pair's kind)", path.display())))?;
+            .ok_or_else(|| fail(Kind::Other, format!("{}: only ECDSA P-256 keys are supported (cosign generate-key-pair's kind)", path.display())))?;
         Ok(PublicKey { path: path.to_path_buf(), point: point.to_vec() })
     }
 
@@ -102,7 +101,7 @@ impl SigningKey {
         }
         let shown = path.display();
         let text = read_key(path, "the private key")?;
-        let not_a_key = || fail(Exit::General, format!("{shown} is not a cosign private key (cosign generate-key-pair writes one)"));
+        let not_a_key = || fail(Kind::Other, format!("{shown} is not a cosign private key (cosign generate-key-pair writes one)"));
         let sealed = pem(&text, "ENCRYPTED SIGSTORE PRIVATE KEY").or_else(|| pem(&text, "ENCRYPTED COSIGN PRIVATE KEY")).ok_or_else(not_a_key)?;
         let sealed: Sealed = serde_json::from_slice(&sealed).map_err(|_| not_a_key())?;
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.decode(s).map_err(|_| not_a_key());
@@ -111,7 +110,7 @@ impl SigningKey {
         }
         let log_n = sealed.kdf.params.N.trailing_zeros() as u8;
         if log_n > MAX_SCRYPT_LOG_N || sealed.kdf.params.r > 32 || sealed.kdf.params.p > 16 {
-            return Err(fail(Exit::General, format!("{shown}: its scrypt parameters are beyond what opm accepts (N at most 2^{MAX_SCRYPT_LOG_N})")));
+            return Err(fail(Kind::Other, format!("{shown}: its scrypt parameters are beyond what opm accepts (N at most 2^{MAX_SCRYPT_LOG_N})")));
         }
         let params = scrypt::Params::new(log_n, sealed.kdf.params.r, sealed.kdf.params.p, 32).map_err(|_| not_a_key())?;
         let mut key = [0u8; 32];
@@ -123,15 +122,15 @@ impl SigningKey {
         }
         let pkcs8 = crypto_secretbox::XSalsa20Poly1305::new(&key.into())
             .decrypt(crypto_secretbox::Nonce::from_slice(&nonce), b64(&sealed.ciphertext)?.as_slice())
-            .map_err(|_| fail(Exit::Auth, format!("the password does not open the private key {shown} (COSIGN_PASSWORD, or the one typed)")))?;
+            .map_err(|_| fail(Kind::Auth, format!("the password does not open the private key {shown} (COSIGN_PASSWORD, or the one typed)")))?;
         let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8)
-            .map_err(|_| fail(Exit::General, format!("{shown}: only ECDSA P-256 keys are supported (cosign generate-key-pair's kind)")))?;
+            .map_err(|_| fail(Kind::Other, format!("{shown}: only ECDSA P-256 keys are supported (cosign generate-key-pair's kind)")))?;
         Ok(SigningKey { pair })
     }
 
     /// The ASN.1 DER signature of `payload`.
     pub fn sign(&self, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let sig = self.pair.sign(&SystemRandom::new(), payload).map_err(|_| fail(Exit::General, "signing failed"))?;
+        let sig = self.pair.sign(&SystemRandom::new(), payload).map_err(|_| fail(Kind::Other, "signing failed"))?;
         Ok(sig.as_ref().to_vec())
     }
 
@@ -149,8 +148,8 @@ impl SigningKey {
 /// hundred bytes).
 fn read_key(path: &Path, what: &str) -> anyhow::Result<String> {
     let data = crate::files::read_regular(path, 64 << 10, what)?
-        .ok_or_else(|| fail(Exit::General, format!("cannot read {what} {}: it does not exist", path.display())))?;
-    String::from_utf8(data).map_err(|_| fail(Exit::General, format!("{} is not a key file (not text)", path.display())))
+        .ok_or_else(|| fail(Kind::Other, format!("cannot read {what} {}: it does not exist", path.display())))?;
+    String::from_utf8(data).map_err(|_| fail(Kind::Other, format!("{} is not a key file (not text)", path.display())))
 }
 
 fn fingerprint(point: &[u8]) -> String {
@@ -275,7 +274,7 @@ impl Policy {
         let keys = rule.keys.iter().map(|k| k.path.display().to_string()).collect::<Vec<_>>().join(", ");
         let refuse = |why: String| {
             fail(
-                Exit::Untrusted,
+                Kind::Untrusted,
                 format!(
                     "{mv} ({manifest_digest}) {why}; the verify policy for {} in {} requires a signature by {keys}: nothing was written",
                     rule.prefix,

@@ -2,7 +2,7 @@
 //! terminal), error lines and CUE diagnostics, and `--json` output.
 
 use crate::cue::Diagnostic;
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use crate::files::display_path;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -132,13 +132,25 @@ pub fn secret(prompt: &str) -> anyhow::Result<Option<String>> {
     if !std::io::stdin().is_terminal() {
         return Ok(None);
     }
-    rpassword::prompt_password(prompt).map(Some).map_err(|e| fail(Exit::General, format!("cannot read the password from the terminal: {e}")))
+    rpassword::prompt_password(prompt).map(Some).map_err(|e| fail(Kind::Other, format!("cannot read the password from the terminal: {e}")))
 }
 
 /// Writes `value` as pretty JSON on stdout, for scripts.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     write_stdout(&format!("{}\n", serde_json::to_string_pretty(value)?))
 }
+
+/// The reader of stdout went away: the command ends quietly, with success.
+#[derive(Debug)]
+pub struct ReaderGone;
+
+impl std::fmt::Display for ReaderGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the reader of the output went away")
+    }
+}
+
+impl std::error::Error for ReaderGone {}
 
 /// Writes to stdout. A reader that went away (`opm mod build | head`) ends
 /// the command quietly; any other failure is an error, never a panic.
@@ -147,8 +159,8 @@ pub fn write_stdout(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(crate::error::Reported(crate::error::Exit::Success).into()),
-        Err(e) => Err(crate::error::fail(crate::error::Exit::General, format!("cannot write the output: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ReaderGone.into()),
+        Err(e) => Err(crate::error::fail(crate::error::Kind::Other, format!("cannot write the output: {e}"))),
     }
 }
 

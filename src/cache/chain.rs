@@ -16,7 +16,7 @@
 
 use super::{Cache, Entry, PARALLEL};
 use crate::catalog;
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use crate::module::ModuleVersion;
 use crate::registry::ModuleManifest;
 use crate::trust::{Policy, Verdict};
@@ -94,7 +94,7 @@ impl Entry {
 /// A cache entry whose chain is broken, as the person reads it.
 fn broken(mv: &ModuleVersion, why: &str) -> anyhow::Error {
     fail(
-        Exit::Integrity,
+        Kind::Integrity,
         format!(
             "the CUE cache entry of {mv} is not what was downloaded ({why}): the cache was changed after the download; \
              nothing was written. Run 'opm mod get --force {mv}' to fetch it again"
@@ -182,12 +182,12 @@ impl Cache {
             if catalog::is_embedded(mv) {
                 let (packed, _) = catalog::pack()?;
                 let manifest =
-                    ModuleManifest::parse(packed.manifest.into_bytes()).map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?;
+                    ModuleManifest::parse(packed.manifest.into_bytes()).map_err(|why| fail(Kind::Other, format!("the core model opm carries {why}")))?;
                 self.keep_fetched(mv, &manifest, None, depth)?;
             } else if self.offline {
                 // Offline, a walk stops short only where a rule covers the version.
                 return Err(fail(
-                    Exit::Untrusted,
+                    Kind::Untrusted,
                     format!(
                         "--offline: {mv} is covered by the verify policy, but the CUE cache keeps no signature of it by the policy's keys \
                          (never checked); run once without --offline"
@@ -236,7 +236,7 @@ impl Cache {
         match entry.check_against(manifest, depth) {
             Ok(()) => entry.keep_evidence(manifest, signatures),
             Err(Gap::Broken(why)) => Err(fail(
-                Exit::Integrity,
+                Kind::Integrity,
                 format!(
                     "{mv}: the CUE cache's copy is not the one the registry's tag names now ({why}): nothing was written. \
                      Run 'opm mod get --force {mv}' to fetch it again"
@@ -251,7 +251,7 @@ impl Cache {
         let Some(pin) = self.pins.get(mv) else { return Ok(()) };
         let stale = |what: &str, held: &str, pinned: &str| {
             fail(
-                Exit::Integrity,
+                Kind::Integrity,
                 format!(
                     "{mv}: the CUE cache holds a {what} with digest {held}, but cue.mod/opm.sum records {pinned}: the cached copy is not \
                      the pinned one; run 'opm mod get --force {mv}' to fetch it again (checked against the pin)"
@@ -294,7 +294,7 @@ impl Cache {
         };
         match checked {
             Ok(signer) => Ok(SignatureStatus::Signed(signer.unwrap_or_default())),
-            Err(e) if matches!(crate::error::exit_of(&e), Some(Exit::Integrity | Exit::Untrusted)) => Ok(SignatureStatus::Refused(format!("{e:#}"))),
+            Err(e) if matches!(crate::error::failure_kind(&e), Some(Kind::Integrity | Kind::Untrusted)) => Ok(SignatureStatus::Refused(format!("{e:#}"))),
             Err(e) => Err(e),
         }
     }

@@ -4,7 +4,7 @@
 
 use super::chain::{Depth, Gap};
 use crate::cue;
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use crate::files::{self, write_cached};
 use crate::module::ModuleVersion;
 use crate::registry::{self, ModuleManifest};
@@ -205,7 +205,7 @@ impl Entry {
     fn lock(&self) -> anyhow::Result<fs::File> {
         fs::create_dir_all(&self.download)?;
         let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(self.file("lock"))?;
-        file.file().lock().map_err(|e| fail(Exit::General, format!("cannot lock {}: {e}", self.file("lock").display())))?;
+        file.file().lock().map_err(|e| fail(Kind::Other, format!("cannot lock {}: {e}", self.file("lock").display())))?;
         self.sweep_temporaries();
         // Closing the file releases the lock.
         Ok(file)
@@ -264,11 +264,11 @@ impl Entry {
         let tmp = tempfile::Builder::new()
             .prefix(&prefix)
             .tempdir_in(parent)
-            .map_err(|e| fail(Exit::General, format!("cannot create a directory in {}: {e}", parent.display())))?;
+            .map_err(|e| fail(Kind::Other, format!("cannot create a directory in {}: {e}", parent.display())))?;
         let staged = tmp.path().join("m");
         cue::unzip(&self.mv.module, &self.mv.version, zip_tmp.path(), &staged)?;
         let mv = &self.mv;
-        let lie = |why: &str| fail(Exit::General, format!("{mv}: the registry's artifact is not the module it claims to be ({why}); nothing was written"));
+        let lie = |why: &str| fail(Kind::Other, format!("{mv}: the registry's artifact is not the module it claims to be ({why}); nothing was written"));
         // The zip must be the one the manifest names, whichever way it came.
         if registry::sha256(zip) != manifest.zip.0 {
             return Err(lie("its zip is not the one its manifest names"));
@@ -281,7 +281,7 @@ impl Entry {
         // The module file first, the extracted tree last: whatever an
         // interruption leaves, cue never sees a tree without its files.
         write_cached(&self.mod_file(), &inside)?;
-        zip_tmp.persist(self.zip()).map_err(|e| fail(Exit::General, format!("cannot write {}: {}", self.zip().display(), e.error)))?;
+        zip_tmp.persist(self.zip()).map_err(|e| fail(Kind::Other, format!("cannot write {}: {}", self.zip().display(), e.error)))?;
         self.keep_evidence_locked(manifest, signatures)?;
         // A tree already there belongs to no complete entry (cue's
         // half-extracted one, or one without its module file): nobody

@@ -15,7 +15,7 @@ pub use mirror::{Copy, Mirrored};
 use crate::catalog;
 use crate::context::Context;
 use crate::cue;
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use crate::files;
 use crate::module::{semver, ModuleVersion};
 use crate::registry::{self, Client, PARALLEL};
@@ -58,7 +58,7 @@ pub type Pins = BTreeMap<ModuleVersion, Digests>;
 /// What differs from the sums file: refused, nothing written.
 fn mismatch(mv: &ModuleVersion, what: &str, expected: &str, received: &str) -> anyhow::Error {
     fail(
-        Exit::Integrity,
+        Kind::Integrity,
         format!(
             "{mv}: the {what} is {received}, but cue.mod/opm.sum records {expected}: the content of this version changed \
              (a moved tag, or tampering); nothing was written. If the change is expected, remove its line from \
@@ -112,7 +112,7 @@ impl Cache {
             .map(|(mv, p)| {
                 let manifest = p.manifest.or_else(|| self.pins.get(mv).map(|pin| pin.manifest.clone())).ok_or_else(|| {
                     fail(
-                        Exit::NotFound,
+                        Kind::NotFound,
                         format!("--offline: the manifest digest of {mv} (fetched by cue) is unknown, so it cannot be pinned: run once without --offline"),
                     )
                 })?;
@@ -142,7 +142,7 @@ impl Cache {
     }
 
     pub fn dir(&self) -> anyhow::Result<&Path> {
-        self.dir.as_deref().map_err(|why| fail(Exit::General, why.clone()))
+        self.dir.as_deref().map_err(|why| fail(Kind::Other, why.clone()))
     }
 
     pub fn entry(&self, mv: &ModuleVersion) -> anyhow::Result<Entry> {
@@ -299,7 +299,7 @@ impl Cache {
         }
         if self.offline {
             let names = missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-            return Err(fail(Exit::NotFound, format!("--offline, and the CUE cache ({}) lacks {names}: run once without --offline", self.dir()?.display())));
+            return Err(fail(Kind::NotFound, format!("--offline, and the CUE cache ({}) lacks {names}: run once without --offline", self.dir()?.display())));
         }
         let client = self.client()?;
         // Bytes: the total grows as each version's manifest says its size.
@@ -348,7 +348,7 @@ impl Cache {
             match std::fs::read(self.entry(mv)?.mod_file()) {
                 Ok(data) => {
                     let parsed = parse_dependency(mv, &data)
-                        .map_err(|why| fail(Exit::General, format!("{mv}: the module file in the CUE cache {why}: run 'opm mod get --force {mv}'")))?;
+                        .map_err(|why| fail(Kind::Other, format!("{mv}: the module file in the CUE cache {why}: run 'opm mod get --force {mv}'")))?;
                     out.push(Some(parsed));
                 }
                 Err(_) => {
@@ -360,7 +360,7 @@ impl Cache {
         if !missing.is_empty() {
             if self.offline {
                 let names: Vec<String> = missing.iter().map(|&i| mvs[i].to_string()).collect();
-                return Err(fail(Exit::NotFound, format!("--offline, and the CUE cache lacks the module files of {}", names.join(", "))));
+                return Err(fail(Kind::NotFound, format!("--offline, and the CUE cache lacks the module files of {}", names.join(", "))));
             }
             let client = self.client()?;
             client.block_on(client.preauthorize(&missing.iter().map(|&i| &mvs[i]).collect::<Vec<_>>()));
@@ -426,7 +426,7 @@ impl Cache {
                 ),
                 Err(e) => {
                     let why = format!("{e:#}");
-                    asked.iter().map(|_| Err(fail(Exit::General, why.clone()))).collect()
+                    asked.iter().map(|_| Err(fail(Kind::Other, why.clone()))).collect()
                 }
             }
         };
@@ -445,7 +445,7 @@ impl Cache {
         }
         let (packed, zip) = catalog::pack()?;
         let manifest =
-            registry::ModuleManifest::parse(packed.manifest.into_bytes()).map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?;
+            registry::ModuleManifest::parse(packed.manifest.into_bytes()).map_err(|why| fail(Kind::Other, format!("the core model opm carries {why}")))?;
         self.check_download(entry.module_version(), &manifest.digest, Some(&zip))?;
         entry.install(&zip, &manifest, None)
     }
@@ -490,5 +490,5 @@ fn check_artifact(mv: &ModuleVersion, module_file: &[u8]) -> anyhow::Result<()> 
 
 /// A registry's artifact that is not the module version it was asked for.
 fn artifact_lie(mv: &ModuleVersion, why: String) -> anyhow::Error {
-    fail(Exit::General, format!("{mv}: the registry's artifact is not the module it claims to be (its module file {why}); nothing was written"))
+    fail(Kind::Other, format!("{mv}: the registry's artifact is not the module it claims to be (its module file {why}); nothing was written"))
 }

@@ -8,7 +8,7 @@
 //! else `$XDG_STATE_HOME/opm`, else `~/.local/state/opm`), rewritten
 //! atomically under `<file>.lock`.
 
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use crate::files::write_atomic;
 use crate::module::ModuleVersion;
 use serde::{Deserialize, Serialize};
@@ -84,14 +84,14 @@ pub fn lock(cache_dir: &Path) -> anyhow::Result<Option<Locked>> {
     let path = dir.join(format!("usage-{}.json", &id[7..23]));
     let lock_path = path.with_extension("json.lock");
     let lock = fs_err::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
-    lock.file().lock().map_err(|e| fail(Exit::General, format!("cannot lock {}: {e}", lock_path.display())))?;
+    lock.file().lock().map_err(|e| fail(Kind::Other, format!("cannot lock {}: {e}", lock_path.display())))?;
     let record = match std::fs::read(&path) {
         // A record that cannot be read fails closed: nothing is removed on
         // its strength, and it is not overwritten.
         Ok(data) => serde_json::from_slice(&data)
-            .map_err(|e| fail(Exit::General, format!("the usage record {} is damaged ({e}): delete it, then run opm in each project once", path.display())))?,
+            .map_err(|e| fail(Kind::Other, format!("the usage record {} is damaged ({e}): delete it, then run opm in each project once", path.display())))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Record::default(),
-        Err(e) => return Err(fail(Exit::General, format!("cannot read {}: {e}", path.display()))),
+        Err(e) => return Err(fail(Kind::Other, format!("cannot read {}: {e}", path.display()))),
     };
     let record = Record { cache: cache_dir.to_path_buf(), ..record };
     Ok(Some(Locked { path, _lock: lock, record }))

@@ -1,6 +1,6 @@
 //! `opm cache`: dir, list, verify, gc, clean.
 
-use crate::error::{count, fail, Exit};
+use crate::error::{count, fail, Kind};
 use crate::ops::cache::{self, GcOptions, Listed};
 use crate::ui;
 use std::io::IsTerminal;
@@ -111,7 +111,7 @@ pub fn run(command: Command, g: super::Global) -> anyhow::Result<()> {
                 return Err(super::after_json(
                     json,
                     fail(
-                        Exit::General,
+                        Kind::Other,
                         format!(
                             "{} of {} damaged: run 'opm mod get --force MODULE@VERSION' in a project that uses each, or 'opm cache clean'",
                             damaged.len(),
@@ -138,7 +138,7 @@ pub fn run(command: Command, g: super::Global) -> anyhow::Result<()> {
         Command::Clean { yes } => {
             if !yes {
                 if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-                    return Err(fail(Exit::General, "no terminal to confirm: run again with --yes to remove every module version"));
+                    return Err(fail(Kind::Other, "no terminal to confirm: run again with --yes to remove every module version"));
                 }
                 let go = ui::confirm(&format!("Remove every module version from {}?", cache::dir(&ctx)?.display()))?;
                 if !go {

@@ -20,6 +20,6 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     fs_err::create_dir_all(&args.dir)?;
     clap_mangen::generate_to(super::Cli::command(), &args.dir)
-        .map_err(|e| crate::error::fail(crate::error::Exit::General, format!("cannot write the manual pages into {}: {e}", args.dir.display())))?;
+        .map_err(|e| crate::error::fail(crate::error::Kind::Other, format!("cannot write the manual pages into {}: {e}", args.dir.display())))?;
     Ok(())
 }

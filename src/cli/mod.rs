@@ -5,6 +5,7 @@
 mod cache;
 mod completion;
 mod config_show;
+mod exit;
 mod man;
 mod mod_build;
 mod mod_deps;
@@ -21,10 +22,10 @@ mod version;
 
 use crate::context::Context;
 use crate::cue::ReleaseKind;
-use crate::error::{Exit, Failure, Reported};
-use crate::registry::{self, ErrorKind};
-use crate::resolve::tidy;
+use crate::error::Kind;
+use crate::registry;
 use clap::{CommandFactory, Parser, Subcommand};
+pub use exit::{exit_code, kind_of, Exit, Reported};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -235,7 +236,7 @@ pub fn run() -> anyhow::Result<()> {
             if std::env::args().any(|a| a == "--json") {
                 let text = e.render().to_string();
                 let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
-                return Err(crate::error::fail(Exit::General, format!("{first} (see 'opm --help')")));
+                return Err(crate::error::fail(Kind::Other, format!("{first} (see 'opm --help')")));
             }
             let _ = e.print();
             return Err(Reported(Exit::General).into());
@@ -248,15 +249,15 @@ pub fn run() -> anyhow::Result<()> {
     };
     crate::ui::configure(color, cli.quiet, cli.verbose);
     if let Some(dir) = &cli.directory {
-        std::env::set_current_dir(dir).map_err(|e| crate::error::fail(Exit::General, format!("cannot change to directory {} (-C): {e}", dir.display())))?;
+        std::env::set_current_dir(dir).map_err(|e| crate::error::fail(Kind::Other, format!("cannot change to directory {} (-C): {e}", dir.display())))?;
     }
     let budget = match (cli.timeout, std::env::var("OPM_TIMEOUT").ok().filter(|v| !v.is_empty())) {
         (Some(secs), _) => secs,
-        (None, Some(v)) => parse_duration(&v).map_err(|why| crate::error::fail(Exit::General, format!("OPM_TIMEOUT: {why}")))?,
+        (None, Some(v)) => parse_duration(&v).map_err(|why| crate::error::fail(Kind::Other, format!("OPM_TIMEOUT: {why}")))?,
         (None, None) => registry::DEFAULT_BUDGET.as_secs(),
     };
     let request = match std::env::var("OPM_REQUEST_TIMEOUT").ok().filter(|v| !v.is_empty()) {
-        Some(v) => parse_duration(&v).map_err(|why| crate::error::fail(Exit::General, format!("OPM_REQUEST_TIMEOUT: {why}")))?,
+        Some(v) => parse_duration(&v).map_err(|why| crate::error::fail(Kind::Other, format!("OPM_REQUEST_TIMEOUT: {why}")))?,
         None => registry::DEFAULT_REQUEST_TIMEOUT.as_secs(),
     };
     let limits = registry::Limits::new(std::time::Duration::from_secs(budget.max(1)), std::time::Duration::from_secs(request.max(1)));
@@ -295,33 +296,6 @@ pub(crate) fn after_json(json: bool, err: anyhow::Error) -> anyhow::Error {
     } else {
         err
     }
-}
-
-/// The exit code of any error, the one place where kinds become codes:
-/// a [`Failure`]'s own, a registry error's by its kind, a tidy check's 6,
-/// anything else 1.
-pub fn exit_code(err: &anyhow::Error) -> Exit {
-    for cause in err.chain() {
-        if let Some(r) = cause.downcast_ref::<Reported>() {
-            return r.0;
-        }
-        if let Some(f) = cause.downcast_ref::<Failure>() {
-            return f.exit;
-        }
-        if let Some(e) = cause.downcast_ref::<registry::Error>() {
-            return match e.kind {
-                ErrorKind::NotFound => Exit::NotFound,
-                ErrorKind::Unauthorized | ErrorKind::Denied | ErrorKind::Credentials => Exit::Auth,
-                // Rate limiting, like a registry that is down, passes.
-                ErrorKind::Unreachable | ErrorKind::RateLimited => Exit::Unreachable,
-                ErrorKind::Corrupt | ErrorKind::Conflict | ErrorKind::Limit | ErrorKind::Other => Exit::General,
-            };
-        }
-        if cause.is::<tidy::Untidy>() {
-            return Exit::Outdated;
-        }
-    }
-    Exit::General
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ pub fn tidy(args: TidyArgs, g: super::Global) -> anyhow::Result<()> {
     if args.check && args.json {
         let (changed, verdict) = match result {
             Ok(changed) => (changed, Ok(())),
-            Err(e) if super::exit_code(&e) == crate::error::Exit::Outdated => {
+            Err(e) if super::exit_code(&e) == super::Exit::Outdated => {
                 let module_file = crate::files::find_root(&current_dir()?)?.join(crate::module::MODULE_FILE);
                 (deps::Changed { module_file, changes: Vec::new(), cache: Vec::new() }, Err(e))
             }

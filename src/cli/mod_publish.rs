@@ -47,7 +47,7 @@ pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
         [version] => (None, version.clone()),
         [reference, version] if crate::module::semver::is_valid(reference) => {
             return Err(crate::error::fail(
-                crate::error::Exit::General,
+                crate::error::Kind::Other,
                 format!(
                     "{reference} is a version, not a REF: publish one version at a time (opm mod publish {version}), or give the module path or registry first"
                 ),

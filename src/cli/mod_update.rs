@@ -1,7 +1,7 @@
 //! `opm mod update`.
 
 use crate::context::Context;
-use crate::error::{count, fail, Exit};
+use crate::error::{count, fail, Kind};
 use crate::files::{current_dir, display_path};
 use crate::module::semver::Change;
 use crate::ops::update::{self, Unchecked, Update, UpdateOptions};
@@ -115,14 +115,13 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
     // or 5), over "updates available" (6).
     let unchecked = || -> anyhow::Error {
         let first = &plan.unchecked[0];
-        let code = super::exit_code(&first.error);
-        fail(code, format!("{} could not be checked: {:#}", count(plan.unchecked.len(), "dependency"), first.error))
+        fail(super::kind_of(&first.error), format!("{} could not be checked: {:#}", count(plan.unchecked.len(), "dependency"), first.error))
     };
     if !plan.stale_sums.is_empty() {
         ui::print_status(&format!("cue.mod/opm.sum is stale ({}): run 'opm mod tidy'", plan.stale_sums.join(", ")));
     }
     if args.check && updates.is_empty() && plan.unchecked.is_empty() && !plan.stale_sums.is_empty() {
-        return Err(fail(Exit::Outdated, "cue.mod/opm.sum is stale: run 'opm mod tidy'"));
+        return Err(fail(Kind::Outdated, "cue.mod/opm.sum is stale: run 'opm mod tidy'"));
     }
     if updates.is_empty() {
         return if plan.unchecked.is_empty() { Ok(()) } else { Err(super::after_json(args.json, unchecked())) };
@@ -133,7 +132,7 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
         }
         // The command that takes what was offered: majors only with --major.
         let takes = if args.major && updates.iter().any(|u| u.kind == Change::Major) { "opm mod update --major" } else { "opm mod update" };
-        return Err(super::after_json(args.json, fail(Exit::Outdated, format!("{} available: run '{takes}'", count(updates.len(), "update")))));
+        return Err(super::after_json(args.json, fail(Kind::Outdated, format!("{} available: run '{takes}'", count(updates.len(), "update")))));
     }
     let cwd = current_dir()?;
     for (file, changes) in &plan.rewrites {
@@ -147,7 +146,7 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
             return Ok(());
         }
         if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-            return Err(fail(Exit::General, "no terminal to confirm the updates: run again with --yes"));
+            return Err(fail(Kind::Other, "no terminal to confirm the updates: run again with --yes"));
         }
         // The question goes with its table: on the terminal too when
         // stdout went elsewhere.
@@ -214,7 +213,7 @@ fn print_previews(previews: &[update::Preview], json: bool) -> anyhow::Result<()
     let broken = previews.iter().filter(|p| p.error.is_some()).count();
     let verdict = || {
         let why = format!("{} of {} would no longer render", count(broken, "update"), previews.len());
-        super::after_json(json, fail(Exit::Invalid, why))
+        super::after_json(json, fail(Kind::Invalid, why))
     };
     if json {
         ui::print_json(&previews)?;
@@ -258,7 +257,7 @@ fn print_previews(previews: &[update::Preview], json: bool) -> anyhow::Result<()
 /// `update --check DIR/...`: one table for every module under DIR.
 fn every_module(ctx: &Context, args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
     if !args.check && !args.json {
-        return Err(fail(Exit::General, "DIR/... checks every module under DIR: add --check (or --json); update each module in its own directory"));
+        return Err(fail(Kind::Other, "DIR/... checks every module under DIR: add --check (or --json); update each module in its own directory"));
     }
     let cwd = current_dir()?;
     let mut rows = Vec::new();
@@ -276,7 +275,7 @@ fn every_module(ctx: &Context, args: &Args, dir: &std::path::Path) -> anyhow::Re
             rows.push(serde_json::json!({ "root": shown, "module": u.module, "current": u.current, "error": format!("{:#}", u.error) }));
         }
         if let Some(first) = plan.unchecked.into_iter().next() {
-            failed.get_or_insert(fail(super::exit_code(&first.error), format!("{} could not be checked: {:#}", first.module, first.error)));
+            failed.get_or_insert(fail(super::kind_of(&first.error), format!("{} could not be checked: {:#}", first.module, first.error)));
         }
     }
     if args.json {
@@ -301,7 +300,7 @@ fn every_module(ctx: &Context, args: &Args, dir: &std::path::Path) -> anyhow::Re
         return Err(super::after_json(
             args.json,
             fail(
-                Exit::Outdated,
+                Kind::Outdated,
                 if args.major {
                     "updates available: run 'opm mod update --major' in each module"
                 } else {

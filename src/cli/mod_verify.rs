@@ -1,6 +1,6 @@
 //! `opm mod verify`.
 
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use crate::ops::verify::{self, Status, VerifyOptions};
 use crate::ui;
 
@@ -58,14 +58,14 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
     let refused = checked.iter().filter(|c| matches!(c.status, Status::Refused | Status::Unchecked)).count();
     if refused > 0 {
         let why = format!("{refused} of {} module versions fail the signature policy", checked.len());
-        return Err(super::after_json(args.json, fail(Exit::Untrusted, why)));
+        return Err(super::after_json(args.json, fail(Kind::Untrusted, why)));
     }
     let bad = checked.iter().filter(|c| c.status == Status::Mismatch).count();
     if bad > 0 {
-        return Err(super::after_json(args.json, fail(Exit::Integrity, format!("{bad} of {} module versions differ from cue.mod/opm.sum", checked.len()))));
+        return Err(super::after_json(args.json, fail(Kind::Integrity, format!("{bad} of {} module versions differ from cue.mod/opm.sum", checked.len()))));
     }
     if checked.iter().any(|c| c.status == Status::Stale) {
-        return Err(super::after_json(args.json, fail(Exit::Outdated, "cue.mod/opm.sum is stale: run 'opm mod tidy'")));
+        return Err(super::after_json(args.json, fail(Kind::Outdated, "cue.mod/opm.sum is stale: run 'opm mod tidy'")));
     }
     // Nothing was checked of a version the cache lacks: that is no success.
     let absent = checked.iter().filter(|c| c.status == Status::NotCached).count();
@@ -75,7 +75,7 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
             absent,
             crate::error::count(checked.len(), "module version")
         );
-        return Err(super::after_json(args.json, fail(Exit::NotFound, why)));
+        return Err(super::after_json(args.json, fail(Kind::NotFound, why)));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::Global;
 use crate::cue::Diagnostic;
-use crate::error::{count, Exit, Failure};
+use crate::error::{count, Failure, Kind};
 use crate::ops::vet::{self, VetOptions};
 use crate::ui;
 use serde::Serialize;
@@ -62,7 +62,7 @@ pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
         let message = format!("{} in {}", count(vetted.errors.len(), "error"), root.display());
         // Printed with the failure, unless the JSON said it all already.
         let diagnostics = if args.json { Vec::new() } else { vet::absolute(vetted.errors, root) };
-        return Err(super::after_json(args.json, Failure { exit: Exit::Invalid, message, diagnostics }.into()));
+        return Err(super::after_json(args.json, Failure { kind: Kind::Invalid, message, diagnostics }.into()));
     }
     if !args.json {
         ui::print_status(&format!("ok: {} valid in {}", count(vetted.packages.len(), "package"), root.display()));

@@ -36,7 +36,7 @@ pub struct Args {
 
 pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
     if g.offline {
-        return Err(crate::error::fail(crate::error::Exit::General, "--offline: registry check probes the registries; run it without --offline"));
+        return Err(crate::error::fail(crate::error::Kind::Other, "--offline: registry check probes the registries; run it without --offline"));
     }
     let checked = registry_check::check(&g.context(None), args.target.as_deref(), args.push)?;
     if args.json {

@@ -6,7 +6,7 @@
 pub use crate::cache::usage::now;
 use crate::cache::{usage, Cache, Entry};
 use crate::context::Context;
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use crate::module::ModuleVersion;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -104,7 +104,7 @@ pub fn gc(ctx: &Context, opts: &GcOptions) -> anyhow::Result<Vec<Listed>> {
     let cache = open(ctx)?;
     let locked = usage::lock(cache.dir()?)?;
     let Some(locked) = locked else {
-        return Err(fail(Exit::General, "opm has no state directory (no HOME): without a record of who uses what, gc removes nothing"));
+        return Err(fail(Kind::Other, "opm has no state directory (no HOME): without a record of who uses what, gc removes nothing"));
     };
     // What interrupted installs and removals left (no entry lists them).
     if !opts.dry_run {

@@ -6,7 +6,7 @@ use super::{sums, MainFile, Workspace};
 use crate::cache::usage;
 use crate::context::Context;
 use crate::cue;
-use crate::error::{fail, Exit, Failure};
+use crate::error::{fail, Failure, Kind};
 use crate::files::{self, write_atomic};
 use crate::module::{semver, ModuleVersion};
 use crate::resolve::replace::{self, Replaced, Replacements, Target};
@@ -89,7 +89,7 @@ pub struct GetOptions {
 
 pub fn get(ctx: &Context, opts: &GetOptions) -> anyhow::Result<Changed> {
     // As cue: get needs the cache before anything else.
-    ctx.cache_dir().as_ref().map_err(|why| fail(Exit::General, why.clone()))?;
+    ctx.cache_dir().as_ref().map_err(|why| fail(Kind::Other, why.clone()))?;
     let ws = Workspace::open_to_change(ctx)?;
     ws.cache.will_install();
     let main = ws.main_file()?;
@@ -339,7 +339,7 @@ fn seed_targets(src: &dyn Source, local: &cue::ModuleFile, published: &tidy::Tid
     let mut seeded = local.clone();
     for d in local.deps.iter().filter(|d| !d.replace_with.is_empty()) {
         let Target::Module { base, version } = replace::target(&d.replace_with) else { continue };
-        let cannot = |why: &str| fail(Exit::General, format!("cannot determine version for replacement target {base:?}: {why}"));
+        let cannot = |why: &str| fail(Kind::Other, format!("cannot determine version for replacement target {base:?}: {why}"));
         let major = match semver::major(version) {
             "" => match local.defaults.get(base) {
                 Some(m) => m.clone(),

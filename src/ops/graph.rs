@@ -5,7 +5,7 @@
 use super::Workspace;
 use crate::cache::Cache;
 use crate::context::Context;
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use crate::files;
 use crate::module::{base_path, semver, ModuleVersion};
 use crate::resolve::{get, Requirements, Source};
@@ -42,7 +42,7 @@ pub fn download(ctx: &Context, modules: &[String]) -> anyhow::Result<Vec<Prepare
         }
     };
     let wanted: Vec<ModuleVersion> = if modules.is_empty() {
-        let ws = ws.as_ref().map_err(|e| fail(Exit::General, format!("{e:#}; or name the versions to download: opm mod download MODULE@VERSION")))?;
+        let ws = ws.as_ref().map_err(|e| fail(Kind::Other, format!("{e:#}; or name the versions to download: opm mod download MODULE@VERSION")))?;
         let wanted = ws.loadable_deps()?;
         // The module's own graph is what it uses; named versions are not.
         cache.record_use(&ws.root, &wanted)?;
@@ -132,7 +132,7 @@ pub fn why(ctx: &Context, target: &str) -> anyhow::Result<Vec<Why>> {
     let (path, version) = match target.rsplit_once('@') {
         Some((p, v)) if semver::is_canonical(v) => (p.to_string(), Some(v.to_string())),
         Some((_, v)) if !(semver::is_valid(v) && semver::major(v) == v) => {
-            return Err(fail(Exit::General, format!("{target}: {v:?} is not a version: name the module (MODULE or MODULE@vN) or one version (MODULE@vX.Y.Z)")));
+            return Err(fail(Kind::Other, format!("{target}: {v:?} is not a version: name the module (MODULE or MODULE@vN) or one version (MODULE@vX.Y.Z)")));
         }
         _ => (target.to_string(), None),
     };
@@ -143,7 +143,7 @@ pub fn why(ctx: &Context, target: &str) -> anyhow::Result<Vec<Why>> {
     let mut wanted: Vec<&Node> = g.modules.iter().filter(|n| matches(&n.module)).collect();
     wanted.sort_by(|a, b| a.module.cmp(&b.module));
     if wanted.is_empty() {
-        return Err(fail(Exit::NotFound, format!("{target} is not in the module graph of {}: nothing requires it", g.main)));
+        return Err(fail(Kind::NotFound, format!("{target} is not in the module graph of {}: nothing requires it", g.main)));
     }
     for node in wanted {
         let selected = Some(node.version.clone());

@@ -3,7 +3,7 @@
 
 use crate::catalog;
 use crate::cue;
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use crate::files::write_atomic;
 use crate::module::MODULE_FILE;
 use fs_err as fs;
@@ -35,12 +35,12 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<Created> {
         Template::Cue => &[],
     };
     let module_file = cue::init_module_file(&opts.module, Some("self"), deps)
-        .map_err(|e| fail(Exit::General, format!("invalid module path {:?}: {}", opts.module, e.message)))?;
+        .map_err(|e| fail(Kind::Other, format!("invalid module path {:?}: {}", opts.module, e.message)))?;
 
     let dir = &opts.dir;
     let cue_mod = dir.join("cue.mod");
     if cue_mod.exists() {
-        return Err(fail(Exit::General, format!("{} already exists: {} is already a CUE module", cue_mod.display(), dir.display())));
+        return Err(fail(Kind::Other, format!("{} already exists: {} is already a CUE module", cue_mod.display(), dir.display())));
     }
     fs::create_dir_all(dir)?;
     let package = package_name(&opts.module);

@@ -7,7 +7,7 @@ use crate::cache::{self, Cache};
 use crate::catalog;
 use crate::config::{Origin, Routing};
 use crate::context::Context;
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use crate::module::{semver, ModuleVersion};
 use crate::ui;
 use serde::Serialize;
@@ -56,7 +56,7 @@ pub fn source_routing(from: &str) -> anyhow::Result<Routing> {
 
 pub fn mirror(ctx: &Context, opts: &MirrorOptions) -> anyhow::Result<Vec<Mirrored>> {
     if ctx.offline() {
-        return Err(fail(Exit::General, "--offline: mirroring copies between registries"));
+        return Err(fail(Kind::Other, "--offline: mirroring copies between registries"));
     }
     crate::config::refuse_userinfo(&opts.to, "--to")?;
     let cache = Cache::new(ctx);
@@ -103,7 +103,7 @@ fn target(cache: &Cache, m: &str) -> anyhow::Result<ModuleVersion> {
     // `path@v1`, or the path alone: the newest release.
     if !version.is_empty() && (!semver::is_valid(version) || semver::major(version) != version) {
         return Err(fail(
-            Exit::General,
+            Kind::Other,
             format!("{m}: {version:?} is not a version opm mirrors: name an exact version (MODULE@vX.Y.Z), or a major (MODULE@v1) for its newest release"),
         ));
     }
@@ -112,7 +112,7 @@ fn target(cache: &Cache, m: &str) -> anyhow::Result<ModuleVersion> {
     }
     let query = if version.is_empty() { path.to_string() } else { format!("{path}@{version}") };
     let versions = cache.versions(&[query])?.remove(0);
-    let newest = semver::latest(&versions).ok_or_else(|| fail(Exit::NotFound, format!("{m}: no versions found in the source registry")))?;
+    let newest = semver::latest(&versions).ok_or_else(|| fail(Kind::NotFound, format!("{m}: no versions found in the source registry")))?;
     Ok(ModuleVersion::new(path, newest))
 }
 

@@ -4,7 +4,7 @@
 use super::{sign, vet, Workspace};
 use crate::context::Context;
 use crate::cue::{self, Packed};
-use crate::error::{fail, Exit, Failure};
+use crate::error::{fail, Failure, Kind};
 use crate::files;
 use crate::module::{base_path, semver, split_major, ModuleVersion};
 use crate::registry::{self, Pushed};
@@ -67,7 +67,7 @@ fn check_release_version(ws: &Workspace, version: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     Err(fail(
-        Exit::General,
+        Kind::Other,
         format!(
             "the module says metadata.version: {declared:?}, but this publishes {version}: every release would render \
              app.kubernetes.io/version {declared}. Set metadata.version: {:?} in the module, or publish v{declared}",
@@ -82,7 +82,7 @@ pub fn publish(ctx: &Context, opts: &PublishOptions) -> anyhow::Result<Published
     let version = opts.version.as_str();
     check_version(&mf.module, version)?;
     if opts.sign.is_some() && opts.out.is_some() {
-        return Err(fail(Exit::General, "--sign signs what is pushed to a registry: push the layout, then run 'opm mod sign'"));
+        return Err(fail(Kind::Other, "--sign signs what is pushed to a registry: push the layout, then run 'opm mod sign'"));
     }
     // The key opens before anything is pushed: a wrong password changes nothing.
     let key = opts.sign.as_deref().map(sign::open_key).transpose()?;
@@ -97,7 +97,7 @@ pub fn publish(ctx: &Context, opts: &PublishOptions) -> anyhow::Result<Published
             }
             if !looks_like_registry(reference) {
                 return Err(fail(
-                    Exit::General,
+                    Kind::Other,
                     format!("{reference} is neither this module's path ({}) nor a registry location host[:port][/prefix]", mf.module),
                 ));
             }
@@ -108,13 +108,13 @@ pub fn publish(ctx: &Context, opts: &PublishOptions) -> anyhow::Result<Published
     let source = mf
         .source_kind
         .clone()
-        .ok_or_else(|| fail(Exit::General, "publishing needs a source in cue.mod/module.cue: add `source: kind: \"self\"` (or \"git\")"))?;
+        .ok_or_else(|| fail(Kind::Other, "publishing needs a source in cue.mod/module.cue: add `source: kind: \"self\"` (or \"git\")"))?;
     // The files of a `self` source are what the zip will hold (a link is
     // refused here); a git source's are its tracked files.
     let own_files = match source.as_str() {
         "self" => Some(files::pack_list(&ws.root)?),
         "git" => None,
-        other => return Err(fail(Exit::General, format!("unsupported module source kind {other:?}"))),
+        other => return Err(fail(Kind::Other, format!("unsupported module source kind {other:?}"))),
     };
 
     vet::require_valid(&ws, "nothing was published")?;
@@ -135,7 +135,7 @@ pub fn publish(ctx: &Context, opts: &PublishOptions) -> anyhow::Result<Published
         .map_err(|e| Failure::from(e).summarize("the module zip"))?;
     let loc = routing
         .resolve(&mf.module, version)?
-        .ok_or_else(|| fail(Exit::General, format!("cannot resolve {} (version {version:?}) to registry: no registry configured for module", mf.module)))?;
+        .ok_or_else(|| fail(Kind::Other, format!("cannot resolve {} (version {version:?}) to registry: no registry configured for module", mf.module)))?;
     let zip_data = fs::read(&zip)?;
 
     let outcome = if let Some(out) = &opts.out {
@@ -144,7 +144,7 @@ pub fn publish(ctx: &Context, opts: &PublishOptions) -> anyhow::Result<Published
     } else if opts.dry_run {
         Outcome::DryRun
     } else if ctx.offline() {
-        return Err(fail(Exit::General, "--offline forbids the push: use --dry-run, or --out DIR for an OCI layout"));
+        return Err(fail(Kind::Other, "--offline forbids the push: use --dry-run, or --out DIR for an OCI layout"));
     } else {
         push(&ws, &loc, &packed, &zip_data)?
     };
@@ -193,11 +193,11 @@ fn check_tidy(ws: &Workspace) -> anyhow::Result<()> {
     let tidied = match tidy::tidy(&ws.source(), &ws.root, &files::cue_sources(&ws.root)?, &before, true, None) {
         Ok(t) => t,
         // Not tidy is a reason not to publish, not a --check result.
-        Err(e) if tidy::is_untidy(&e) => return Err(fail(Exit::General, format!("{e:#}; run 'opm mod tidy': nothing was published"))),
+        Err(e) if tidy::is_untidy(&e) => return Err(fail(Kind::Other, format!("{e:#}; run 'opm mod tidy': nothing was published"))),
         Err(e) => return Err(e.context("run 'opm mod tidy': nothing was published")),
     };
     if before.roots() != tidied.roots.as_slice() {
-        return Err(fail(Exit::General, "module.cue is not tidy: run 'opm mod tidy' first; nothing was published"));
+        return Err(fail(Kind::Other, "module.cue is not tidy: run 'opm mod tidy' first; nothing was published"));
     }
     Ok(())
 }
@@ -206,11 +206,11 @@ fn check_tidy(ws: &Workspace) -> anyhow::Result<()> {
 /// matches the module path's, as cue requires.
 fn check_version(module: &str, version: &str) -> anyhow::Result<()> {
     if semver::is_valid(version) && !semver::is_canonical(version) && version.contains('+') {
-        return Err(fail(Exit::General, format!("version {version:?} is not canonical: drop the build metadata (+...)")));
+        return Err(fail(Kind::Other, format!("version {version:?} is not canonical: drop the build metadata (+...)")));
     }
     if !semver::is_canonical(version) {
         return Err(fail(
-            Exit::General,
+            Kind::Other,
             format!("invalid version {version:?}: publish needs a canonical SemVer version such as v0.1.0 (no `latest`, no mutable tags)"),
         ));
     }
@@ -219,7 +219,7 @@ fn check_version(module: &str, version: &str) -> anyhow::Result<()> {
         m => m,
     };
     if semver::major(version) != major {
-        return Err(fail(Exit::General, format!("version {version} does not match the major version {major} of module {module}: use {major}.N.N")));
+        return Err(fail(Kind::Other, format!("version {version} does not match the major version {major} of module {module}: use {major}.N.N")));
     }
     Ok(())
 }
@@ -233,14 +233,14 @@ fn looks_like_registry(reference: &str) -> bool {
 /// `cue mod publish` reads them (the work tree must be clean).
 fn git_source(root: &Path) -> anyhow::Result<(Vec<cue::PackFile>, cue::Vcs)> {
     let git = |args: &[&str]| -> anyhow::Result<String> {
-        let out = Command::new("git").args(args).current_dir(root).output().map_err(|e| fail(Exit::General, format!("source kind \"git\" needs git: {e}")))?;
+        let out = Command::new("git").args(args).current_dir(root).output().map_err(|e| fail(Kind::Other, format!("source kind \"git\" needs git: {e}")))?;
         if !out.status.success() {
-            return Err(fail(Exit::General, format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+            return Err(fail(Kind::Other, format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
     if !git(&["status", "--porcelain", "--", "."])?.is_empty() {
-        return Err(fail(Exit::General, "the git work tree has uncommitted changes: commit them before publishing"));
+        return Err(fail(Kind::Other, "the git work tree has uncommitted changes: commit them before publishing"));
     }
     let mut files: Vec<String> = git(&["ls-files", "-z", "--"])?.split('\0').filter(|f| !f.is_empty()).map(str::to_string).collect();
     files.sort();
@@ -253,7 +253,7 @@ fn git_source(root: &Path) -> anyhow::Result<(Vec<cue::PackFile>, cue::Vcs)> {
         }
     }
     let log = git(&["-c", "log.showsignature=false", "log", "-1", "--format=%H:%ct"])?;
-    let (commit, time) = log.trim().split_once(':').ok_or_else(|| fail(Exit::General, "cannot read the git commit"))?;
+    let (commit, time) = log.trim().split_once(':').ok_or_else(|| fail(Kind::Other, "cannot read the git commit"))?;
     Ok((pack, cue::Vcs { kind: "git".into(), commit: commit.into(), commit_time: time.parse()? }))
 }
 

@@ -4,7 +4,7 @@
 use super::Workspace;
 use crate::context::Context;
 use crate::cue::{self, Encoding, Object, ReleaseKind};
-use crate::error::{fail, Exit, Failure};
+use crate::error::{fail, Failure, Kind};
 use crate::files::{self, display_path, write_atomic};
 use fs_err as fs;
 use std::fmt::Write as _;
@@ -36,15 +36,12 @@ pub fn render(ctx: &Context, opts: &RenderOptions) -> anyhow::Result<cue::Render
     // Said in the flag's terms before CUE says it in the model's.
     if !is_dns_label(&opts.namespace) {
         return Err(fail(
-            Exit::General,
+            Kind::Other,
             format!("--namespace {:?} is not a Kubernetes namespace: lower-case letters, digits and '-', at most 63, e.g. prod-ns", opts.namespace),
         ));
     }
     if let Some(name) = opts.name.as_deref().filter(|n| !is_dns_label(n)) {
-        return Err(fail(
-            Exit::General,
-            format!("--name {name:?} is not a valid release name: lower-case letters, digits and '-', at most 63, e.g. my-release"),
-        ));
+        return Err(fail(Kind::Other, format!("--name {name:?} is not a valid release name: lower-case letters, digits and '-', at most 63, e.g. my-release")));
     }
     let ws = Workspace::open_to_load(ctx, &opts.dir)?;
     let dir = std::path::absolute(&opts.dir)?;
@@ -52,7 +49,7 @@ pub fn render(ctx: &Context, opts: &RenderOptions) -> anyhow::Result<cue::Render
     ws.ensure_deps()?;
     for file in &opts.values {
         if !file.is_file() {
-            return Err(fail(Exit::General, format!("values file {} does not exist", file.display())));
+            return Err(fail(Kind::Other, format!("values file {} does not exist", file.display())));
         }
     }
     let values: Vec<PathBuf> = opts.values.iter().map(std::path::absolute).collect::<Result<_, _>>()?;

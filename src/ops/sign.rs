@@ -3,7 +3,7 @@
 
 use crate::context::Context;
 use crate::cue::Location;
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use crate::module::{semver, ModuleVersion};
 use crate::registry::{self, Client};
 use crate::trust::{self, SigningKey};
@@ -42,7 +42,7 @@ pub fn open_key(path: &Path) -> anyhow::Result<SigningKey> {
     let password = match std::env::var(PASSWORD_VAR) {
         Ok(p) => p,
         Err(_) => ui::secret(&format!("Enter password for private key {}: ", path.display()))?
-            .ok_or_else(|| fail(Exit::General, format!("the private key {} needs its password: set {PASSWORD_VAR} (no terminal to ask on)", path.display())))?,
+            .ok_or_else(|| fail(Kind::Other, format!("the private key {} needs its password: set {PASSWORD_VAR} (no terminal to ask on)", path.display())))?,
     };
     SigningKey::load(path, password.as_bytes())
 }
@@ -76,11 +76,11 @@ pub fn sign(ctx: &Context, opts: &SignOptions) -> anyhow::Result<Signed> {
         .target
         .rsplit_once('@')
         .filter(|(_, v)| semver::is_canonical(v))
-        .ok_or_else(|| fail(Exit::General, format!("{}: name one published version, as MODULE@vX.Y.Z", opts.target)))?;
+        .ok_or_else(|| fail(Kind::Other, format!("{}: name one published version, as MODULE@vX.Y.Z", opts.target)))?;
     let base = crate::module::base_path(base);
     crate::cue::check_module_path(base).map_err(crate::error::Failure::from)?;
     if ctx.offline() {
-        return Err(fail(Exit::General, "--offline: signing stores the signature in the registry"));
+        return Err(fail(Kind::Other, "--offline: signing stores the signature in the registry"));
     }
     let key = open_key(&opts.key)?;
     let mv = ModuleVersion::new(base, version);

@@ -10,7 +10,7 @@
 //! same (cache::Pins); get, tidy and update write the file with module.cue.
 
 use crate::cache::{Digests, Pins};
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use crate::module::{semver, ModuleVersion};
 use std::path::Path;
 
@@ -21,10 +21,10 @@ pub const SUMS_FILE: &str = "cue.mod/opm.sum";
 pub fn read(path: &Path) -> anyhow::Result<Option<Pins>> {
     // A line is about 200 bytes: 16 MiB is some 80,000 dependencies.
     let Some(data) = crate::files::read_regular(path, 16 << 20, "the sums file")? else { return Ok(None) };
-    let text = String::from_utf8(data).map_err(|_| fail(Exit::General, format!("{} is not UTF-8 text: delete it and run 'opm mod tidy'", path.display())))?;
+    let text = String::from_utf8(data).map_err(|_| fail(Kind::Other, format!("{} is not UTF-8 text: delete it and run 'opm mod tidy'", path.display())))?;
     parse(&text)
         .map(Some)
-        .map_err(|(line, why)| fail(Exit::General, format!("{} line {line}: {why}: fix the line or delete the file and run 'opm mod tidy'", path.display())))
+        .map_err(|(line, why)| fail(Kind::Other, format!("{} line {line}: {why}: fix the line or delete the file and run 'opm mod tidy'", path.display())))
 }
 
 fn parse(text: &str) -> Result<Pins, (usize, String)> {

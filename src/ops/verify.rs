@@ -4,7 +4,7 @@
 use super::{sums, Workspace};
 use crate::cache::SignatureStatus;
 use crate::context::Context;
-use crate::error::{exit_of, fail, Exit};
+use crate::error::{fail, failure_kind, Kind};
 use crate::files;
 use crate::module::ModuleVersion;
 use serde::Serialize;
@@ -81,11 +81,11 @@ pub struct Checked {
 
 pub fn verify(ctx: &Context, opts: &VerifyOptions) -> anyhow::Result<Vec<Checked>> {
     if opts.remote && ctx.offline() {
-        return Err(fail(Exit::General, "--remote asks the registries, --offline forbids it: choose one"));
+        return Err(fail(Kind::Other, "--remote asks the registries, --offline forbids it: choose one"));
     }
     let ws = Workspace::open(ctx, &files::current_dir()?)?;
     let Some(pins) = &ws.pins else {
-        return Err(fail(Exit::General, format!("this module has no {}: run 'opm mod tidy' to record its dependencies", sums::SUMS_FILE)));
+        return Err(fail(Kind::Other, format!("this module has no {}: run 'opm mod tidy' to record its dependencies", sums::SUMS_FILE)));
     };
     let main = ws.main_file()?;
     let mut out = Vec::new();
@@ -107,7 +107,7 @@ pub fn verify(ctx: &Context, opts: &VerifyOptions) -> anyhow::Result<Vec<Checked
             // The whole chain the cache holds, and the pin.
             match ws.cache.prove_cached(mv) {
                 Ok(_) => out.push(row(mv, Status::Ok, None)),
-                Err(e) if matches!(exit_of(&e), Some(Exit::Integrity | Exit::Untrusted)) => out.push(row(mv, Status::Mismatch, Some(format!("{e:#}")))),
+                Err(e) if matches!(failure_kind(&e), Some(Kind::Integrity | Kind::Untrusted)) => out.push(row(mv, Status::Mismatch, Some(format!("{e:#}")))),
                 Err(e) => return Err(e),
             }
         }
@@ -116,7 +116,7 @@ pub fn verify(ctx: &Context, opts: &VerifyOptions) -> anyhow::Result<Vec<Checked
             let now = if crate::catalog::is_embedded(mv) {
                 let (packed, _) = crate::catalog::pack()?;
                 crate::registry::ModuleManifest::parse(packed.manifest.into_bytes())
-                    .map_err(|why| fail(Exit::General, format!("the core model opm carries {why}")))?
+                    .map_err(|why| fail(Kind::Other, format!("the core model opm carries {why}")))?
             } else {
                 ws.cache.manifest_in_registry(mv)?
             };

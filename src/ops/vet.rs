@@ -3,7 +3,7 @@
 use super::Workspace;
 use crate::context::Context;
 use crate::cue::{self, Diagnostic, Position};
-use crate::error::{count, Exit, Failure};
+use crate::error::{count, Failure, Kind};
 use crate::files;
 use std::path::{Path, PathBuf};
 
@@ -51,7 +51,7 @@ pub fn require_valid(ws: &Workspace, consequence: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     Err(Failure {
-        exit: Exit::Invalid,
+        kind: Kind::Invalid,
         message: format!("{} in the module: {consequence}", count(report.errors.len(), "error")),
         diagnostics: absolute(report.errors, &ws.root),
     }

@@ -5,7 +5,7 @@ use super::{sums, CacheSource};
 use crate::cache::{Cache, Digests, Pins};
 use crate::context::Context;
 use crate::cue::{self, ModuleFile};
-use crate::error::{fail, Exit, Failure};
+use crate::error::{fail, Failure, Kind};
 use crate::files::{self, write_atomic};
 use crate::module::{split_major, ModuleVersion, MODULE_FILE};
 use std::collections::BTreeMap;
@@ -88,7 +88,7 @@ impl Workspace {
     /// (vet, build): refused inside cue.mod, in cue's words.
     pub fn open_to_load(ctx: &Context, dir: &Path) -> anyhow::Result<Workspace> {
         if files::inside_cue_mod(&files::current_dir()?.join(dir)) {
-            return Err(fail(Exit::General, "cannot load packages inside the cue.mod directory"));
+            return Err(fail(Kind::Other, "cannot load packages inside the cue.mod directory"));
         }
         Workspace::open(ctx, dir)
     }
@@ -103,7 +103,7 @@ impl Workspace {
     /// `open_to_change` for the module containing `dir`.
     pub fn open_to_change_in(ctx: &Context, dir: &Path) -> anyhow::Result<Workspace> {
         if files::inside_cue_mod(&files::current_dir()?.join(dir)) {
-            return Err(fail(Exit::General, "cannot run this command inside the cue.mod directory"));
+            return Err(fail(Kind::Other, "cannot run this command inside the cue.mod directory"));
         }
         Workspace::open(ctx, dir)
     }
@@ -119,7 +119,7 @@ impl Workspace {
     /// Reads module.cue for resolution.
     pub fn main_file(&self) -> anyhow::Result<MainFile> {
         let path = self.module_file_path();
-        let text = std::fs::read_to_string(&path).map_err(|e| fail(Exit::General, format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| fail(Kind::Other, format!("cannot read {}: {e}", path.display())))?;
         let module = cue::parse_module_file(&text, &path.to_string_lossy(), false).map_err(Failure::from)?;
         Ok(MainFile { path, text, module })
     }

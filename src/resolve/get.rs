@@ -3,7 +3,7 @@
 
 use super::{Requirements, Selected, Source};
 use crate::cue::ModuleFile;
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use crate::module::{semver, ModuleVersion};
 
 /// The new roots of the main module after requiring `wanted` (exact
@@ -12,11 +12,11 @@ pub fn update_versions(src: &dyn Source, main: &ModuleFile, wanted: &[ModuleVers
     let mut want: Vec<ModuleVersion> = Vec::new();
     for w in wanted {
         if w.module == main.module {
-            return Err(fail(Exit::General, format!("cannot update version of main module {}", main.module)));
+            return Err(fail(Kind::Other, format!("cannot update version of main module {}", main.module)));
         }
         match want.iter().find(|x| x.module == w.module) {
             Some(x) if x.version != w.version => {
-                return Err(fail(Exit::General, format!("conflicting version update requirements {x} vs {w}")));
+                return Err(fail(Kind::Other, format!("conflicting version update requirements {x} vs {w}")));
             }
             Some(_) => {}
             None => want.push(w.clone()),
@@ -46,7 +46,7 @@ pub fn update_versions(src: &dyn Source, main: &ModuleFile, wanted: &[ModuleVers
         };
         if selected != w.version {
             return Err(fail(
-                Exit::General,
+                Kind::Other,
                 format!(
                     "other requirements prevent changing module {} to version {} (actual selected version: {selected}): \
                      ask for the modules that require it too",
@@ -64,7 +64,7 @@ pub fn update_versions(src: &dyn Source, main: &ModuleFile, wanted: &[ModuleVers
 pub fn parse_request(src: &dyn Source, arg: &str) -> anyhow::Result<ModuleVersion> {
     let (path, version) = arg.split_once('@').unwrap_or((arg, ""));
     if path.is_empty() || path.contains('@') {
-        return Err(fail(Exit::General, format!("{arg:?} is not MODULE@VERSION (for example example.com/app@v1.2.3)")));
+        return Err(fail(Kind::Other, format!("{arg:?} is not MODULE@VERSION (for example example.com/app@v1.2.3)")));
     }
     crate::cue::check_module_path(path).map_err(crate::error::Failure::from)?;
     if semver::is_canonical(version) {
@@ -74,7 +74,7 @@ pub fn parse_request(src: &dyn Source, arg: &str) -> anyhow::Result<ModuleVersio
     let prefix = match version {
         "" | "latest" => String::new(),
         v if semver::is_valid(v) && !v.contains('-') && !v.contains('+') => format!("{v}."),
-        _ => return Err(fail(Exit::General, format!("{arg:?}: {version:?} is not a version; give an exact one such as {path}@v1.2.3"))),
+        _ => return Err(fail(Kind::Other, format!("{arg:?}: {version:?} is not a version; give an exact one such as {path}@v1.2.3"))),
     };
     let versions = src.versions(&[path.to_string()])?.remove(0);
     let mut matching: Vec<&String> = versions.iter().filter(|v| v.starts_with(&prefix)).collect();
@@ -82,10 +82,10 @@ pub fn parse_request(src: &dyn Source, arg: &str) -> anyhow::Result<ModuleVersio
     let newest: Vec<String> = matching.iter().take(5).map(|v| format!("{path}@{v}")).collect();
     let what = if version.is_empty() { "no version".to_string() } else { format!("{version:?}") };
     if newest.is_empty() {
-        return Err(fail(Exit::NotFound, format!("{arg}: {what} given, and the registry has no matching release of {path}")));
+        return Err(fail(Kind::NotFound, format!("{arg}: {what} given, and the registry has no matching release of {path}")));
     }
     Err(fail(
-        Exit::General,
+        Kind::Other,
         format!("{arg}: {what} given, but opm needs an exact version (no @latest or partial versions); newest matching: {}", newest.join(", ")),
     ))
 }

@@ -7,7 +7,7 @@
 
 use super::{Fetched, Source};
 use crate::cue::{self, ModuleFile};
-use crate::error::{fail, Exit};
+use crate::error::{fail, Kind};
 use crate::module::{semver, ImportPath, ModuleVersion};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -64,7 +64,7 @@ impl Replacements {
     pub fn new(root: &Path, local: &ModuleFile) -> anyhow::Result<Replacements> {
         let mut r = Replacements::default();
         for d in local.deps.iter().filter(|d| !d.replace_with.is_empty()) {
-            let invalid = |why: String| fail(Exit::General, format!("invalid replace value for {}: {why}", d.path));
+            let invalid = |why: String| fail(Kind::Other, format!("invalid replace value for {}: {why}", d.path));
             match target(&d.replace_with) {
                 Target::Dir(dir) => {
                     r.dirs.insert(d.path.clone(), root.join(dir));
@@ -141,9 +141,9 @@ impl<'a> Replaced<'a> {
         }
         let path = dir.join("cue.mod/module.cue");
         let text = std::fs::read_to_string(&path)
-            .map_err(|e| fail(Exit::General, format!("cannot read module file in replacement directory: {}: {e}", path.display())))?;
+            .map_err(|e| fail(Kind::Other, format!("cannot read module file in replacement directory: {}: {e}", path.display())))?;
         let mf = cue::parse_module_file(&text, &path.to_string_lossy(), false)
-            .map_err(|e| fail(Exit::General, format!("cannot parse module file in replacement directory: {}", e.message)))?;
+            .map_err(|e| fail(Kind::Other, format!("cannot parse module file in replacement directory: {}", e.message)))?;
         let mf = Rc::new(mf);
         self.parsed.borrow_mut().insert(module.to_string(), mf.clone());
         Ok(mf)

@@ -7,7 +7,7 @@
 use super::replace::Replacements;
 use super::{module_file, DefaultMajor, Fetched, Requirements, Selected, Source};
 use crate::cue;
-use crate::error::{fail, Exit, Failure};
+use crate::error::{fail, Failure, Kind};
 use crate::module::{ancestors, is_stdlib, semver, sort_versions, split_major, ImportPath, ModuleVersion};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -96,7 +96,7 @@ pub fn tidy(src: &dyn Source, root: &Path, sources: &[PathBuf], old: &Requiremen
         if check && *err == PkgError::Missing {
             return Err(Untidy(format!("module is not tidy: missing dependency providing package {}", p.path)).into());
         }
-        return Err(fail(Exit::General, format!("failed to resolve {:?}: {}", p.path, err.describe(&p.path))));
+        return Err(fail(Kind::Other, format!("failed to resolve {:?}: {}", p.path, err.describe(&p.path))));
     }
     let tidy = loader.tidy_roots(&rs, &pkgs)?;
     Ok(Tidied { roots: tidy.roots().to_vec(), defaults: tidy.defaults.clone() })
@@ -165,7 +165,7 @@ impl Loader<'_> {
         let (mut included, mut excluded, mut imports) = (0, 0, Vec::new());
         for dir in &dirs {
             let read =
-                cue::package_imports(dir, &ip.qualifier, is_main).map_err(|e| fail(Exit::General, format!("cannot get imports of {path}: {}", e.message)))?;
+                cue::package_imports(dir, &ip.qualifier, is_main).map_err(|e| fail(Kind::Other, format!("cannot get imports of {path}: {}", e.message)))?;
             included += read.included;
             excluded += read.excluded;
             imports.extend(read.imports);

@@ -17,7 +17,7 @@ use super::{MainFile, Workspace};
 use crate::catalog;
 use crate::context::Context;
 use crate::cue;
-use crate::error::{fail, Exit, Failure};
+use crate::error::{fail, Failure, Kind};
 use crate::files;
 use crate::module::{semver, split_major, ImportPath, ModuleVersion};
 use serde::Serialize;
@@ -96,7 +96,7 @@ pub fn plan(ctx: &Context, opts: &UpdateOptions) -> anyhow::Result<Plan> {
     let named = |r: &ModuleVersion, m: &String| m == &r.module || m == r.base();
     if let Some(unknown) = opts.modules.iter().find(|m| !all.iter().any(|r| named(r, m))) {
         let base = crate::module::base_path(unknown);
-        return Err(fail(Exit::NotFound, format!("{unknown} is not a dependency in module.cue: add it with 'opm mod get {base}@vX.Y.Z'")));
+        return Err(fail(Kind::NotFound, format!("{unknown} is not a dependency in module.cue: add it with 'opm mod get {base}@vX.Y.Z'")));
     }
     let roots: Vec<ModuleVersion> = all.into_iter().filter(|r| opts.modules.is_empty() || opts.modules.iter().any(|m| named(r, m))).collect();
     // The core model opm carries is updated by updating opm.

@@ -4,7 +4,7 @@
 
 use super::{to_apply, Plan, Rewrite, Update};
 use crate::cue::{self, Diagnostic, Encoding, ReleaseKind};
-use crate::error::{Exit, Failure};
+use crate::error::{Failure, Kind};
 use crate::files::{self, display_path, write_atomic};
 use crate::module::{semver, split_major, ModuleVersion};
 use crate::ops::render::{self, RenderOptions};
@@ -86,7 +86,7 @@ impl Broken {
             }
         });
         let message = format!("{who} breaks {}: {}; nothing was changed (--no-verify keeps such an update)", self.what, first.unwrap_or_default());
-        Failure { exit: Exit::Invalid, message, diagnostics: self.diagnostics }.into()
+        Failure { kind: Kind::Invalid, message, diagnostics: self.diagnostics }.into()
     }
 }
 
