@@ -6,7 +6,7 @@
 //! are all cached never reads the routing, the keys or the credentials.
 
 use crate::config::Routing;
-use crate::registry::{Client, Limits};
+use crate::registry::{Client, Limits, Progress};
 use crate::trust::Policy;
 use std::cell::OnceCell;
 use std::path::PathBuf;
@@ -25,12 +25,26 @@ struct Inner {
     routing: OnceCell<Routing>,
     policy: OnceCell<Policy>,
     client: OnceCell<Client>,
+    /// Shows a transfer (the top's progress bars); None: nothing shown.
+    show: Option<Show>,
+}
+
+/// Makes the [`Progress`] of a transfer, given what it does ("downloading
+/// 3 module versions") and whether it counts bytes or items; the one who
+/// built the Context renders it.
+pub type Show = Box<dyn Fn(&str, Unit) -> Progress>;
+
+/// What a transfer counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    Items,
 }
 
 impl Context {
     /// `offline` never touches the network; `routing`, when given (a
     /// command line's `--from`), replaces the environment's.
-    pub fn new(offline: bool, limits: Limits, routing: Option<Routing>) -> Context {
+    pub fn new(offline: bool, limits: Limits, routing: Option<Routing>, show: Option<Show>) -> Context {
         Context(Rc::new(Inner {
             offline,
             cache_dir: cue_cache_dir(),
@@ -38,7 +52,14 @@ impl Context {
             routing: routing.map(OnceCell::from).unwrap_or_default(),
             policy: OnceCell::new(),
             client: OnceCell::new(),
+            show,
         }))
+    }
+
+    /// The progress of a transfer of `what`, shown as the command's maker
+    /// chose (call `done` at its end).
+    pub fn progress(&self, what: &str, unit: Unit) -> Progress {
+        self.0.show.as_ref().map_or_else(Progress::none, |show| show(what, unit))
     }
 
     pub fn offline(&self) -> bool {

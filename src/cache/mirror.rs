@@ -7,7 +7,7 @@
 use super::{naming, Cache};
 use crate::catalog;
 use crate::module::ModuleVersion;
-use crate::registry::{Client, Copied, Pushed, PARALLEL};
+use crate::registry::{Client, Copied, Progress, Pushed, PARALLEL};
 use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
 
 /// What became of one version.
@@ -68,7 +68,7 @@ async fn copy_embedded(dst: &Client, mv: &ModuleVersion, dry_run: bool) -> anyho
     let copy = if dry_run {
         Copy::WouldCopy
     } else {
-        match dst.publish(&dst.locate(mv)?, &packed, &zip, &indicatif::ProgressBar::hidden()).await? {
+        match dst.publish(&dst.locate(mv)?, &packed, &zip, &Progress::none()).await? {
             Pushed::Published => Copy::Copied,
             Pushed::Unchanged => Copy::Present,
         }

@@ -13,14 +13,13 @@ pub use entry::Entry;
 pub use mirror::{Copy, Mirrored};
 
 use crate::catalog;
-use crate::context::Context;
+use crate::context::{Context, Unit};
 use crate::cue;
 use crate::error::{fail, Kind};
 use crate::files;
 use crate::module::{semver, ModuleVersion};
 use crate::registry::{self, Client, PARALLEL};
 use crate::trust::{Policy, PublicKey, Signature, Verdict};
-use crate::ui;
 use entry::{escape, unescape};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use std::cell::RefCell;
@@ -158,7 +157,7 @@ impl Cache {
         // Only tidy and gc need the record; a state directory that cannot
         // be written does not stop a vet or a build.
         if let Err(e) = usage::record(dir, root, mvs) {
-            ui::print_status(&format!("warning: cannot record which versions {} uses: {e:#}", root.display()));
+            tracing::warn!("cannot record which versions {} uses: {e:#}", root.display());
         }
         Ok(())
     }
@@ -303,7 +302,7 @@ impl Cache {
         }
         let client = self.client()?;
         // Bytes: the total grows as each version's manifest says its size.
-        let bar = ui::progress_bytes(0, &format!("downloading {}", crate::error::count(missing.len(), "module version")));
+        let bar = self.ctx.progress(&format!("downloading {}", crate::error::count(missing.len(), "module version")), Unit::Bytes);
         client.block_on(client.preauthorize(&missing));
         client.block_on(
             stream::iter(missing)
@@ -331,7 +330,7 @@ impl Cache {
                 .buffer_unordered(PARALLEL)
                 .try_collect::<()>(),
         )?;
-        bar.finish_and_clear();
+        bar.done();
         Ok(())
     }
 

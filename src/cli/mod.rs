@@ -6,6 +6,7 @@ mod cache;
 mod completion;
 mod config_show;
 mod exit;
+mod log;
 mod man;
 mod mod_build;
 mod mod_deps;
@@ -24,7 +25,7 @@ use crate::context::Context;
 use crate::cue::ReleaseKind;
 use crate::error::Kind;
 use crate::registry;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches as _, Parser, Subcommand};
 pub use exit::{exit_code, kind_of, Exit, Reported};
 
 const AFTER_HELP: &str = "\
@@ -91,7 +92,7 @@ impl Global {
     /// The command's one [`Context`] (`routing`: one the command line gave,
     /// instead of the environment's).
     pub fn context(self, routing: Option<crate::config::Routing>) -> Context {
-        Context::new(self.offline, self.limits, routing)
+        Context::new(self.offline, self.limits, routing, Some(Box::new(show_progress)))
     }
 }
 
@@ -210,12 +211,39 @@ pub(crate) fn parse_duration(s: &str) -> Result<u64, String> {
     Ok(total)
 }
 
+/// A transfer's progress as a bar on stderr (drawn only on a terminal).
+fn show_progress(what: &str, unit: crate::context::Unit) -> registry::Progress {
+    let bar = match unit {
+        crate::context::Unit::Bytes => crate::ui::progress_bytes(0, what),
+        crate::context::Unit::Items => crate::ui::progress_count(0, what),
+    };
+    registry::Progress::watched(
+        0,
+        Box::new(move |event| match event {
+            registry::Event::Moved { position, length } => {
+                bar.set_length(length);
+                bar.set_position(position);
+            }
+            registry::Event::Done => bar.finish_and_clear(),
+        }),
+    )
+}
+
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<()> {
     // clap exits 2 on a bad command line; 2 means "CUE validation failed"
     // here, so usage errors exit 1 as the README says.
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command().try_get_matches().and_then(|mut matches| {
+        // `mod get`: the command's name, for the command's span.
+        let (mut name, mut m) = (Vec::new(), &matches);
+        while let Some((word, sub)) = m.subcommand() {
+            name.push(word.to_string());
+            m = sub;
+        }
+        Cli::from_arg_matches_mut(&mut matches).map(|cli| (cli, name.join(" ")))
+    });
+    let (cli, name) = match parsed {
+        Ok(parsed) => parsed,
         // --help and --version: a reader that went away is no error.
         Err(e) if !e.use_stderr() => {
             return match e.print() {
@@ -248,6 +276,8 @@ pub fn run() -> anyhow::Result<()> {
         ColorChoice::Never => crate::ui::Color::Never,
     };
     crate::ui::configure(color, cli.quiet, cli.verbose);
+    log::install(cli.verbose);
+    let _command = tracing::info_span!("command", name).entered();
     if let Some(dir) = &cli.directory {
         std::env::set_current_dir(dir).map_err(|e| crate::error::fail(Kind::Other, format!("cannot change to directory {} (-C): {e}", dir.display())))?;
     }

@@ -6,10 +6,9 @@
 use crate::cache::{self, Cache};
 use crate::catalog;
 use crate::config::{Origin, Routing};
-use crate::context::Context;
+use crate::context::{Context, Unit};
 use crate::error::{fail, Kind};
 use crate::module::{semver, ModuleVersion};
-use crate::ui;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -68,9 +67,11 @@ pub fn mirror(ctx: &Context, opts: &MirrorOptions) -> anyhow::Result<Vec<Mirrore
     if opts.deps {
         wanted = closure(&cache, wanted)?;
     }
-    let bar = ui::progress_count(wanted.len() as u64, "mirroring");
-    let copies = cache.copy_to(&dst, &wanted, opts.dry_run, &|| bar.inc(1))?;
-    bar.finish_and_clear();
+    let bar = ctx.progress("mirroring", Unit::Items);
+    bar.inc_length(wanted.len() as u64);
+    let copies = cache.copy_to(&dst, &wanted, opts.dry_run, &|| bar.inc(1));
+    bar.done();
+    let copies = copies?;
     let mut rows: Vec<Mirrored> = copies
         .into_iter()
         .map(|c| Mirrored {

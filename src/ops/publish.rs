@@ -2,14 +2,13 @@
 //! CUE's format (or write an OCI layout).
 
 use super::{sign, vet, Workspace};
-use crate::context::Context;
+use crate::context::{Context, Unit};
 use crate::cue::{self, Packed};
 use crate::error::{fail, Failure, Kind};
 use crate::files;
 use crate::module::{base_path, semver, split_major, ModuleVersion};
 use crate::registry::{self, Pushed};
 use crate::resolve::{tidy, Requirements};
-use crate::ui;
 use fs_err as fs;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -176,9 +175,11 @@ pub fn publish(ctx: &Context, opts: &PublishOptions) -> anyhow::Result<Published
 /// explicit REF may have routed elsewhere).
 fn push(ws: &Workspace, loc: &cue::Location, packed: &Packed, zip: &[u8]) -> anyhow::Result<Outcome> {
     let client = ws.ctx.client()?;
-    let bar = ui::progress_bytes(registry::push_size(packed, zip), "publishing");
-    let pushed = client.block_on(client.publish(loc, packed, zip, &bar))?;
-    bar.finish_and_clear();
+    let bar = ws.ctx.progress("publishing", Unit::Bytes);
+    bar.inc_length(registry::push_size(packed, zip));
+    let pushed = client.block_on(client.publish(loc, packed, zip, &bar));
+    bar.done();
+    let pushed = pushed?;
     Ok(match pushed {
         Pushed::Published => Outcome::Published,
         Pushed::Unchanged => Outcome::Unchanged,

@@ -10,10 +10,12 @@
 
 pub mod auth;
 mod error;
+pub mod progress;
 mod signatures;
 mod transport;
 
 pub use error::{kind_of, Error, ErrorKind};
+pub use progress::{Event, Progress, Watch};
 pub use signatures::{signature_location, signed_reference};
 pub use transport::{redact_url, sha256, Challenge, Limits, Step, DEFAULT_BUDGET, DEFAULT_REQUEST_TIMEOUT, MAX_MANIFEST};
 
@@ -184,7 +186,7 @@ impl Client {
     /// signatures, fetched at once; `progress` counts the bytes as they
     /// arrive. The module file is the zip's own cue.mod/module.cue (the
     /// installer checks it against the layer's digest).
-    pub async fn module(&self, mv: &ModuleVersion, progress: &indicatif::ProgressBar, signed: bool) -> anyhow::Result<Download> {
+    pub async fn module(&self, mv: &ModuleVersion, progress: &Progress, signed: bool) -> anyhow::Result<Download> {
         let loc = self.locate(mv)?;
         let layers = self.layers(&loc, mv).await?;
         progress.inc_length(layers.zip.1);
@@ -237,7 +239,7 @@ impl Client {
     /// then the manifest, so a failed publish leaves no tag. An existing
     /// tag is kept: identical content is a no-op, other content an error.
     /// `progress` counts the bytes sent.
-    pub async fn publish(&self, loc: &Location, packed: &Packed, zip: &[u8], progress: &indicatif::ProgressBar) -> anyhow::Result<Pushed> {
+    pub async fn publish(&self, loc: &Location, packed: &Packed, zip: &[u8], progress: &Progress) -> anyhow::Result<Pushed> {
         if let Some(existing) = self.transport.manifest(loc).await? {
             if existing.digest == packed.manifest_digest {
                 return Ok(Pushed::Unchanged);
@@ -375,7 +377,7 @@ impl Client {
         let doc: Doc = serde_json::from_slice(&manifest.data).map_err(|_| {
             Error::new(ErrorKind::Corrupt, format!("{}/{}:{}: the manifest is not an OCI image manifest", from.host, from.repository, from.tag))
         })?;
-        let quiet = indicatif::ProgressBar::hidden();
+        let quiet = Progress::none();
         let mut copied = Copied::default();
         let results: Vec<bool> = futures_util::stream::iter(std::iter::once(&doc.config).chain(&doc.layers))
             .map(|d| {

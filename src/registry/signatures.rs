@@ -8,6 +8,7 @@
 use super::{Client, Error, ErrorKind, PARALLEL};
 use crate::cue::Location;
 use crate::module::ModuleVersion;
+use crate::registry::Progress;
 use crate::trust::Signature;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
@@ -89,7 +90,7 @@ impl Client {
             config: Descriptor { media_type: CONFIG_MEDIA_TYPE.into(), size: config.len() as u64, digest: config_digest.clone() },
             layers,
         })?;
-        let quiet = indicatif::ProgressBar::hidden();
+        let quiet = Progress::none();
         self.transport.push_blob(&loc, &config, &config_digest, &quiet).await?;
         self.transport.push_blob(&loc, payload, &payload_digest, &quiet).await?;
         self.transport.push_manifest(&loc, &manifest, super::MANIFEST_MEDIA_TYPE).await?;

@@ -35,7 +35,7 @@ impl Host {
         if current.as_ref() == Some(&learnt) {
             return false;
         }
-        crate::ui::verbose(&format!("{} asks for {}", loc.host, describe_challenge(&learnt)));
+        tracing::debug!("{} asks for {}", loc.host, describe_challenge(&learnt));
         *current = Some(learnt);
         true
     }

@@ -33,6 +33,7 @@ pub use retry::{Limits, DEFAULT_BUDGET};
 use super::auth::{self, Credentials};
 use super::error::{Error, ErrorKind};
 use crate::cue::Location;
+use crate::registry::Progress;
 use authorize::{Access, Host};
 use explain::one_line;
 use retry::{attempts, read_all, status_fault, Fault};
@@ -110,7 +111,7 @@ struct Request<'a> {
     headers: Vec<(http::HeaderName, String)>,
     body: Option<&'a [u8]>,
     /// Counts the bytes of an upload body as they go.
-    progress: Option<&'a indicatif::ProgressBar>,
+    progress: Option<&'a Progress>,
 }
 
 impl Transport {
@@ -150,7 +151,7 @@ impl Transport {
             return Ok(h.clone());
         }
         let credentials = auth::for_host(&loc.host, self.limits.deadline)?;
-        crate::ui::verbose(&format!("credentials for {}: {}", loc.host, auth::source(&loc.host)));
+        tracing::debug!("credentials for {}: {}", loc.host, auth::source(&loc.host));
         let base = format!("{}://{}", if loc.insecure { "http" } else { "https" }, loc.host);
         let host = Arc::new(Host { base, credentials, challenge: Mutex::new(None) });
         hosts.insert(loc.host.clone(), host.clone());
@@ -313,7 +314,7 @@ impl Transport {
 
     /// A blob of the declared `size`, checked against its digest as it
     /// arrives (a truncated or altered body is fetched again).
-    pub async fn blob(&self, loc: &Location, digest: &str, size: u64, progress: Option<&indicatif::ProgressBar>) -> Result<Vec<u8>> {
+    pub async fn blob(&self, loc: &Location, digest: &str, size: u64, progress: Option<&Progress>) -> Result<Vec<u8>> {
         let key = (loc.host.clone(), loc.repository.clone(), digest.to_string());
         if let Some(data) = self.small.lock().expect("blob memo").get(&key) {
             if let Some(p) = progress {

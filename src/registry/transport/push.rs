@@ -5,6 +5,7 @@ use super::authorize::Access;
 use super::retry::{attempts, Fault};
 use super::{sha256, short, Manifest, Request, Result, Transport, MIN_RATE};
 use crate::cue::Location;
+use crate::registry::Progress;
 use std::time::Duration;
 
 impl Transport {
@@ -32,7 +33,7 @@ impl Transport {
 
     /// Uploads a blob unless the repository has it already (one POST and
     /// one PUT, tried again as a pair), counted on `progress`.
-    pub async fn push_blob(&self, loc: &Location, data: &[u8], digest: &str, progress: &indicatif::ProgressBar) -> Result<()> {
+    pub async fn push_blob(&self, loc: &Location, data: &[u8], digest: &str, progress: &Progress) -> Result<()> {
         if !self.push_blob_from(loc, digest, progress, || async { Ok(data) }).await? {
             progress.inc(data.len() as u64);
         }
@@ -42,7 +43,7 @@ impl Transport {
     /// Uploads the blob that `data` yields (asked for only when the
     /// repository lacks it, so a copy fetches only what is missing), one
     /// upload of each blob at a time. Whether it was uploaded.
-    pub async fn push_blob_from<D, F, Fut>(&self, loc: &Location, digest: &str, progress: &indicatif::ProgressBar, data: F) -> Result<bool>
+    pub async fn push_blob_from<D, F, Fut>(&self, loc: &Location, digest: &str, progress: &Progress, data: F) -> Result<bool>
     where
         D: AsRef<[u8]>,
         F: FnOnce() -> Fut,

@@ -7,6 +7,7 @@ use super::Result;
 use crate::cue::Location;
 use crate::registry::auth::Credentials;
 use crate::registry::error::{Error, ErrorKind};
+use crate::registry::Progress;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Tries of an idempotent request: the first and three retries.
@@ -119,7 +120,16 @@ impl From<Error> for Fault {
 /// or of the command's budget, waiting between tries (0.5 s, 1 s, 2 s; a
 /// 429's Retry-After up to a minute), then explains the last fault. Each
 /// request is logged with --verbose.
-pub(super) async fn attempts<T, F, Fut>(limits: &Limits, what: &str, loc: &Location, creds: &Credentials, mut attempt: F) -> Result<T>
+pub(super) async fn attempts<T, F, Fut>(limits: &Limits, what: &str, loc: &Location, creds: &Credentials, attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, Fault>>,
+{
+    let span = tracing::debug_span!("request", what, host = %loc.host, repository = %loc.repository);
+    tracing::Instrument::instrument(tries(limits, what, loc, creds, attempt), span).await
+}
+
+async fn tries<T, F, Fut>(limits: &Limits, what: &str, loc: &Location, creds: &Credentials, mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, Fault>>,
@@ -127,7 +137,7 @@ where
     let started = Instant::now();
     let log = |outcome: &str, retries: u32| {
         let retried = if retries == 0 { String::new() } else { format!(", {retries} retr{}", if retries == 1 { "y" } else { "ies" }) };
-        crate::ui::verbose(&format!("{what} {}/{} -> {outcome} in {} ms{retried}", loc.host, loc.repository, started.elapsed().as_millis()));
+        tracing::debug!("{what} {}/{} -> {outcome} in {} ms{retried}", loc.host, loc.repository, started.elapsed().as_millis());
     };
     let mut delay = Duration::from_millis(500);
     let mut tries = 1;
@@ -146,7 +156,7 @@ where
         };
         let limit = if fault.is_stall() { STALLED_ATTEMPTS } else { ATTEMPTS };
         if tries < limit && fault.is_transient() && wait <= MAX_RETRY_AFTER && wait < remaining {
-            crate::ui::verbose(&format!("{what} {}/{}: {}; trying again in {} ms", loc.host, loc.repository, describe(&fault), wait.as_millis()));
+            tracing::debug!("{what} {}/{}: {}; trying again in {} ms", loc.host, loc.repository, describe(&fault), wait.as_millis());
             tokio::time::sleep(wait).await;
             delay *= 2;
             tries += 1;
@@ -163,7 +173,7 @@ where
 
 /// Reads a body up to `cap` bytes (refusing a larger one before reading
 /// it, when the registry says its length), counting on `progress`.
-pub(super) async fn read_all(mut r: reqwest::Response, cap: u64, progress: Option<&indicatif::ProgressBar>) -> std::result::Result<Vec<u8>, Fault> {
+pub(super) async fn read_all(mut r: reqwest::Response, cap: u64, progress: Option<&Progress>) -> std::result::Result<Vec<u8>, Fault> {
     if r.content_length().is_some_and(|n| n > cap) {
         return Err(Fault::TooLarge { limit: cap });
     }
