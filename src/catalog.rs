@@ -31,12 +31,12 @@ pub fn is_above_embedded(path: &str) -> bool {
 }
 
 pub fn module_version() -> ModuleVersion {
-    ModuleVersion { module: MODULE.to_string(), version: VERSION.to_string() }
+    ModuleVersion::of(MODULE.to_string(), VERSION.to_string())
 }
 
 /// Whether a module version is the core model this opm carries.
 pub fn is_embedded(mv: &ModuleVersion) -> bool {
-    mv.module == MODULE && mv.version == VERSION
+    mv.module() == MODULE && mv.version() == VERSION
 }
 
 /// The embedded core model packed as `opm mod publish` packs it (and its

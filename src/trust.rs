@@ -270,7 +270,7 @@ impl Policy {
     /// Unsigned, signed by no accepted key, or signed for another digest:
     /// refused (exit 8), saying which.
     pub fn check<'a>(&'a self, mv: &ModuleVersion, manifest_digest: &str, signatures: &[Signature]) -> anyhow::Result<Verdict<'a>> {
-        let Some(rule) = self.rule(&mv.module) else { return Ok(Verdict::Exempt) };
+        let Some(rule) = self.rule(mv.module()) else { return Ok(Verdict::Exempt) };
         let keys = rule.keys.iter().map(|k| k.path.display().to_string()).collect::<Vec<_>>().join(", ");
         let refuse = |why: String| {
             fail(

@@ -6,7 +6,7 @@ use super::chain::{Depth, Gap};
 use crate::cue;
 use crate::error::{fail, Kind};
 use crate::files::{self, write_cached};
-use crate::module::ModuleVersion;
+use crate::module::{escape, ModuleVersion};
 use crate::registry::{self, ModuleManifest};
 use crate::trust::Signature;
 use fs_err as fs;
@@ -47,13 +47,13 @@ impl Entry {
     }
 
     pub(super) fn new(cache_dir: &Path, mv: &ModuleVersion) -> Entry {
-        let (base, ver) = (escape(mv.base()), escape(&mv.version));
+        let (base, ver) = (escape(mv.base()), escape(mv.version()));
         let root = cache_dir.join("mod");
         Entry { mv: mv.clone(), download: root.join("download").join(&base).join("@v"), extract: root.join("extract").join(format!("{base}@{ver}")) }
     }
 
     fn file(&self, suffix: &str) -> PathBuf {
-        self.download.join(format!("{}.{suffix}", escape(&self.mv.version)))
+        self.download.join(format!("{}.{suffix}", escape(self.mv.version())))
     }
 
     pub fn zip(&self) -> PathBuf {
@@ -142,7 +142,7 @@ impl Entry {
 
     /// The extracted files against the zip.
     pub(super) fn check_tree(&self) -> Result<(), Gap> {
-        let differing = cue::zip_differences(&self.mv.module, &self.mv.version, &self.zip(), &self.extract).map_err(|e| Gap::Broken(e.message))?;
+        let differing = cue::zip_differences(self.mv.module(), self.mv.version(), &self.zip(), &self.extract).map_err(|e| Gap::Broken(e.message))?;
         if differing.is_empty() {
             return Ok(());
         }
@@ -216,7 +216,7 @@ impl Entry {
     /// temporary file of it seen under the lock belongs to no live run. (Unnamed `.tmp*` files that
     /// older opm versions wrote go once they are an hour old.)
     fn sweep_temporaries(&self) {
-        let mine = format!(".{}.", self.mv.version);
+        let mine = format!(".{}.", self.mv.version());
         let Ok(dir) = std::fs::read_dir(&self.download) else { return };
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -266,7 +266,7 @@ impl Entry {
             .tempdir_in(parent)
             .map_err(|e| fail(Kind::Other, format!("cannot create a directory in {}: {e}", parent.display())))?;
         let staged = tmp.path().join("m");
-        cue::unzip(&self.mv.module, &self.mv.version, zip_tmp.path(), &staged)?;
+        cue::unzip(self.mv.module(), self.mv.version(), zip_tmp.path(), &staged)?;
         let mv = &self.mv;
         let lie = |why: &str| fail(Kind::Other, format!("{mv}: the registry's artifact is not the module it claims to be ({why}); nothing was written"));
         // The zip must be the one the manifest names, whichever way it came.
@@ -322,38 +322,6 @@ fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-/// The inverse of [`escape`].
-pub(super) fn unescape(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut bang = false;
-    for c in path.chars() {
-        match (bang, c) {
-            (false, '!') => bang = true,
-            (true, c) => {
-                out.push(c.to_ascii_uppercase());
-                bang = false;
-            }
-            (false, c) => out.push(c),
-        }
-    }
-    out
-}
-
-/// Go's module path escaping: each upper-case letter becomes `!` and its
-/// lower-case form, so paths differing in case stay apart on any file system.
-pub(super) fn escape(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for c in path.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('!');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Write permission, given or taken away.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Write {
@@ -405,12 +373,6 @@ fn set_write(path: &Path, write: Write, reach: Reach) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escaping_round_trips() {
-        assert_eq!(escape("github.com/Acme/Mod"), "github.com/!acme/!mod");
-        assert_eq!(unescape("github.com/!acme/!mod"), "github.com/Acme/Mod");
-    }
 
     #[test]
     fn paths_follow_cues_layout() {

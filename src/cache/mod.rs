@@ -17,10 +17,10 @@ use crate::context::{Context, Unit};
 use crate::cue;
 use crate::error::{fail, Kind};
 use crate::files;
+use crate::module::{escape, unescape};
 use crate::module::{semver, ModuleVersion};
 use crate::registry::{self, Client, PARALLEL};
 use crate::trust::{Policy, PublicKey, Signature, Verdict};
-use entry::{escape, unescape};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -259,7 +259,7 @@ impl Cache {
     /// Whether the policy covers a version. The core model opm carries is
     /// as trusted as opm itself.
     fn must_be_signed(&self, mv: &ModuleVersion) -> anyhow::Result<bool> {
-        Ok(self.policy()?.keys_for(&mv.module).is_some() && !catalog::is_embedded(mv))
+        Ok(self.policy()?.keys_for(mv.module()).is_some() && !catalog::is_embedded(mv))
     }
 
     /// The policy's verdict on the signatures fetched with a version (None:
@@ -476,7 +476,7 @@ fn parse_dependency(mv: &ModuleVersion, data: &[u8]) -> Result<cue::ModuleFile, 
     let parsed = cue::parse_module_file(text, &mv.to_string(), true).map_err(|e| format!("does not parse: {}", e.message))?;
     let (base, major) = crate::module::split_major(&parsed.module);
     let major = if major.is_empty() { "v0" } else { major };
-    if base != mv.base() || major != semver::major(&mv.version) {
+    if base != mv.base() || major != semver::major(mv.version()) {
         return Err(format!("declares {}", parsed.module));
     }
     Ok(parsed)

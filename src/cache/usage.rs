@@ -42,7 +42,7 @@ pub struct Record {
 }
 
 pub fn key(mv: &ModuleVersion) -> String {
-    format!("{} {}", mv.module, mv.version)
+    format!("{} {}", mv.module(), mv.version())
 }
 
 pub fn now() -> u64 {

@@ -77,7 +77,7 @@ pub fn download(args: DownloadArgs, g: Global) -> anyhow::Result<()> {
 }
 
 fn shown(module: &str, version: &str) -> String {
-    ModuleVersion { module: module.to_string(), version: version.to_string() }.to_string()
+    ModuleVersion::of(module.to_string(), version.to_string()).to_string()
 }
 
 pub fn graph(args: GraphArgs, g: Global) -> anyhow::Result<()> {

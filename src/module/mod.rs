@@ -19,17 +19,39 @@ pub fn base_path(path: &str) -> &str {
     split_major(path).0
 }
 
-/// A module version, with its major in the path: (`example.com/x@v1`, `v1.2.3`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A module version, with its major in the path: (`example.com/x@v1`,
+/// `v1.2.3`). Ordered as cue orders them: by path (bytes), then by
+/// semantic version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModuleVersion {
-    pub module: String,
-    pub version: String,
+    module: String,
+    version: String,
 }
 
 impl ModuleVersion {
     /// `base@vN` at `version`, the major taken from the version.
     pub fn new(base: &str, version: &str) -> ModuleVersion {
         ModuleVersion { module: format!("{base}@{}", semver::major(version)), version: version.to_string() }
+    }
+
+    /// A module path with its major (`example.com/x@v1`) at `version`, as
+    /// a module file names its dependencies.
+    pub fn of(module: impl Into<String>, version: impl Into<String>) -> ModuleVersion {
+        ModuleVersion { module: module.into(), version: version.into() }
+    }
+
+    /// The module path with its major version: `example.com/x@v1`.
+    pub fn module(&self) -> &str {
+        &self.module
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The path and the version, taken apart.
+    pub fn into_parts(self) -> (String, String) {
+        (self.module, self.version)
     }
 
     pub fn base(&self) -> &str {
@@ -43,9 +65,50 @@ impl fmt::Display for ModuleVersion {
     }
 }
 
-/// Sorts as cue sorts module versions: path (bytes), then version.
-pub fn sort_versions(mvs: &mut [ModuleVersion]) {
-    mvs.sort_by(|a, b| a.module.cmp(&b.module).then_with(|| semver::compare(&a.version, &b.version)));
+impl Ord for ModuleVersion {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Versions equal by precedence (build metadata) still differ: by
+        // their text, so that the order agrees with equality.
+        self.module.cmp(&other.module).then_with(|| semver::compare(&self.version, &other.version)).then_with(|| self.version.cmp(&other.version))
+    }
+}
+
+impl PartialOrd for ModuleVersion {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The inverse of [`escape`].
+pub fn unescape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut bang = false;
+    for c in path.chars() {
+        match (bang, c) {
+            (false, '!') => bang = true,
+            (true, c) => {
+                out.push(c.to_ascii_uppercase());
+                bang = false;
+            }
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// Go's module path escaping: each upper-case letter becomes `!` and its
+/// lower-case form, so paths differing in case stay apart on any file system.
+pub fn escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('!');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// An import path split as cue splits it: `path[@vN][:qualifier]`.
@@ -120,6 +183,21 @@ pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn escaping_round_trips() {
+        assert_eq!(super::escape("github.com/Acme/Mod"), "github.com/!acme/!mod");
+        assert_eq!(super::unescape("github.com/!acme/!mod"), "github.com/Acme/Mod");
+    }
+
+    #[test]
+    fn module_versions_sort_as_cue_sorts_them() {
+        use super::ModuleVersion;
+        let mut mvs = [ModuleVersion::new("b.test/x", "v1.0.0"), ModuleVersion::new("a.test/x", "v1.10.0"), ModuleVersion::new("a.test/x", "v1.9.0")];
+        mvs.sort();
+        let shown: Vec<String> = mvs.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["a.test/x@v1.9.0", "a.test/x@v1.10.0", "b.test/x@v1.0.0"]);
+    }
+
     use super::*;
 
     #[test]

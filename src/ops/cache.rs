@@ -37,8 +37,8 @@ fn describe(entry: &Entry, record: Option<&usage::Record>) -> Listed {
     let mv = entry.module_version();
     let recorded = record.and_then(|r| r.last_used(mv));
     Listed {
-        module: mv.module.clone(),
-        version: mv.version.clone(),
+        module: mv.module().to_string(),
+        version: mv.version().to_string(),
         bytes: entry.size(),
         last_used: recorded.unwrap_or(0).max(entry.modified()),
         projects: users(record, mv, None),
@@ -86,7 +86,7 @@ pub fn verify(ctx: &Context) -> anyhow::Result<(usize, Vec<Damaged>)> {
     for e in &entries {
         if let Some(problem) = cache.audit(e.module_version())? {
             let mv = e.module_version();
-            damaged.push(Damaged { module: mv.module.clone(), version: mv.version.clone(), problem });
+            damaged.push(Damaged { module: mv.module().to_string(), version: mv.version().to_string(), problem });
         }
     }
     Ok((entries.len(), damaged))

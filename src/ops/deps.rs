@@ -29,10 +29,10 @@ pub enum Change {
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Change::Add { module, version } => write!(f, "add {}", ModuleVersion { module: module.clone(), version: version.clone() }),
+            Change::Add { module, version } => write!(f, "add {}", ModuleVersion::of(module.clone(), version.clone())),
             Change::Upgrade { module, from, to } => write!(f, "upgrade {module} {from} -> {to}"),
             Change::Downgrade { module, from, to } => write!(f, "downgrade {module} {from} -> {to}"),
-            Change::Remove { module, version } => write!(f, "remove {}", ModuleVersion { module: module.clone(), version: version.clone() }),
+            Change::Remove { module, version } => write!(f, "remove {}", ModuleVersion::of(module.clone(), version.clone())),
         }
     }
 }
@@ -41,11 +41,11 @@ impl fmt::Display for Change {
 pub fn changes(before: &[ModuleVersion], after: &[ModuleVersion]) -> Vec<Change> {
     let mut out = Vec::new();
     for a in after {
-        match before.iter().find(|b| b.module == a.module) {
-            None => out.push(Change::Add { module: a.module.clone(), version: a.version.clone() }),
-            Some(b) if b.version != a.version => {
-                let (module, from, to) = (a.module.clone(), b.version.clone(), a.version.clone());
-                out.push(if semver::compare(&a.version, &b.version).is_gt() {
+        match before.iter().find(|b| b.module() == a.module()) {
+            None => out.push(Change::Add { module: a.module().to_string(), version: a.version().to_string() }),
+            Some(b) if b.version() != a.version() => {
+                let (module, from, to) = (a.module().to_string(), b.version().to_string(), a.version().to_string());
+                out.push(if semver::compare(a.version(), b.version()).is_gt() {
                     Change::Upgrade { module, from, to }
                 } else {
                     Change::Downgrade { module, from, to }
@@ -55,8 +55,8 @@ pub fn changes(before: &[ModuleVersion], after: &[ModuleVersion]) -> Vec<Change>
         }
     }
     for b in before {
-        if !after.iter().any(|a| a.module == b.module) {
-            out.push(Change::Remove { module: b.module.clone(), version: b.version.clone() });
+        if !after.iter().any(|a| a.module() == b.module()) {
+            out.push(Change::Remove { module: b.module().to_string(), version: b.version().to_string() });
         }
     }
     out
@@ -215,8 +215,8 @@ impl Merged {
         let mut max: BTreeMap<String, String> = BTreeMap::new();
         let mut defaults = published.defaults.clone();
         for root in published.roots.iter().chain(local.iter().flat_map(|l| &l.tidied.roots)) {
-            if max.get(&root.module).is_none_or(|v| semver::compare(&root.version, v).is_gt()) {
-                max.insert(root.module.clone(), root.version.clone());
+            if max.get(root.module()).is_none_or(|v| semver::compare(root.version(), v).is_gt()) {
+                max.insert(root.module().to_string(), root.version().to_string());
             }
         }
         if let Some(l) = local {
@@ -227,7 +227,7 @@ impl Merged {
 
     /// `roots`, each at the highest version either view needs.
     fn raise(&self, roots: &[ModuleVersion]) -> Vec<ModuleVersion> {
-        roots.iter().map(|r| ModuleVersion { module: r.module.clone(), version: self.max[&r.module].clone() }).collect()
+        roots.iter().map(|r| ModuleVersion::of(r.module(), self.max[r.module()].clone())).collect()
     }
 }
 
@@ -289,10 +289,10 @@ fn write_local_module(local_file: &Path, module_text: &str, both: &Merged, local
         .raise(&tidied.roots)
         .into_iter()
         .map(|r| cue::Dep {
-            default: both.defaults.get(r.base()).is_some_and(|d| d == semver::major(&r.version)),
-            replace_with: replace_of(&r.module),
-            path: r.module,
-            version: r.version,
+            default: both.defaults.get(r.base()).is_some_and(|d| d == semver::major(r.version())),
+            replace_with: replace_of(r.module()),
+            path: r.module().to_string(),
+            version: r.version().to_string(),
         })
         .collect();
     if !deps.iter().any(|d| !d.replace_with.is_empty()) {
@@ -316,11 +316,14 @@ fn evict_dropped(ws: &Workspace, before: &[ModuleVersion], used: &[ModuleVersion
     // Without a record of who uses what (no state directory), nothing is
     // removed: another project may use it, as gc assumes too.
     let Some(locked) = usage::lock(ws.cache.dir()?)? else {
-        return Ok(dropped.into_iter().map(|mv| Dropped::Kept { module: mv.module.clone(), version: mv.version.clone(), users: Vec::new() }).collect());
+        return Ok(dropped
+            .into_iter()
+            .map(|mv| Dropped::Kept { module: mv.module().to_string(), version: mv.version().to_string(), users: Vec::new() })
+            .collect());
     };
     let record = Some(&locked.record);
     for old in dropped {
-        let (module, version) = (old.module.clone(), old.version.clone());
+        let (module, version) = (old.module().to_string(), old.version().to_string());
         let users = super::cache::users(record, old, Some(&ws.root));
         if super::cache::evict(&ws.cache.entry(old)?, &users, false)? {
             cache.push(Dropped::Removed { module, version });
@@ -344,7 +347,7 @@ fn seed_targets(src: &dyn Source, local: &cue::ModuleFile, published: &tidy::Tid
             "" => match local.defaults.get(base) {
                 Some(m) => m.clone(),
                 None => {
-                    let majors: BTreeSet<&str> = published.roots.iter().filter(|r| r.base() == base).map(|r| semver::major(&r.version)).collect();
+                    let majors: BTreeSet<&str> = published.roots.iter().filter(|r| r.base() == base).map(|r| semver::major(r.version())).collect();
                     match majors.len() {
                         1 => majors.into_iter().next().unwrap().to_string(),
                         0 => return Err(cannot("not a published dependency")),
@@ -359,7 +362,7 @@ fn seed_targets(src: &dyn Source, local: &cue::ModuleFile, published: &tidy::Tid
             continue;
         }
         let floor = if semver::is_canonical(version) { version } else { "" };
-        let selected = published.roots.iter().filter(|r| r.module == path).map(|r| r.version.as_str()).max_by(|a, b| semver::compare(a, b));
+        let selected = published.roots.iter().filter(|r| r.module() == path).map(|r| r.version()).max_by(|a, b| semver::compare(a, b));
         let mut best = floor.to_string();
         if let Some(v) = selected {
             if best.is_empty() || semver::compare(v, &best).is_gt() {
@@ -377,7 +380,7 @@ fn seed_targets(src: &dyn Source, local: &cue::ModuleFile, published: &tidy::Tid
 
 /// The modules of `roots` that `defaults` marks as the default major.
 fn defaults_of(roots: &[ModuleVersion], defaults: &BTreeMap<String, String>) -> Vec<String> {
-    roots.iter().filter(|r| defaults.get(r.base()).is_some_and(|d| d == semver::major(&r.version))).map(|r| r.module.clone()).collect()
+    roots.iter().filter(|r| defaults.get(r.base()).is_some_and(|d| d == semver::major(r.version()))).map(|r| r.module().to_string()).collect()
 }
 
 fn remove_if_present(path: &Path) -> anyhow::Result<()> {

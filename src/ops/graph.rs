@@ -52,7 +52,7 @@ pub fn download(ctx: &Context, modules: &[String]) -> anyhow::Result<Vec<Prepare
         let named = modules.iter().map(|m| get::parse_request(&src, m)).collect::<anyhow::Result<Vec<_>>>()?;
         let mut all = named.clone();
         for mf in src.module_files(&named)? {
-            all.extend(mf.deps.iter().map(|d| ModuleVersion { module: d.path.clone(), version: d.version.clone() }));
+            all.extend(mf.deps.iter().map(|d| ModuleVersion::of(d.path.clone(), d.version.clone())));
         }
         all.sort();
         all.dedup();
@@ -63,7 +63,11 @@ pub fn download(ctx: &Context, modules: &[String]) -> anyhow::Result<Vec<Prepare
     Ok(wanted
         .into_iter()
         .zip(before)
-        .map(|(mv, had)| Prepared { module: mv.module, version: mv.version, outcome: if had { Preparation::Cached } else { Preparation::Downloaded } })
+        .map(|(mv, had)| Prepared {
+            module: mv.module().to_string(),
+            version: mv.version().to_string(),
+            outcome: if had { Preparation::Cached } else { Preparation::Downloaded },
+        })
         .collect())
 }
 
@@ -98,10 +102,13 @@ pub fn graph(ctx: &Context) -> anyhow::Result<Graph> {
     let rs = Requirements::of(&main.module);
     let g = rs.graph(&src)?;
     let roots = rs.roots().to_vec();
-    let modules =
-        g.build_list().into_iter().map(|mv| Node { direct: roots.iter().any(|r| r.module == mv.module), module: mv.module, version: mv.version }).collect();
+    let modules = g
+        .build_list()
+        .into_iter()
+        .map(|mv| Node { direct: roots.iter().any(|r| r.module() == mv.module()), module: mv.module().to_string(), version: mv.version().to_string() })
+        .collect();
     let mut requirements: Vec<Edge> =
-        roots.iter().map(|r| Edge { from: main.module.module.clone(), to: r.module.clone(), required: r.version.clone() }).collect();
+        roots.iter().map(|r| Edge { from: main.module.module.clone(), to: r.module().to_string(), required: r.version().to_string() }).collect();
     for (r, mf) in roots.iter().zip(src.module_files(&roots)?) {
         for d in &mf.deps {
             requirements.push(Edge { from: r.to_string(), to: d.path.clone(), required: d.version.clone() });

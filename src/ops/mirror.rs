@@ -75,8 +75,8 @@ pub fn mirror(ctx: &Context, opts: &MirrorOptions) -> anyhow::Result<Vec<Mirrore
     let mut rows: Vec<Mirrored> = copies
         .into_iter()
         .map(|c| Mirrored {
-            module: c.mv.module,
-            version: c.mv.version,
+            module: c.mv.module().to_string(),
+            version: c.mv.version().to_string(),
             digest: c.digest,
             outcome: match c.copy {
                 cache::Copy::Copied => Outcome::Copied,
@@ -128,7 +128,7 @@ fn closure(cache: &Cache, start: Vec<ModuleVersion>) -> anyhow::Result<Vec<Modul
         frontier.retain(|mv| !catalog::is_embedded(mv));
         for mf in cache.module_files(&frontier)? {
             for d in mf.deps {
-                let dep = ModuleVersion { module: d.path, version: d.version };
+                let dep = ModuleVersion::of(d.path, d.version);
                 if seen.insert(dep.clone()) {
                     next.push(dep);
                 }

@@ -62,7 +62,7 @@ pub fn attach(client: &Client, mv: &ModuleVersion, loc: &Location, digest: &str,
     let at = registry::signature_location(loc, digest);
     Ok(Signed {
         module: mv.base().to_string(),
-        version: mv.version.clone(),
+        version: mv.version().to_string(),
         digest: digest.to_string(),
         signature: format!("{}/{}:{}", at.host, at.repository, at.tag),
         key: key.fingerprint(),

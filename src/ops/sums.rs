@@ -42,10 +42,10 @@ fn parse(text: &str) -> Result<Pins, (usize, String)> {
         if !module.contains('@') || !semver::is_canonical(version) || !digest(manifest) || !digest(zip) {
             return Err((i + 1, format!("{line:?} is not MODULE@MAJOR VERSION sha256:... sha256:...")));
         }
-        if pins.keys().any(|mv| mv.module == *module) {
+        if pins.keys().any(|mv| mv.module() == *module) {
             return Err((i + 1, format!("a second line for {module}: a module has one line; which one is right cannot be known")));
         }
-        let mv = ModuleVersion { module: module.to_string(), version: version.to_string() };
+        let mv = ModuleVersion::of(module.to_string(), version.to_string());
         pins.insert(mv, Digests { manifest: manifest.to_string(), zip: zip.to_string() });
     }
     Ok(pins)
@@ -54,8 +54,8 @@ fn parse(text: &str) -> Result<Pins, (usize, String)> {
 /// The file's text: sorted, one line each, stable across runs.
 pub fn format(pins: &[(ModuleVersion, Digests)]) -> String {
     let mut lines: Vec<&(ModuleVersion, Digests)> = pins.iter().collect();
-    lines.sort_by(|a, b| a.0.module.cmp(&b.0.module).then_with(|| semver::compare(&a.0.version, &b.0.version)));
-    lines.iter().map(|(mv, d)| format!("{} {} {} {}\n", mv.module, mv.version, d.manifest, d.zip)).collect()
+    lines.sort_by(|a, b| a.0.cmp(&b.0));
+    lines.iter().map(|(mv, d)| format!("{} {} {} {}\n", mv.module(), mv.version(), d.manifest, d.zip)).collect()
 }
 
 /// What differs between the sums file and module.cue's dependencies.

@@ -29,7 +29,7 @@ pub fn signatures(ctx: &Context) -> anyhow::Result<Vec<Checked>> {
             SignatureStatus::NotCached => (Status::NotCached, None, None),
             SignatureStatus::Unchecked => (Status::Unchecked, None, Some("never checked; run without --offline".to_string())),
         };
-        out.push(Checked { module: mv.module.clone(), version: mv.version.clone(), status, signer, problem });
+        out.push(Checked { module: mv.module().to_string(), version: mv.version().to_string(), status, signer, problem });
     }
     Ok(out)
 }
@@ -89,8 +89,13 @@ pub fn verify(ctx: &Context, opts: &VerifyOptions) -> anyhow::Result<Vec<Checked
     };
     let main = ws.main_file()?;
     let mut out = Vec::new();
-    let row =
-        |mv: &ModuleVersion, status, problem: Option<String>| Checked { module: mv.module.clone(), version: mv.version.clone(), status, signer: None, problem };
+    let row = |mv: &ModuleVersion, status, problem: Option<String>| Checked {
+        module: mv.module().to_string(),
+        version: mv.version().to_string(),
+        status,
+        signer: None,
+        problem,
+    };
     for s in sums::stale(pins, &main.roots()) {
         out.push(Checked {
             module: String::new(),

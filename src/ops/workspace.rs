@@ -147,7 +147,7 @@ impl Workspace {
             // A local replacement is loaded from its directory; a
             // dependency without a version is a replace-only placeholder.
             .filter(|d| d.replace_with.is_empty() && !d.version.is_empty())
-            .map(|d| ModuleVersion { module: d.path.clone(), version: d.version.clone() })
+            .map(|d| ModuleVersion::of(d.path.clone(), d.version.clone()))
             .collect();
         Ok((mf, wanted))
     }
@@ -161,8 +161,8 @@ impl Workspace {
         let deps: Vec<cue::DepEntry> = roots
             .iter()
             .map(|m| {
-                let (base, major) = split_major(&m.module);
-                cue::DepEntry { path: m.module.clone(), version: m.version.clone(), default: defaults.get(base).is_some_and(|d| d == major) }
+                let (base, major) = split_major(m.module());
+                cue::DepEntry { path: m.module().to_string(), version: m.version().to_string(), default: defaults.get(base).is_some_and(|d| d == major) }
             })
             .collect();
         let text = cue::update_module_file(&main.text, &main.path.to_string_lossy(), &deps).map_err(Failure::from)?;

@@ -125,7 +125,7 @@ impl Client {
     /// The location of a module version, as cue routes it. A module
     /// routed to no registry (`none`) is not found, in cue's words.
     pub fn locate(&self, mv: &ModuleVersion) -> anyhow::Result<Location> {
-        match self.routing.resolve(&mv.module, &mv.version)? {
+        match self.routing.resolve(mv.module(), mv.version())? {
             Some(loc) => Ok(loc),
             None => Err(Error::new(ErrorKind::NotFound, "module not found").into()),
         }

@@ -11,11 +11,11 @@ use crate::module::{semver, ModuleVersion};
 pub fn update_versions(src: &dyn Source, main: &ModuleFile, wanted: &[ModuleVersion]) -> anyhow::Result<Vec<ModuleVersion>> {
     let mut want: Vec<ModuleVersion> = Vec::new();
     for w in wanted {
-        if w.module == main.module {
+        if w.module() == main.module {
             return Err(fail(Kind::Other, format!("cannot update version of main module {}", main.module)));
         }
-        match want.iter().find(|x| x.module == w.module) {
-            Some(x) if x.version != w.version => {
+        match want.iter().find(|x| x.module() == w.module()) {
+            Some(x) if x.version() != w.version() => {
                 return Err(fail(Kind::Other, format!("conflicting version update requirements {x} vs {w}")));
             }
             Some(_) => {}
@@ -29,7 +29,7 @@ pub fn update_versions(src: &dyn Source, main: &ModuleFile, wanted: &[ModuleVers
     let mut versions: Vec<ModuleVersion> = g1
         .build_list()
         .into_iter()
-        .map(|v| match remaining.iter().position(|w| w.module == v.module) {
+        .map(|v| match remaining.iter().position(|w| w.module() == v.module()) {
             Some(i) => remaining.remove(i),
             None => v,
         })
@@ -39,18 +39,19 @@ pub fn update_versions(src: &dyn Source, main: &ModuleFile, wanted: &[ModuleVers
     let rs2 = Requirements::new(&rs.main, versions, main.defaults.clone());
     let g2 = rs2.graph(src)?;
     for w in &want {
-        let selected = match g2.selected(&w.module) {
+        let selected = match g2.selected(w.module()) {
             Some(Selected::Version(v)) => v.as_str(),
             Some(Selected::Main) => "the main module",
             None => "none",
         };
-        if selected != w.version {
+        if selected != w.version() {
             return Err(fail(
                 Kind::Other,
                 format!(
                     "other requirements prevent changing module {} to version {} (actual selected version: {selected}): \
                      ask for the modules that require it too",
-                    w.module, w.version
+                    w.module(),
+                    w.version()
                 ),
             ));
         }

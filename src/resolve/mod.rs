@@ -18,7 +18,7 @@ mod tests;
 pub mod tidy;
 
 use crate::cue::ModuleFile;
-use crate::module::{semver, sort_versions, split_major, ModuleVersion};
+use crate::module::{semver, split_major, ModuleVersion};
 use std::cell::OnceCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
@@ -110,18 +110,18 @@ pub struct Requirements {
 
 impl Requirements {
     pub fn new(main: &str, mut roots: Vec<ModuleVersion>, defaults: BTreeMap<String, String>) -> Requirements {
-        sort_versions(&mut roots);
+        roots.sort();
         let mut max_root: HashMap<String, String> = HashMap::new();
         let mut default_status: HashMap<String, DefaultMajor> = HashMap::new();
         for (base, major) in &defaults {
             default_status.insert(base.clone(), DefaultMajor::Explicit(major.clone()));
         }
         for r in &roots {
-            let keep = max_root.get(&r.module).is_some_and(|v| semver::compare(v, &r.version).is_ge());
+            let keep = max_root.get(r.module()).is_some_and(|v| semver::compare(v, r.version()).is_ge());
             if !keep {
-                max_root.insert(r.module.clone(), r.version.clone());
+                max_root.insert(r.module().to_string(), r.version().to_string());
             }
-            let (base, major) = split_major(&r.module);
+            let (base, major) = split_major(r.module());
             match default_status.get(base) {
                 Some(DefaultMajor::Explicit(_)) | Some(DefaultMajor::Ambiguous) => {}
                 Some(DefaultMajor::NonExplicit(_)) => {
@@ -142,7 +142,7 @@ impl Requirements {
 
     /// The requirements a module file states.
     pub fn of(mf: &ModuleFile) -> Requirements {
-        let roots = mf.deps.iter().map(|d| ModuleVersion { module: d.path.clone(), version: d.version.clone() }).collect();
+        let roots = mf.deps.iter().map(|d| ModuleVersion::of(d.path.clone(), d.version.clone())).collect();
         Requirements::new(&mf.module, roots, mf.defaults.clone())
     }
 
@@ -175,7 +175,7 @@ impl Requirements {
         let mut g = Graph { selected: HashMap::new() };
         g.selected.insert(self.main.clone(), Selected::Main);
         for r in &self.roots {
-            g.require(&r.module, Selected::Version(r.version.clone()));
+            g.require(r.module(), Selected::Version(r.version().to_string()));
         }
         let files = src.module_files(&self.roots).map_err(|e| e.context("cannot read the module graph"))?;
         for mf in files {
@@ -212,11 +212,11 @@ impl Graph {
             .selected
             .iter()
             .filter_map(|(path, v)| match v {
-                Selected::Version(v) => Some(ModuleVersion { module: path.clone(), version: v.clone() }),
+                Selected::Version(v) => Some(ModuleVersion::of(path.clone(), v.clone())),
                 Selected::Main => None,
             })
             .collect();
-        sort_versions(&mut list);
+        list.sort();
         list
     }
 }

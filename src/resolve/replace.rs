@@ -82,7 +82,7 @@ impl Replacements {
                         .or_else(|| semver::is_canonical(version).then(|| version.to_string()))
                         .ok_or_else(|| invalid(format!("replacement target {path:?} must be listed as a dependency with a version")))?;
                     r.reverse.insert(base.to_string(), crate::module::base_path(&d.path).to_string());
-                    r.modules.insert(d.path.clone(), ModuleVersion { module: path, version });
+                    r.modules.insert(d.path.clone(), ModuleVersion::of(path, version));
                 }
             }
         }
@@ -151,17 +151,17 @@ impl<'a> Replaced<'a> {
 
     /// The version read in place of `mv`.
     fn read_as(&self, mv: &ModuleVersion) -> ModuleVersion {
-        self.repls.modules.get(&mv.module).cloned().unwrap_or_else(|| mv.clone())
+        self.repls.modules.get(mv.module()).cloned().unwrap_or_else(|| mv.clone())
     }
 }
 
 impl Source for Replaced<'_> {
     fn module_files(&self, mvs: &[ModuleVersion]) -> anyhow::Result<Vec<Rc<ModuleFile>>> {
-        let others: Vec<ModuleVersion> = mvs.iter().filter(|mv| !self.repls.dirs.contains_key(&mv.module)).map(|mv| self.read_as(mv)).collect();
+        let others: Vec<ModuleVersion> = mvs.iter().filter(|mv| !self.repls.dirs.contains_key(mv.module())).map(|mv| self.read_as(mv)).collect();
         let mut fetched = self.inner.module_files(&others)?.into_iter();
         mvs.iter()
-            .map(|mv| match self.repls.dirs.get(&mv.module) {
-                Some(dir) => self.dir_module_file(&mv.module, dir),
+            .map(|mv| match self.repls.dirs.get(mv.module()) {
+                Some(dir) => self.dir_module_file(mv.module(), dir),
                 None => Ok(fetched.next().expect("one module file per version")),
             })
             .collect()
@@ -172,7 +172,7 @@ impl Source for Replaced<'_> {
     }
 
     fn fetch(&self, mv: &ModuleVersion) -> anyhow::Result<Fetched> {
-        match self.repls.dirs.get(&mv.module) {
+        match self.repls.dirs.get(mv.module()) {
             Some(dir) => Ok(Fetched::Local(dir.clone())),
             None => self.inner.fetch(&self.read_as(mv)),
         }

@@ -59,7 +59,7 @@ fn module_cue(module: &str, deps: &[&str]) -> String {
         };
         let dep = mv(at);
         let default = if default { " default: true," } else { "" };
-        text += &format!("deps: \"{}\": {{{default} v: \"{}\"}}\n", dep.module, dep.version);
+        text += &format!("deps: \"{}\": {{{default} v: \"{}\"}}\n", dep.module(), dep.version());
     }
     text
 }
@@ -80,7 +80,7 @@ impl Universe {
 
     fn text(&self, mv: &ModuleVersion) -> anyhow::Result<String> {
         let p = self.modules.get(mv).ok_or_else(|| anyhow::anyhow!("{mv} not found"))?;
-        Ok(module_cue(&mv.module, p.deps))
+        Ok(module_cue(mv.module(), p.deps))
     }
 }
 
@@ -94,8 +94,12 @@ impl Source for Universe {
         Ok(paths
             .iter()
             .map(|path| {
-                let mut vs: Vec<String> =
-                    self.modules.keys().filter(|k| if path.contains('@') { &k.module == path } else { k.base() == path }).map(|k| k.version.clone()).collect();
+                let mut vs: Vec<String> = self
+                    .modules
+                    .keys()
+                    .filter(|k| if path.contains('@') { k.module() == path } else { k.base() == path })
+                    .map(|k| k.version().to_string())
+                    .collect();
                 semver::sort(&mut vs);
                 Rc::new(vs)
             })
@@ -182,9 +186,9 @@ fn run(case: &Case, u: &Universe) -> anyhow::Result<Vec<String>> {
     Ok(roots
         .iter()
         .map(|r| {
-            let (base, major) = crate::module::split_major(&r.module);
+            let (base, major) = crate::module::split_major(r.module());
             let default = if defaults.get(base).is_some_and(|d| d == major) { " default" } else { "" };
-            format!("{} {}{default}", r.module, r.version)
+            format!("{} {}{default}", r.module(), r.version())
         })
         .collect())
 }

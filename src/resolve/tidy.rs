@@ -8,7 +8,7 @@ use super::replace::Replacements;
 use super::{module_file, DefaultMajor, Fetched, Requirements, Selected, Source};
 use crate::cue;
 use crate::error::{fail, Failure, Kind};
-use crate::module::{ancestors, is_stdlib, semver, sort_versions, split_major, ImportPath, ModuleVersion};
+use crate::module::{ancestors, is_stdlib, semver, split_major, ImportPath, ModuleVersion};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
@@ -180,7 +180,7 @@ impl Loader<'_> {
         // A replacing module's imports of its own packages are the
         // original's.
         if let (Some(repls), Provider::Module(m)) = (self.repls, &provider) {
-            if repls.is_replaced(&m.module) {
+            if repls.is_replaced(m.module()) {
                 for imp in imports.iter_mut() {
                     *imp = repls.canonical_import(imp);
                 }
@@ -198,7 +198,7 @@ impl Loader<'_> {
                 }
                 match self.import_from_modules(rs, imp, &|prefix| self.dependency_default_major(&provider, prefix))? {
                     Ok((Provider::Module(m), _)) => {
-                        ip.version = semver::major(&m.version).to_string();
+                        ip.version = semver::major(m.version()).to_string();
                         *imp = ip.canonical();
                     }
                     Ok(_) | Err(PkgError::Missing) => {}
@@ -250,7 +250,7 @@ impl Loader<'_> {
                     None => continue,
                     Some(Selected::Main) => (Provider::Main, self.root.to_path_buf(), true),
                     Some(Selected::Version(version)) => {
-                        let mv = ModuleVersion { module: mpath, version };
+                        let mv = ModuleVersion::of(mpath, version);
                         match self.src.fetch(&mv)? {
                             Fetched::Dir(dir) => (Provider::Module(mv), dir, false),
                             Fetched::Local(dir) => (Provider::Module(mv), dir, true),
@@ -345,7 +345,7 @@ impl Loader<'_> {
                 }
             }
         }
-        sort_versions(&mut added);
+        added.sort();
         Ok((added, defaults))
     }
 
@@ -396,7 +396,7 @@ impl Loader<'_> {
                 }
                 Some(Provider::Module(m)) => m,
             };
-            if rs.root_selected(&m.module).is_some() {
+            if rs.root_selected(m.module()).is_some() {
                 if !spot.contains(m) {
                     spot.push(m.clone());
                 }
@@ -406,8 +406,8 @@ impl Loader<'_> {
             }
         }
         for m in added {
-            match rs.root_selected(&m.module) {
-                Some(v) if v.compare(&Selected::Version(m.version.clone())).is_ge() => {}
+            match rs.root_selected(m.module()) {
+                Some(v) if v.compare(&Selected::Version(m.version().to_string())).is_ge() => {}
                 _ => {
                     roots.push(m.clone());
                     upgraded = true;
@@ -432,18 +432,18 @@ impl Loader<'_> {
             upgraded = false;
             let mut seen: HashSet<&str> = [rs.main.as_str()].into();
             for m in rs.roots() {
-                if !seen.insert(m.module.as_str()) {
+                if !seen.insert(m.module()) {
                     continue;
                 }
-                let selected = if graph_loaded { rs.graph(self.src)?.selected(&m.module).cloned() } else { rs.root_selected(&m.module) };
+                let selected = if graph_loaded { rs.graph(self.src)?.selected(m.module()).cloned() } else { rs.root_selected(m.module()) };
                 let v = match selected {
                     Some(Selected::Version(v)) => v,
                     Some(Selected::Main) | None => String::new(),
                 };
-                if v != m.version {
+                if v != m.version() {
                     upgraded = true;
                 }
-                roots.push(ModuleVersion { module: m.module.clone(), version: v });
+                roots.push(ModuleVersion::of(m.module().to_string(), v));
             }
             if !upgraded {
                 break;
@@ -474,7 +474,7 @@ impl Loader<'_> {
         let mut is_root: HashSet<&str> = [self.main].into();
         for pkg in pkgs {
             if let Some(Provider::Module(m)) = &pkg.provider {
-                if is_root.insert(&m.module) {
+                if is_root.insert(m.module()) {
                     roots.push(m.clone());
                 }
             }
@@ -482,9 +482,9 @@ impl Loader<'_> {
         // A module that replaces another is reached only through the
         // replacement: it stays a root at the version selected for it.
         for target in self.repls.iter().flat_map(|r| r.targets()) {
-            if !is_root.contains(target.module.as_str()) {
-                if let Some(Selected::Version(v)) = rs.root_selected(&target.module) {
-                    roots.push(ModuleVersion { module: target.module.clone(), version: v });
+            if !is_root.contains(target.module()) {
+                if let Some(Selected::Version(v)) = rs.root_selected(target.module()) {
+                    roots.push(ModuleVersion::of(target.module().to_string(), v));
                 }
             }
         }

@@ -93,7 +93,7 @@ pub fn plan(ctx: &Context, opts: &UpdateOptions) -> anyhow::Result<Plan> {
     };
     let main = ws.main_file()?;
     let all = main.roots();
-    let named = |r: &ModuleVersion, m: &String| m == &r.module || m == r.base();
+    let named = |r: &ModuleVersion, m: &String| m == r.module() || m == r.base();
     if let Some(unknown) = opts.modules.iter().find(|m| !all.iter().any(|r| named(r, m))) {
         let base = crate::module::base_path(unknown);
         return Err(fail(Kind::NotFound, format!("{unknown} is not a dependency in module.cue: add it with 'opm mod get {base}@vX.Y.Z'")));
@@ -115,7 +115,7 @@ pub fn plan(ctx: &Context, opts: &UpdateOptions) -> anyhow::Result<Plan> {
 /// `major`, in a higher major. A dependency whose versions cannot be
 /// listed is unchecked; the others are still reported.
 fn available(ws: &Workspace, roots: &[ModuleVersion], major: bool) -> (Vec<Update>, Vec<Unchecked>) {
-    let mut queries: Vec<String> = roots.iter().map(|r| r.module.clone()).collect();
+    let mut queries: Vec<String> = roots.iter().map(|r| r.module().to_string()).collect();
     if major {
         queries.extend(roots.iter().map(|r| r.base().to_string()));
     }
@@ -131,15 +131,15 @@ fn available(ws: &Workspace, roots: &[ModuleVersion], major: bool) -> (Vec<Updat
         let newest_above = |versions: &[String]| -> Option<String> {
             versions
                 .iter()
-                .filter(|v| semver::compare(v, &r.version).is_gt())
-                .filter(|v| !semver::is_prerelease(v) || semver::is_prerelease(&r.version))
+                .filter(|v| semver::compare(v, r.version()).is_gt())
+                .filter(|v| !semver::is_prerelease(v) || semver::is_prerelease(r.version()))
                 .max_by(|a, b| semver::compare(a, b))
                 .cloned()
         };
-        let (base, current_major) = split_major(&r.module);
+        let (base, current_major) = split_major(r.module());
         // Within the major, and with `major` the newest of a higher one
         // too: both are offered (applying takes the major).
-        let found = take(&r.module).and_then(|same| {
+        let found = take(r.module()).and_then(|same| {
             let mut offers: Vec<String> = newest_above(&same).into_iter().collect();
             if major {
                 let higher: Vec<String> = take(base)?.into_iter().filter(|v| semver::compare(semver::major(v), current_major).is_gt()).collect();
@@ -154,15 +154,15 @@ fn available(ws: &Workspace, roots: &[ModuleVersion], major: bool) -> (Vec<Updat
                     let refused = ws.cache.would_refuse(&ModuleVersion::new(base, &available)).unwrap_or(false);
                     let signature = refused.then_some("unsigned");
                     out.push(Update {
-                        module: r.module.clone(),
-                        current: r.version.clone(),
-                        kind: semver::change(&r.version, &available),
+                        module: r.module().to_string(),
+                        current: r.version().to_string(),
+                        kind: semver::change(r.version(), &available),
                         available,
                         signature,
                     });
                 }
             }
-            Err(error) => unchecked.push(Unchecked { module: r.module.clone(), current: r.version.clone(), error }),
+            Err(error) => unchecked.push(Unchecked { module: r.module().to_string(), current: r.version().to_string(), error }),
         }
     }
     (out, unchecked)
