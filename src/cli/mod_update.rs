@@ -3,7 +3,7 @@
 use crate::context::Context;
 use crate::error::{count, fail, Kind};
 use crate::files::{current_dir, display_path};
-use crate::module::semver::Change;
+use crate::module::semver::Bump;
 use crate::ops::update::{self, Unchecked, Update, UpdateOptions};
 use crate::ui;
 use serde::Serialize;
@@ -66,7 +66,7 @@ struct Row<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     available: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    kind: Option<Change>,
+    kind: Option<Bump>,
     /// `unsigned`: the verify policy would refuse the available version.
     #[serde(skip_serializing_if = "Option::is_none")]
     signature: Option<&'static str>,
@@ -131,7 +131,7 @@ pub fn run(args: Args, g: super::Global) -> anyhow::Result<()> {
             return Err(super::after_json(args.json, unchecked()));
         }
         // The command that takes what was offered: majors only with --major.
-        let takes = if args.major && updates.iter().any(|u| u.kind == Change::Major) { "opm mod update --major" } else { "opm mod update" };
+        let takes = if args.major && updates.iter().any(|u| u.kind == Bump::Major) { "opm mod update --major" } else { "opm mod update" };
         return Err(super::after_json(args.json, fail(Kind::Outdated, format!("{} available: run '{takes}'", count(updates.len(), "update")))));
     }
     let cwd = current_dir()?;
@@ -192,11 +192,11 @@ fn table(updates: &[Update], unchecked: &[Unchecked]) -> String {
         // SemVer promises nothing below 1.0: any v0 update may break.
         let v0 = crate::module::semver::major(&u.current) == "v0";
         let kind = match (u.kind, v0) {
-            (Change::Major, _) => "major",
-            (Change::Minor, false) => "minor",
-            (Change::Patch, false) => "patch",
-            (Change::Minor, true) => "minor (v0: may break)",
-            (Change::Patch, true) => "patch (v0: may break)",
+            (Bump::Major, _) => "major",
+            (Bump::Minor, false) => "minor",
+            (Bump::Patch, false) => "patch",
+            (Bump::Minor, true) => "minor (v0: may break)",
+            (Bump::Patch, true) => "patch (v0: may break)",
         };
         let unsigned = if u.signature == Some("unsigned") { ", unsigned: the verify policy refuses it" } else { "" };
         out += &format!("{:<w$}  {:<c$} -> {:<a$}  {kind}{unsigned}\n", u.module, u.current, u.available);

@@ -85,19 +85,19 @@ pub fn major_minor(v: &str) -> &str {
 /// Which part of the version an update from `from` to `to` changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Change {
+pub enum Bump {
     Major,
     Minor,
     Patch,
 }
 
-pub fn change(from: &str, to: &str) -> Change {
+pub fn change(from: &str, to: &str) -> Bump {
     if major(from) != major(to) {
-        Change::Major
+        Bump::Major
     } else if major_minor(from) != major_minor(to) {
-        Change::Minor
+        Bump::Minor
     } else {
-        Change::Patch
+        Bump::Patch
     }
 }
 
@@ -176,9 +176,9 @@ mod tests {
         assert!(is_canonical("v1.2.3-rc.1") && !is_canonical("v1.2") && !is_canonical("v1.2.3+b"));
         assert_eq!(major("v12.3.4"), "v12");
         assert_eq!(major_minor("v12.3.4-rc.1"), "v12.3");
-        assert_eq!(change("v1.0.0", "v1.0.1"), Change::Patch);
-        assert_eq!(change("v1.0.0", "v1.1.0"), Change::Minor);
-        assert_eq!(change("v1.2.0", "v2.0.0"), Change::Major);
+        assert_eq!(change("v1.0.0", "v1.0.1"), Bump::Patch);
+        assert_eq!(change("v1.0.0", "v1.1.0"), Bump::Minor);
+        assert_eq!(change("v1.2.0", "v2.0.0"), Bump::Major);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 mod preview;
 mod prove;
 
-pub use preview::{preview, Changed, FieldChange, Preview};
+pub use preview::{preview, FieldChange, ObjectChange, Preview};
 pub use prove::apply;
 
 use super::{MainFile, Workspace};
@@ -44,7 +44,7 @@ pub struct Update {
     pub module: String,
     pub current: String,
     pub available: String,
-    pub kind: semver::Change,
+    pub kind: semver::Bump,
     /// `unsigned` when the verify policy covers the module and would
     /// refuse the available version (getting it would exit 8).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,7 +104,7 @@ pub fn plan(ctx: &Context, opts: &UpdateOptions) -> anyhow::Result<Plan> {
     let checking = crate::ui::spinner("checking for newer releases");
     let (updates, unchecked) = available(&ws, &roots, opts.major);
     drop(checking);
-    let majors: Vec<&Update> = updates.iter().filter(|u| u.kind == semver::Change::Major).collect();
+    let majors: Vec<&Update> = updates.iter().filter(|u| u.kind == semver::Bump::Major).collect();
     let rewrites = import_rewrites(&ws, &majors)?;
     let stale_sums = ws.pins.as_ref().map(|p| super::sums::stale(p, &main.roots())).unwrap_or_default();
     Ok(Plan { ws, main, updates, unchecked, rewrites, stale_sums, values: opts.values.clone(), verify: opts.verify })
@@ -197,7 +197,7 @@ fn import_rewrites(ws: &Workspace, majors: &[&Update]) -> anyhow::Result<Vec<(Pa
 /// The updates `apply` applies: a module's major update supersedes the
 /// update within its major that is offered next to it.
 pub fn to_apply(updates: &[Update]) -> Vec<&Update> {
-    updates.iter().filter(|u| u.kind == semver::Change::Major || !updates.iter().any(|o| o.module == u.module && o.kind == semver::Change::Major)).collect()
+    updates.iter().filter(|u| u.kind == semver::Bump::Major || !updates.iter().any(|o| o.module == u.module && o.kind == semver::Bump::Major)).collect()
 }
 
 /// The module roots under `dir` (cue.mod/module.cue), nested ones

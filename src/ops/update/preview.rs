@@ -20,14 +20,14 @@ pub struct Preview {
     /// `Kind namespace/name` of objects the update adds and removes.
     pub added: Vec<String>,
     pub removed: Vec<String>,
-    pub changed: Vec<Changed>,
+    pub changed: Vec<ObjectChange>,
     /// Why the module's release does not render after the update, if so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Changed {
+pub struct ObjectChange {
     pub object: String,
     pub fields: Vec<FieldChange>,
 }
@@ -161,7 +161,7 @@ pub fn preview(plan: &Plan) -> anyhow::Result<Vec<Preview>> {
                         let mut fields = Vec::new();
                         diff_values("", a, b, &mut fields);
                         if !fields.is_empty() {
-                            p.changed.push(Changed { object: k.clone(), fields });
+                            p.changed.push(ObjectChange { object: k.clone(), fields });
                         }
                     }
                 }

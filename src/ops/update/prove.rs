@@ -102,7 +102,7 @@ pub(super) fn resolve_updates<'p>(plan: &'p Plan, updates: &[&Update]) -> anyhow
     let mut module = plan.main.module.clone();
     let mut wanted = Vec::new();
     for u in updates {
-        if u.kind == semver::Change::Major {
+        if u.kind == semver::Bump::Major {
             // The old major goes; the new one takes over its default.
             module.deps.retain(|d| d.path != u.module);
             let (base, old) = split_major(&u.module);
@@ -118,7 +118,7 @@ pub(super) fn resolve_updates<'p>(plan: &'p Plan, updates: &[&Update]) -> anyhow
         .iter()
         // Only a major update rewrites imports (a module can have a minor
         // and a major row).
-        .map(|(f, changes)| (f, changes.iter().filter(|r| updates.iter().any(|u| u.kind == semver::Change::Major && u.module == r.module)).collect::<Vec<_>>()))
+        .map(|(f, changes)| (f, changes.iter().filter(|r| updates.iter().any(|u| u.kind == semver::Bump::Major && u.module == r.module)).collect::<Vec<_>>()))
         .filter(|(_, changes)| !changes.is_empty())
         .collect();
     Ok(Applied { roots, defaults: module.defaults, rewrites })
