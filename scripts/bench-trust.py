@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""The trust chain's cost on a warm `opm mod vet` (`make bench`).
+"""Daily commands, binary against binary (`make bench`): warm `opm mod vet`
+(the trust chain's cost), warm `opm mod get` and `opm version`.
 
 A chain of 12 modules (m0 <- m1 <- ... <- m10 <- top) is published to a
 docker-registry on 127.0.0.1 and signed with a cosign key; a consumer gets
 top. Then each opm binary named (e.g. an older build and the current one)
 vets the consumer on a warm cache of its own, runs alternating, with and
-without a `verify:` policy covering the chain. Prints medians; asserts
-nothing about speed.
+without a `verify:` policy covering the chain; gets the version it has
+again (warm); prints its version. Prints medians; asserts nothing about
+speed.
 
     bench-trust.py CUE COSIGN OPM [OPM...]      (BENCH_TRUST_RUNS, default 20)
 """
@@ -44,6 +46,14 @@ def write(path, text):
     with open(path, "w") as f:
         f.write(text)
 
+
+# Each binary is run from a copy in one directory: where a binary lies
+# (another file system) changes its start-up by a millisecond or more.
+names = list(opms)
+for i, opm in enumerate(names):
+    os.makedirs(f"{work}/bin{i}")
+    shutil.copy2(opm, f"{work}/bin{i}/opm")
+opms = [f"{work}/bin{i}/opm" for i in range(len(names))]
 
 registry = None
 try:
@@ -83,17 +93,23 @@ try:
         write(f"{d}/consumer.cue", 'package consumer\n\nimport "bench.test/top@v0"\n\nx: top.name\n')
         return d
 
-    def vet_cmd(i, opm, policy):
-        tag = f"{i}-{'policy' if policy else 'plain'}"
+    def prepare(i, opm, policy, args):
+        tag = f"{i}-{'policy' if policy else 'plain'}-{args[-1].split('/')[-1]}"
         d = consumer(tag)
         env = dict(base, CUE_CACHE_DIR=f"{work}/cache-{tag}", OPM_CONFIG=f"{work}/policy.yaml" if policy else f"{work}/none.yaml")
         run([opm, "mod", "get", "bench.test/top@v0.1.0"], cwd=d, env=env)
-        run([opm, "mod", "vet"], cwd=d, env=env)  # warm-up
-        return lambda: run([opm, "mod", "vet"], cwd=d, env=env)
+        run([opm, *args], cwd=d, env=env)  # warm-up
+        return lambda: run([opm, *args], cwd=d, env=env)
 
-    print(f"warm opm mod vet of a consumer of a 12-module chain, median of {runs} alternating runs each (ms)")
-    for policy in (False, True):
-        cmds = [vet_cmd(i, opm, policy) for i, opm in enumerate(opms)]
+    print(f"daily commands on a consumer of a 12-module chain, everything cached, median of {runs} alternating runs each (ms)")
+    cases = [
+        ("mod vet, no policy", False, ["mod", "vet"]),
+        ("mod vet, verify: policy over the chain (12 signatures)", True, ["mod", "vet"]),
+        ("mod get of the version it has", False, ["mod", "get", "bench.test/top@v0.1.0"]),
+        ("version", False, ["version"]),
+    ]
+    for what, policy, args in cases:
+        cmds = [prepare(i, opm, policy, args) for i, opm in enumerate(opms)]
         times = [[] for _ in opms]
         for _ in range(runs):
             for i, cmd in enumerate(cmds):
@@ -101,8 +117,7 @@ try:
                 cmd()
                 times[i].append((time.perf_counter() - t0) * 1000)
         medians = [statistics.median(t) for t in times]
-        what = "verify: policy over the chain (12 signatures)" if policy else "no policy"
-        cells = "  ".join(f"{o}: {m:.1f}" for o, m in zip(opms, medians))
+        cells = "  ".join(f"{o}: {m:.1f}" for o, m in zip(names, medians))
         ratio = f"  last/first {medians[-1] / medians[0]:.2f}" if len(opms) > 1 else ""
         print(f"  {what}: {cells}{ratio}")
 finally:
