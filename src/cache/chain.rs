@@ -146,6 +146,9 @@ impl Cache {
         let out: Vec<Proven> = out.into_iter().map(|p| p.expect("every version walked")).collect();
         for (mv, p) in mvs.iter().zip(&out) {
             self.check_pin(mv, p)?;
+            if depth == Depth::Warm && self.pins.contains_key(mv) {
+                self.pinned_warm.borrow_mut().insert(mv.clone(), p.clone());
+            }
         }
         Ok(out)
     }

@@ -43,6 +43,9 @@ pub struct Cache {
     pins: Pins,
     /// What this command installed, walked whole on the way in.
     installed: RefCell<HashMap<ModuleVersion, Proven>>,
+    /// Versions this command proved to `Depth::Warm` against their pins:
+    /// their opm.sum lines stand as they are.
+    pinned_warm: RefCell<HashMap<ModuleVersion, Proven>>,
 }
 
 /// The content of a module version: its manifest's digest and its zip's.
@@ -77,6 +80,7 @@ impl Cache {
             installs: Default::default(),
             pins: Pins::new(),
             installed: Default::default(),
+            pinned_warm: Default::default(),
         }
     }
 
@@ -103,12 +107,18 @@ impl Cache {
     }
 
     /// The digests to pin of versions complete in the cache: each one's
-    /// whole chain walked (what is missing of it fetched, unless offline).
+    /// whole chain walked (what is missing of it fetched, unless offline),
+    /// but for a version opm.sum pins already and this command proved
+    /// against that pin (a warm walk, as vet's): its line stands, and its
+    /// extracted tree is not read again.
     pub fn digests(&self, mvs: &[ModuleVersion]) -> anyhow::Result<Vec<Digests>> {
-        let proven = self.prove(mvs, Depth::Full)?;
+        let standing = |mv: &ModuleVersion| self.pins.contains_key(mv) && self.pinned_warm.borrow().contains_key(mv);
+        let walked: Vec<ModuleVersion> = mvs.iter().filter(|mv| !standing(mv)).cloned().collect();
+        let mut proven = self.prove(&walked, Depth::Full)?.into_iter();
         mvs.iter()
-            .zip(proven)
-            .map(|(mv, p)| {
+            .map(|mv| if standing(mv) { self.pinned_warm.borrow()[mv].clone() } else { proven.next().expect("one proof per version walked") })
+            .zip(mvs)
+            .map(|(p, mv)| {
                 let manifest = p.manifest.or_else(|| self.pins.get(mv).map(|pin| pin.manifest.clone())).ok_or_else(|| {
                     fail(
                         Kind::NotFound,
