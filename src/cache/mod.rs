@@ -113,6 +113,14 @@ impl Cache {
     /// extracted tree is not read again.
     pub fn digests(&self, mvs: &[ModuleVersion]) -> anyhow::Result<Vec<Digests>> {
         let standing = |mv: &ModuleVersion| self.pins.contains_key(mv) && self.pinned_warm.borrow().contains_key(mv);
+        // What an interrupted run left beside a standing entry goes too (a
+        // full walk sweeps the others).
+        for mv in mvs.iter().filter(|mv| standing(mv)) {
+            let entry = self.entry(mv)?;
+            if entry.has_leftovers() {
+                entry.collect_leftovers()?;
+            }
+        }
         let walked: Vec<ModuleVersion> = mvs.iter().filter(|mv| !standing(mv)).cloned().collect();
         let mut proven = self.prove(&walked, Depth::Full)?.into_iter();
         mvs.iter()
