@@ -2,6 +2,7 @@
 
 use crate::error::{count, fail, Kind};
 use crate::ops::cache::{self, GcOptions, Listed};
+use crate::ops::results;
 use crate::ui;
 use std::io::IsTerminal;
 
@@ -18,7 +19,9 @@ The CUE cache is shared with cue and with every project on this machine.
 opm records which module versions each project last resolved to (in its
 state directory: $OPM_STATE_DIR, else ~/.local/state/opm); tidy and gc
 never remove a version another existing project uses. Removals take cue's
-lock of each version, so they are safe while cue or opm run.";
+lock of each version, so they are safe while cue or opm run. gc also removes
+the answers of opm's result cache (vet and build) not used for as long, and
+clean all of them.";
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -45,7 +48,7 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Remove every module version (the core model opm carries comes back on use)
+    /// Remove every module version (the core model opm carries comes back on use) and the result cache
     Clean {
         /// Do not ask
         #[arg(long, short = 'y')]
@@ -133,6 +136,10 @@ pub fn run(command: Command, g: super::Global) -> anyhow::Result<()> {
             }
             let total: u64 = removed.iter().map(|e| e.bytes).sum();
             ui::print_status(&format!("{verb} {}, {}", count(removed.len(), "version"), size(total)));
+            let (answers, bytes) = results::gc(std::time::Duration::from_secs(older_than), dry_run)?;
+            if answers > 0 || bytes > 0 {
+                ui::print_status(&format!("{verb} {} of the result cache, {}", count(answers, "kept result"), size(bytes)));
+            }
             Ok(())
         }
         Command::Clean { yes } => {
@@ -147,7 +154,8 @@ pub fn run(command: Command, g: super::Global) -> anyhow::Result<()> {
                 }
             }
             let removed = cache::clean(&ctx)?;
-            ui::print_status(&format!("removed {}", count(removed.len(), "version")));
+            results::clean()?;
+            ui::print_status(&format!("removed {} and the result cache", count(removed.len(), "version")));
             Ok(())
         }
     }

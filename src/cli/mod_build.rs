@@ -13,6 +13,7 @@ Examples:
   opm mod build --name blog -n web       Release name and namespace
   opm mod build -o json | jq '.[].kind'  A JSON list, for scripts
   opm mod build --out-dir manifests/     One file per object, in apply order
+  opm mod build --no-cache               Evaluate even if nothing changed
 
 The package defines `module: core.#Module & {...}`; opm binds it to a
 core.#ModuleRelease and prints its objects: namespaces, configuration and
@@ -82,6 +83,9 @@ pub struct Args {
     /// Inject a tag value: -t key=value (repeatable)
     #[arg(short = 't', long = "inject", value_name = "KEY=VALUE")]
     tags: Vec<String>,
+    /// Evaluate even when nothing changed since an answer was kept
+    #[arg(long)]
+    no_cache: bool,
 }
 
 /// `bundle vet`: the release and how to report it.
@@ -95,7 +99,16 @@ pub struct VetArgs {
 }
 
 fn options(kind: ReleaseKind, args: Args, encoding: Encoding) -> RenderOptions {
-    RenderOptions { dir: args.dir, kind, values: args.values, name: args.name, namespace: args.namespace, tags: args.tags, encoding }
+    RenderOptions {
+        dir: args.dir,
+        kind,
+        values: args.values,
+        name: args.name,
+        namespace: args.namespace,
+        tags: args.tags,
+        encoding,
+        use_results: !args.no_cache,
+    }
 }
 
 fn what(kind: ReleaseKind) -> &'static str {

@@ -14,9 +14,12 @@ Examples:
   opm mod vet ./app --concrete     Also require every regular field to be concrete
   opm mod vet -t env=prod          Inject a @tag(env) value, as cue -t does
   opm mod vet --json               Report as JSON (valid, packages, errors)
+  opm mod vet --no-cache           Evaluate even if nothing changed since the last vet
 
 Without --concrete this is `cue vet -c=false ./...`; with it, `cue vet -c ./...`.
-Every error is printed with its positions. Exit code 2 when the module is invalid.";
+Every error is printed with its positions. Exit code 2 when the module is invalid.
+When the module, its opm.sum, the flags and opm itself are unchanged since a
+vet, the answer comes from opm's result cache (dependencies still checked).";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
@@ -33,6 +36,9 @@ pub struct Args {
     /// Print the result as JSON on stdout
     #[arg(long)]
     json: bool,
+    /// Evaluate even when nothing changed since an answer was kept
+    #[arg(long)]
+    no_cache: bool,
 }
 
 #[derive(Serialize)]
@@ -52,7 +58,7 @@ pub fn run(args: Args, g: Global) -> anyhow::Result<()> {
         Some(d) => PathBuf::from(d),
         None => args.dir.clone(),
     };
-    let vetted = vet::vet(&g.context(None), &VetOptions { dir, concrete: args.concrete, tags: args.tags })?;
+    let vetted = vet::vet(&g.context(None), &VetOptions { dir, concrete: args.concrete, tags: args.tags, use_results: !args.no_cache })?;
     let valid = vetted.errors.is_empty();
     let root = &vetted.root;
     if args.json {

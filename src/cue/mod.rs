@@ -283,7 +283,7 @@ pub enum ReleaseKind {
 }
 
 /// One rendered Kubernetes object.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Object {
     pub api_version: String,
     pub kind: String,
@@ -294,7 +294,7 @@ pub struct Object {
     pub text: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rendered {
     pub package: String,
     /// The release name used.

@@ -9,6 +9,7 @@ pub mod mirror;
 pub mod publish;
 pub mod registry_check;
 pub mod render;
+pub mod results;
 pub mod sign;
 mod source;
 pub mod sums;

@@ -1,6 +1,7 @@
 //! `opm mod build` and `opm bundle build|vet`: evaluate a release in CUE and
 //! write its Kubernetes objects in apply order.
 
+use super::results::{self, Inputs};
 use super::Workspace;
 use crate::context::Context;
 use crate::cue::{self, Encoding, Object, ReleaseKind};
@@ -21,6 +22,8 @@ pub struct RenderOptions {
     pub namespace: String,
     pub tags: Vec<String>,
     pub encoding: Encoding,
+    /// Answer from the result cache when nothing changed (`--no-cache`: no).
+    pub use_results: bool,
 }
 
 /// A DNS-1123 label, as Kubernetes requires of namespaces and release
@@ -46,30 +49,35 @@ pub fn render(ctx: &Context, opts: &RenderOptions) -> anyhow::Result<cue::Render
     let ws = Workspace::open_to_load(ctx, &opts.dir)?;
     let dir = std::path::absolute(&opts.dir)?;
     let cwd = files::current_dir()?;
-    ws.ensure_deps()?;
-    for file in &opts.values {
-        if !file.is_file() {
-            return Err(fail(Kind::Other, format!("values file {} does not exist", file.display())));
-        }
-    }
     let values: Vec<PathBuf> = opts.values.iter().map(std::path::absolute).collect::<Result<_, _>>()?;
-    let rendered = cue::render(&cue::RenderRequest {
-        dir: &dir,
-        cwd: &cwd,
-        cache_dir: ws.cache.dir().unwrap_or(std::path::Path::new("")),
-        tags: &opts.tags,
-        kind: opts.kind,
-        name: opts.name.as_deref().unwrap_or(""),
-        namespace: &opts.namespace,
-        values_files: &values,
-        encoding: opts.encoding,
+    let inputs = opts.use_results.then(|| {
+        let flags = (opts.kind, &dir, &opts.name, &opts.namespace, &opts.tags, opts.encoding, crate::ui::is_verbose());
+        values.iter().try_fold(Inputs::of(&ws, "render", &flags)?, |inputs, file| inputs.file(file))
     });
-    let mut rendered = rendered.map_err(|e| {
-        let failure = Failure::from(e).summarize(&display_path(&cwd, &dir));
-        values_misfit(failure, &opts.values)
-    })?;
-    rendered.objects.sort_by(|a, b| apply_order(a).cmp(&apply_order(b)));
-    Ok(rendered)
+    results::answer(&ws, inputs.flatten(), || {
+        for file in &opts.values {
+            if !file.is_file() {
+                return Err(fail(Kind::Other, format!("values file {} does not exist", file.display())));
+            }
+        }
+        let rendered = cue::render(&cue::RenderRequest {
+            dir: &dir,
+            cwd: &cwd,
+            cache_dir: ws.cache.dir().unwrap_or(std::path::Path::new("")),
+            tags: &opts.tags,
+            kind: opts.kind,
+            name: opts.name.as_deref().unwrap_or(""),
+            namespace: &opts.namespace,
+            values_files: &values,
+            encoding: opts.encoding,
+        });
+        let mut rendered = rendered.map_err(|e| {
+            let failure = Failure::from(e).summarize(&display_path(&cwd, &dir));
+            values_misfit(failure, &opts.values)
+        })?;
+        rendered.objects.sort_by(|a, b| apply_order(a).cmp(&apply_order(b)));
+        Ok(rendered)
+    })
 }
 
 /// A release whose values files do not fit says so first, in the user's

@@ -1,5 +1,6 @@
 //! `opm mod vet`: every package of the module, as `cue vet` checks it.
 
+use super::results::{self, Inputs};
 use super::Workspace;
 use crate::context::Context;
 use crate::cue::{self, Diagnostic, Position};
@@ -12,6 +13,8 @@ pub struct VetOptions {
     pub concrete: bool,
     /// `key=value` tag injections.
     pub tags: Vec<String>,
+    /// Answer from the result cache when nothing changed (`--no-cache`: no).
+    pub use_results: bool,
 }
 
 pub struct Vetted {
@@ -25,8 +28,8 @@ pub struct Vetted {
 /// loadable. Invalid is an outcome here, not an error.
 pub fn vet(ctx: &Context, opts: &VetOptions) -> anyhow::Result<Vetted> {
     let ws = Workspace::open_to_load(ctx, &opts.dir)?;
-    ws.ensure_deps()?;
-    let report = run(&ws, opts.concrete, &opts.tags)?;
+    let inputs = opts.use_results.then(|| Inputs::of(&ws, "vet", &(opts.concrete, &opts.tags))).flatten();
+    let report = results::answer(&ws, inputs, || run(&ws, opts.concrete, &opts.tags))?;
     Ok(Vetted { root: ws.root, packages: report.packages, errors: report.errors })
 }
 

@@ -129,9 +129,16 @@ impl Workspace {
     /// the cache. Returns that view of the module file.
     pub fn ensure_deps(&self) -> anyhow::Result<ModuleFile> {
         let (mf, wanted) = self.loader_view()?;
-        self.cache.record_use(&self.root, &wanted)?;
-        self.cache.ensure(&wanted, false)?;
+        self.make_loadable(&wanted)?;
         Ok(mf)
+    }
+
+    /// Records `versions` as this project's and has each in the cache:
+    /// fetched when missing, else proven warm (against opm.sum and the
+    /// signature policy).
+    pub fn make_loadable(&self, versions: &[ModuleVersion]) -> anyhow::Result<()> {
+        self.cache.record_use(&self.root, versions)?;
+        self.cache.ensure(versions, false)
     }
 
     /// The versions CUE's loader will read from the cache.
@@ -139,7 +146,7 @@ impl Workspace {
         Ok(self.loader_view()?.1)
     }
 
-    fn loader_view(&self) -> anyhow::Result<(ModuleFile, Vec<ModuleVersion>)> {
+    pub(super) fn loader_view(&self) -> anyhow::Result<(ModuleFile, Vec<ModuleVersion>)> {
         let mf = cue::load_module_file(&self.root).map_err(Failure::from)?;
         let wanted = mf
             .deps

@@ -19,6 +19,7 @@ mod parity;
 mod publish;
 mod readme;
 mod registries;
+mod results;
 mod safety;
 mod seams;
 mod signatures;

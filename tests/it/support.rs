@@ -48,6 +48,8 @@ fn isolate(cmd: &mut Command, cache: &Path) {
         .env("CUE_CONFIG_DIR", cache.join("no-cue-config"))
         // Which projects use the cache: recorded beside it, per test.
         .env("OPM_STATE_DIR", cache.join("opm-state"))
+        // opm's own cache (the result cache), per test too.
+        .env("OPM_CACHE_DIR", cache.join("opm-cache"))
         .stdin(std::process::Stdio::null());
 }
 

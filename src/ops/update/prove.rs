@@ -21,7 +21,16 @@ struct Proof {
 }
 
 pub(super) fn render_options(ws: &Workspace, kind: ReleaseKind, values: &[PathBuf]) -> RenderOptions {
-    RenderOptions { dir: ws.root.clone(), kind, values: values.to_vec(), name: None, namespace: "default".into(), tags: Vec::new(), encoding: Encoding::Yaml }
+    RenderOptions {
+        dir: ws.root.clone(),
+        kind,
+        values: values.to_vec(),
+        name: None,
+        namespace: "default".into(),
+        tags: Vec::new(),
+        encoding: Encoding::Yaml,
+        use_results: false,
+    }
 }
 
 fn what_holds(ws: &Workspace, values: &[PathBuf]) -> anyhow::Result<Proof> {
