@@ -106,9 +106,18 @@ impl Locked {
 }
 
 /// Records that the project at `root` uses `mvs` now.
+/// The same use recorded within this many seconds is not written again:
+/// a vet or build run a hundred times an hour rewrites nothing.
+const FRESH: u64 = 3600;
+
+/// Records that the project at `root` uses `mvs` now.
 pub fn record(cache_dir: &Path, root: &Path, mvs: &[ModuleVersion]) -> anyhow::Result<()> {
     let Some(mut locked) = lock(cache_dir)? else { return Ok(()) };
     let used = Use { last_used: now(), modules: mvs.iter().map(key).collect() };
+    let recorded = locked.record.projects.get(root);
+    if recorded.is_some_and(|r| r.modules == used.modules && used.last_used.saturating_sub(r.last_used) < FRESH) {
+        return Ok(());
+    }
     locked.record.projects.insert(root.to_path_buf(), used);
     locked.save()
 }

@@ -155,3 +155,24 @@ fn a_replacement_naming_a_full_version_is_written_with_its_major() {
     assert!(written.contains("replaceWith: \"example.com/target@v0\"\n"), "{written}");
     assert!(p.step(&["tidy", "--check"]));
 }
+
+/// tidy reads only a file's header, as cue does: imports found after a
+/// header longer than the first read, inside an import list that crosses
+/// it, and before a large body, exactly as cue finds them.
+#[test]
+fn tidy_finds_imports_past_a_long_header_and_before_a_large_body() {
+    let w = World::new();
+    for m in ["example.com/a@v0", "example.com/b@v0", "example.com/c@v0"] {
+        w.publish(m, "v0.1.0", &[], &[]);
+    }
+    let padding = "// a long licence header, line after line\n".repeat(2000);
+    let a = format!("{padding}package m\n\nimport \"example.com/a@v0\"\n\nxa: a.name\n");
+    let b = format!("package m\n\nimport (\n\t\"strings\"\n{padding}\t\"example.com/b@v0\"\n)\n\nxb: b.name + strings.ToUpper(\"x\")\n");
+    let body = "\t{name: \"item\", value: \"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\"},\n".repeat(40000);
+    let c = format!("package m\n\nimport \"example.com/c@v0\"\n\nxc: c.name\ndata: [\n{body}]\n");
+    let mut p = Pair::new(&w, MAIN, &[("a.cue", &a), ("b.cue", &b), ("c.cue", &c)]);
+    assert!(p.step(&["tidy"]));
+    for m in ["example.com/a@v0", "example.com/b@v0", "example.com/c@v0"] {
+        assert!(p.module_cue().contains(m), "{m}: {}", p.module_cue());
+    }
+}
