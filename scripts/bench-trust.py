@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Daily commands, binary against binary (`make bench`): warm `opm mod vet`
-(the trust chain's cost), warm `opm mod get` and `opm version`.
+(the trust chain's cost), warm `opm mod get` and `opm version`; then the
+last binary against cue: warm get, tidy and vet.
 
 A chain of 12 modules (m0 <- m1 <- ... <- m10 <- top) is published to a
 docker-registry on 127.0.0.1 and signed with a cosign key; a consumer gets
@@ -93,13 +94,29 @@ try:
         write(f"{d}/consumer.cue", 'package consumer\n\nimport "bench.test/top@v0"\n\nx: top.name\n')
         return d
 
+    def evaluates(opm):
+        # vet with the trust chain, not an answer from the result cache
+        # (for a binary that has one).
+        return ["--no-cache"] if "--no-cache" in run([opm, "mod", "vet", "--help"]).stdout else []
+
     def prepare(i, opm, policy, args):
-        tag = f"{i}-{'policy' if policy else 'plain'}-{args[-1].split('/')[-1]}"
+        tag = f"{i}-{'policy' if policy else 'plain'}-{'-'.join(a.split('/')[-1] for a in args)}"
         d = consumer(tag)
         env = dict(base, CUE_CACHE_DIR=f"{work}/cache-{tag}", OPM_CONFIG=f"{work}/policy.yaml" if policy else f"{work}/none.yaml")
         run([opm, "mod", "get", "bench.test/top@v0.1.0"], cwd=d, env=env)
+        if args == ["mod", "vet"]:
+            args = args + evaluates(opm)
         run([opm, *args], cwd=d, env=env)  # warm-up
         return lambda: run([opm, *args], cwd=d, env=env)
+
+    def alternate(cmds):
+        times = [[] for _ in cmds]
+        for _ in range(runs):
+            for i, cmd in enumerate(cmds):
+                t0 = time.perf_counter()
+                cmd()
+                times[i].append((time.perf_counter() - t0) * 1000)
+        return [statistics.median(t) for t in times]
 
     print(f"daily commands on a consumer of a 12-module chain, everything cached, median of {runs} alternating runs each (ms)")
     cases = [
@@ -109,17 +126,31 @@ try:
         ("version", False, ["version"]),
     ]
     for what, policy, args in cases:
-        cmds = [prepare(i, opm, policy, args) for i, opm in enumerate(opms)]
-        times = [[] for _ in opms]
-        for _ in range(runs):
-            for i, cmd in enumerate(cmds):
-                t0 = time.perf_counter()
-                cmd()
-                times[i].append((time.perf_counter() - t0) * 1000)
-        medians = [statistics.median(t) for t in times]
+        medians = alternate([prepare(i, opm, policy, args) for i, opm in enumerate(opms)])
         cells = "  ".join(f"{o}: {m:.1f}" for o, m in zip(names, medians))
         ratio = f"  last/first {medians[-1] / medians[0]:.2f}" if len(opms) > 1 else ""
         print(f"  {what}: {cells}{ratio}")
+
+    # The last opm against cue, each on a consumer and cache of its own.
+    opm = opms[-1]
+
+    def side(tool, args, tag):
+        d = consumer(f"vs-{tag}")
+        env = dict(base, CUE_CACHE_DIR=f"{work}/cache-vs-{tag}", OPM_CACHE_DIR=f"{work}/opm-cache-vs-{tag}")
+        run([tool, "mod", "get", "bench.test/top@v0.1.0"], cwd=d, env=env)
+        run([tool, *args], cwd=d, env=env)  # warm-up
+        return lambda: run([tool, *args], cwd=d, env=env)
+
+    print(f"opm against cue on the same consumer, everything cached, median of {runs} alternating pairs (ms)")
+    for what, ours, theirs in [
+        ("mod get of the version it has", ["mod", "get", "bench.test/top@v0.1.0"], ["mod", "get", "bench.test/top@v0.1.0"]),
+        ("mod tidy", ["mod", "tidy"], ["mod", "tidy"]),
+        ("vet, evaluated (--no-cache)", ["mod", "vet", *evaluates(opm)], ["vet", "-c=false", "./..."]),
+        ("vet, answered from the result cache", ["mod", "vet"], ["vet", "-c=false", "./..."]),
+    ]:
+        tag = what.split(",")[0].replace(" ", "-") + ("-rc" if ours == ["mod", "vet"] else "")
+        o, c = alternate([side(opm, ours, f"opm-{tag}"), side(cue, theirs, f"cue-{tag}")])
+        print(f"  {what}: opm {o:.1f}  cue {c:.1f}  opm/cue {o / c:.2f}")
 finally:
     if registry:
         registry.terminate()
