@@ -123,3 +123,31 @@ pub fn cue_cache_dir() -> Result<PathBuf, String> {
     };
     user_cache.map(|d| d.join("cue")).map_err(|why| format!("cannot determine system cache directory: {why}"))
 }
+
+/// opm's own cache directory (answers it can compute again: the result
+/// cache, parsed module files): `$OPM_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/opm`, else `~/.cache/opm`; None without either.
+pub fn opm_cache_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("OPM_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").filter(|d| d.is_absolute()).map(|d| d.join("opm")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache/opm")))
+}
+
+/// Which opm binary this is (its version, and the device, inode, size and
+/// modification time of its file): what one binary computed with the CUE
+/// linked into it is not believed by another. None when the binary cannot
+/// be found.
+pub fn binary_identity() -> Option<&'static [u8]> {
+    use std::os::unix::fs::MetadataExt as _;
+    static IDENTITY: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    IDENTITY
+        .get_or_init(|| {
+            let meta = std::fs::metadata(std::env::current_exe().ok()?).ok()?;
+            let numbers = [meta.dev(), meta.ino(), meta.len(), meta.mtime() as u64, meta.mtime_nsec() as u64];
+            let mut id = env!("CARGO_PKG_VERSION").as_bytes().to_vec();
+            id.extend(numbers.iter().flat_map(|n| n.to_le_bytes()));
+            Some(id)
+        })
+        .as_deref()
+}

@@ -154,7 +154,6 @@ pub fn run(command: Command, g: super::Global) -> anyhow::Result<()> {
                 }
             }
             let removed = cache::clean(&ctx)?;
-            results::clean()?;
             ui::print_status(&format!("removed {} and the result cache", count(removed.len(), "version")));
             Ok(())
         }

@@ -126,8 +126,9 @@ pub fn gc(ctx: &Context, opts: &GcOptions) -> anyhow::Result<Vec<Listed>> {
     Ok(removed)
 }
 
-/// Removes every module version from the cache; the core model opm
-/// carries comes back whenever a module needs it.
+/// Removes every module version from the cache (the core model opm
+/// carries comes back whenever a module needs it) and what opm computed
+/// from them.
 pub fn clean(ctx: &Context) -> anyhow::Result<Vec<ModuleVersion>> {
     let cache = open(ctx)?;
     let _locked = usage::lock(cache.dir()?)?;
@@ -135,6 +136,14 @@ pub fn clean(ctx: &Context) -> anyhow::Result<Vec<ModuleVersion>> {
     for e in cache.entries()? {
         e.remove()?;
         removed.push(e.module_version().clone());
+    }
+    // And what opm computed from them: the result cache, parsed module files.
+    if let Some(dir) = crate::context::opm_cache_dir() {
+        for what in ["results", "modfiles"] {
+            if dir.join(what).exists() {
+                fs_err::remove_dir_all(dir.join(what))?;
+            }
+        }
     }
     Ok(removed)
 }

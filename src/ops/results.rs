@@ -30,6 +30,7 @@
 
 use super::Workspace;
 use crate::catalog;
+use crate::context::{binary_identity, opm_cache_dir};
 use crate::cue::Diagnostic;
 use crate::error::{Failure, Kind};
 use crate::files::{self, write_cached};
@@ -48,15 +49,6 @@ const MAX_INPUT: u64 = 256 << 20;
 /// How far past the limit the cache shrinks when it trims.
 const TRIM_TO: u64 = LIMIT / 4 * 3;
 
-/// opm's own cache directory: `$OPM_CACHE_DIR`, else `$XDG_CACHE_HOME/opm`,
-/// else `~/.cache/opm`.
-pub fn cache_home() -> Option<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    var("OPM_CACHE_DIR")
-        .or_else(|| var("XDG_CACHE_HOME").filter(|d| d.is_absolute()).map(|d| d.join("opm")))
-        .or_else(|| var("HOME").map(|h| h.join(".cache/opm")))
-}
-
 /// The inputs of one evaluation, hashed as they are added.
 pub struct Inputs(Sha256);
 
@@ -68,9 +60,7 @@ impl Inputs {
     pub fn of(ws: &Workspace, command: &str, flags: &impl Serialize) -> Option<Inputs> {
         let mut inputs = Inputs(Sha256::new());
         inputs.add(b"opm results v1");
-        inputs.add(env!("CARGO_PKG_VERSION").as_bytes());
-        let exe = std::fs::metadata(std::env::current_exe().ok()?).ok()?;
-        inputs.add(&binary_identity(&exe));
+        inputs.add(binary_identity()?);
         inputs.add(command.as_bytes());
         inputs.add(&serde_json::to_vec(flags).ok()?);
         inputs.add(files::current_dir().ok()?.as_os_str().as_encoded_bytes());
@@ -133,12 +123,6 @@ impl Inputs {
     fn key(self) -> String {
         hex(&self.0.finalize())
     }
-}
-
-/// Which opm binary this is: CUE is linked into it, so its version is too.
-fn binary_identity(meta: &std::fs::Metadata) -> Vec<u8> {
-    use std::os::unix::fs::MetadataExt as _;
-    [meta.dev(), meta.ino(), meta.len(), meta.mtime() as u64, meta.mtime_nsec() as u64].iter().flat_map(|n| n.to_le_bytes()).collect()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -236,7 +220,7 @@ struct Store {
 
 impl Store {
     fn open() -> Option<Store> {
-        Some(Store { dir: cache_home()?.join("results") })
+        Some(Store { dir: opm_cache_dir()?.join("results") })
     }
 
     fn key_path(&self, key: &str) -> PathBuf {
@@ -367,14 +351,6 @@ pub fn gc(older_than: Duration, dry_run: bool) -> anyhow::Result<(usize, u64)> {
     match Store::open() {
         Some(store) => store.remove(|age| age >= older_than, None, dry_run),
         None => Ok((0, 0)),
-    }
-}
-
-/// Removes every answer kept.
-pub fn clean() -> anyhow::Result<()> {
-    match Store::open() {
-        Some(store) if store.dir.exists() => Ok(fs_err::remove_dir_all(&store.dir)?),
-        _ => Ok(()),
     }
 }
 
