@@ -509,7 +509,8 @@ fn declares(mv: &ModuleVersion, parsed: cue::ModuleFile) -> Result<cue::ModuleFi
 /// remembered in opm's cache by the digest of the file and of the opm
 /// binary (a cached version never changes, and CUE's parse of a module
 /// file costs about half a millisecond: a warm get of a 12-module graph
-/// paid it 12 times). What is remembered is checked against `mv` each time.
+/// paid it 12 times). What is remembered must declare `mv`, else the file
+/// is parsed again.
 fn parse_cached(mv: &ModuleVersion, data: &[u8]) -> Result<cue::ModuleFile, String> {
     let memo = crate::context::opm_cache_dir().zip(crate::context::binary_identity()).map(|(dir, id)| {
         let mut key = id.to_vec();
@@ -517,8 +518,9 @@ fn parse_cached(mv: &ModuleVersion, data: &[u8]) -> Result<cue::ModuleFile, Stri
         dir.join("modfiles").join(&registry::sha256(&key)[7..])
     });
     let remembered = memo.as_ref().and_then(|path| serde_json::from_slice::<cue::ModuleFile>(&std::fs::read(path).ok()?).ok());
-    if let Some(parsed) = remembered {
-        return declares(mv, parsed);
+    // A memo that does not declare `mv` is not believed: parsed again.
+    if let Some(Ok(parsed)) = remembered.map(|parsed| declares(mv, parsed)) {
+        return Ok(parsed);
     }
     let parsed = parse_dependency(mv, data)?;
     if let Some(path) = memo {

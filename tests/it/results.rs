@@ -229,3 +229,33 @@ fn a_vet_answers_from_the_result_cache_with_its_dependencies_still_checked() {
         assert!(out.status.success() && !cached, "{}", stderr(&out));
     }
 }
+
+/// CUE's parse of a cached module file is remembered by digest; a memo
+/// that is damaged or declares another module is not believed.
+#[test]
+fn a_remembered_module_file_parse_that_lies_is_parsed_again() {
+    let w = World::new();
+    w.publish("example.com/lib@v0", "v0.1.0", &[], &[]);
+    w.publish("example.com/top@v0", "v0.1.0", &[("example.com/lib@v0", "v0.1.0")], &["example.com/lib@v0"]);
+    let cache = tempdir();
+    let app = module(&[("cue.mod/module.cue", APP_MODULE), ("app.cue", "package app\n\nimport \"example.com/top@v0\"\n\nx: top.name\n")]);
+    let get = || run(opm(cache.path()).env("CUE_REGISTRY", &w.registry).current_dir(app.path()).args(["mod", "get", "example.com/top@v0.1.0"]));
+    let out = get();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let module_cue = std::fs::read_to_string(app.path().join("cue.mod/module.cue")).unwrap();
+    let out = get();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let memos: Vec<PathBuf> = std::fs::read_dir(cache.path().join("opm-cache/modfiles")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(!memos.is_empty());
+    // Damaged, then claiming another module with no dependencies: the
+    // files are parsed again and the graph is the same.
+    for memo in ["not json", r#"{"module":"evil.test/x@v0","language":"v0.17.0","deps":[]}"#] {
+        for path in &memos {
+            std::fs::write(path, memo).unwrap();
+        }
+        std::fs::write(app.path().join("cue.mod/module.cue"), APP_MODULE).unwrap();
+        let out = get();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(std::fs::read_to_string(app.path().join("cue.mod/module.cue")).unwrap(), module_cue);
+    }
+}
