@@ -8,6 +8,8 @@
 #
 #   BENCH_RUNS    timed runs per tool, after one warm-up (default 5)
 #   OPM_TEST_CUE  the cue CLI to compare with (default tools/bin/cue)
+#   OPM           the opm binary (default: make build's)
+# Arguments: the sections to run (startup mod_build tidy_memory get), else all.
 set -euo pipefail
 # A failing command inside $(...) fails the substitution too: time_runs runs
 # in one, and a run that fails must stop the script, not be timed.
@@ -36,7 +38,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-export CUE_CACHE_DIR="$work/cache" CUE_REGISTRY=none
+export CUE_CACHE_DIR="$work/cache" CUE_REGISTRY=none OPM_CACHE_DIR="$work/opm-cache"
 
 # --- helpers -----------------------------------------------------------------
 
@@ -246,17 +248,40 @@ bench_mod_build() {
 	fi
 
 	local o c
-	o=$(cd "$mod" && time_runs "$opm" mod build)
+	# Evaluated every time: bench-results.py measures the result cache.
+	o=$(cd "$mod" && time_runs "$opm" mod build --no-cache)
 	c=$(cd "$modcue" && time_runs "$cue" export -e release.objects --out yaml)
 	set -- $o $c # opm_mean opm_min cue_mean cue_min
 	printf 'mod build, %d components: opm %s s (min %s)  cue %s s (min %s)  opm/cue %s (min %s)\n' \
 		"$n" "$1" "$2" "$3" "$4" "$(ratio "$1" "$3")" "$(ratio "$2" "$4")"
 
 	if [ -n "$gnu_time" ]; then
-		o=$(cd "$mod" && peak_rss "$opm" mod build)
+		o=$(cd "$mod" && peak_rss "$opm" mod build --no-cache)
 		c=$(cd "$modcue" && peak_rss "$cue" export -e release.objects --out yaml)
 		printf 'mod build, %d components: peak RSS opm %s MiB  cue %s MiB\n' "$n" "$o" "$c"
 	fi
+}
+
+# --- section: tidy's memory ------------------------------------------------------
+# A 20 MB module (one data file after its imports): tidy reads only each
+# file's header, as cue does.
+
+bench_tidy_memory() {
+	[ -n "$gnu_time" ] || { echo "tidy memory: skipped (no GNU time)"; return 0; }
+	local dir="$work/big" i o c value
+	value=$(printf 'v%.0s' {1..1000})
+	mkdir -p "$dir/cue.mod"
+	printf 'module: "example.com/big@v0"\nlanguage: {\n\tversion: "v0.17.0"\n}\n' >"$dir/cue.mod/module.cue"
+	{
+		printf 'package big\n\nimport "strings"\n\nx: strings.ToUpper("a")\ndata: [\n'
+		for ((i = 0; i < 20000; i++)); do
+			printf '\t{name: "item-%06d", value: "%s"},\n' "$i" "$value"
+		done
+		printf ']\n'
+	} >"$dir/big.cue"
+	o=$(cd "$dir" && peak_rss "$opm" mod tidy)
+	c=$(cd "$dir" && peak_rss "$cue" mod tidy)
+	printf 'mod tidy, a %s MB module: peak RSS opm %s MiB  cue %s MiB\n' "$(($(stat -c %s "$dir/big.cue") / 1000000))" "$o" "$c"
 }
 
 # --- section: get ------------------------------------------------------------
@@ -564,12 +589,13 @@ cold_get() {
 main() {
 	echo "opm benchmarks: $("$opm" --version), $("$cue" version | head -1)"
 	echo "$runs timed runs per tool after one warm-up; wall time mean (min); mod build with CUE_REGISTRY=none, get with a registry on 127.0.0.1"
-	echo
-	bench_startup
-	echo
-	bench_mod_build
-	echo
-	bench_get
+	# The sections named on the command line (e.g. `bench.sh get`), else all.
+	local section sections=("$@")
+	[ $# -gt 0 ] || sections=(startup mod_build tidy_memory get)
+	for section in "${sections[@]}"; do
+		echo
+		"bench_$section"
+	done
 }
 
 main "$@"

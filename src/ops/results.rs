@@ -11,8 +11,9 @@
 //! (module.cue and opm.sum included; every file of the module when one of
 //! its CUE files embeds files), and the values files. Dependencies are in
 //! it through opm.sum: an answer is kept only when opm.sum pins every
-//! dependency. A module with links or local replacements (files outside
-//! it) is always evaluated.
+//! dependency. The directories local-module.cue replaces dependencies with
+//! are hashed beside the answer and compared before it is given. A module
+//! with links (files that may lie outside it) is always evaluated.
 //!
 //! An answer from here still makes the dependencies loadable as an
 //! evaluation does (recorded, fetched when missing, checked warm against
@@ -46,7 +47,7 @@ use std::time::{Duration, SystemTime};
 const LIMIT: u64 = 256 << 20;
 /// A file over this is not hashed: such a module is always evaluated.
 const MAX_INPUT: u64 = 256 << 20;
-/// How far past the limit the cache shrinks when it trims.
+/// What the cache shrinks to when it outgrows the limit.
 const TRIM_TO: u64 = LIMIT / 4 * 3;
 
 /// The inputs of one evaluation, hashed as they are added.
@@ -54,9 +55,9 @@ pub struct Inputs(Sha256);
 
 impl Inputs {
     /// What every evaluation of `command` over the workspace's module
-    /// reads, with its `flags`. None when the module reads something the
-    /// key cannot hold (a link, a local replacement, a special file, a
-    /// file too large): then it is always evaluated.
+    /// reads, with its `flags`. None when the module holds something the
+    /// key cannot (a link, a special file, a file too large): then it is
+    /// always evaluated.
     pub fn of(ws: &Workspace, command: &str, flags: &impl Serialize) -> Option<Inputs> {
         let mut inputs = Inputs(Sha256::new());
         inputs.add(b"opm results v1");
