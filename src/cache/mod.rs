@@ -534,7 +534,9 @@ fn parse_cached(mv: &ModuleVersion, data: &[u8]) -> Result<cue::ModuleFile, Stri
 
 /// Checks that a registry's module file is `mv`'s (see [`parse_dependency`]).
 fn check_artifact(mv: &ModuleVersion, module_file: &[u8]) -> anyhow::Result<()> {
-    parse_dependency(mv, module_file).map(drop).map_err(|why| artifact_lie(mv, why))
+    // Remembered: the same bytes are read again from the cache once
+    // installed (a cold get parsed each module file twice).
+    parse_cached(mv, module_file).map(drop).map_err(|why| artifact_lie(mv, why))
 }
 
 /// A registry's artifact that is not the module version it was asked for.
