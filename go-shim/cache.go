@@ -47,7 +47,7 @@ func (r *cacheRegistry) ModFile(ctx context.Context, mv module.Version) (*modfil
 	if err != nil {
 		return nil, r.missing(mv)
 	}
-	return modfile.Parse(data, mv.String())
+	return parseDependency(data, mv.String(), mv.Path())
 }
 
 func (r *cacheRegistry) Fetch(ctx context.Context, mv module.Version) (module.SourceLoc, error) {

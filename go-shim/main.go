@@ -38,6 +38,7 @@ var handlers = map[string]handler{
 	"registry.resolve": opRegistryResolve,
 	"module.pack":      opModulePack,
 	"modfile.parse":    opModfileParse,
+	"memo.configure":   opMemoConfigure,
 	"modfile.update":   opModfileUpdate,
 	"modfile.views":    opTidyViews,
 	"modfile.local":    opFormatLocal,

@@ -163,6 +163,9 @@ type modfileParseRequest struct {
 	// Strict is how cue reads a dependency's module.cue; the main module's
 	// is read leniently (deps keys may lack their major version).
 	Strict bool `json:"strict"`
+	// Module, for a dependency's module file (strict): the module it must
+	// declare; its parse is remembered (memo.go).
+	Module string `json:"module"`
 }
 
 // opModfileParse parses a module file as cue's module loader does.
@@ -172,7 +175,12 @@ func opModfileParse(body []byte) (any, error) {
 		return nil, err
 	}
 	parse := modfile.ParseNonStrict
-	if req.Strict {
+	switch {
+	case req.Module != "":
+		parse = func(data []byte, filename string) (*modfile.File, error) {
+			return parseDependency(data, filename, req.Module)
+		}
+	case req.Strict:
 		parse = modfile.Parse
 	}
 	mf, err := parse([]byte(req.Data), req.Filename)

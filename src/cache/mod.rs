@@ -364,7 +364,7 @@ impl Cache {
             }
             match std::fs::read(self.entry(mv)?.mod_file()) {
                 Ok(data) => {
-                    let parsed = parse_cached(mv, &data)
+                    let parsed = parse_dependency(mv, &data)
                         .map_err(|why| fail(Kind::Other, format!("{mv}: the module file in the CUE cache {why}: run 'opm mod get --force {mv}'")))?;
                     out.push(Some(parsed));
                 }
@@ -491,12 +491,9 @@ fn parse_dependency(mv: &ModuleVersion, data: &[u8]) -> Result<cue::ModuleFile, 
         return Err(format!("is {} KiB, more than the {} MiB opm reads", data.len() >> 10, files::MAX_MODULE_FILE >> 20));
     }
     let text = std::str::from_utf8(data).map_err(|_| "is not UTF-8".to_string())?;
-    let parsed = cue::parse_module_file(text, &mv.to_string(), true).map_err(|e| format!("does not parse: {}", e.message))?;
-    declares(mv, parsed)
-}
-
-/// A parsed module file, if it declares `mv`'s module.
-fn declares(mv: &ModuleVersion, parsed: cue::ModuleFile) -> Result<cue::ModuleFile, String> {
+    // The shim remembers CUE's parse by digest (a cold get reads each
+    // module file twice, every warm command once per dependency).
+    let parsed = cue::parse_dependency_file(text, &mv.to_string(), mv.module()).map_err(|e| format!("does not parse: {}", e.message))?;
     let (base, major) = crate::module::split_major(&parsed.module);
     let major = if major.is_empty() { "v0" } else { major };
     if base != mv.base() || major != semver::major(mv.version()) {
@@ -505,38 +502,9 @@ fn declares(mv: &ModuleVersion, parsed: cue::ModuleFile) -> Result<cue::ModuleFi
     Ok(parsed)
 }
 
-/// [`parse_dependency`] of a module file in the CUE cache, CUE's parse
-/// remembered in opm's cache by the digest of the file and of the opm
-/// binary (a cached version never changes, and CUE's parse of a module
-/// file costs about half a millisecond: a warm get of a 12-module graph
-/// paid it 12 times). What is remembered must declare `mv`, else the file
-/// is parsed again.
-fn parse_cached(mv: &ModuleVersion, data: &[u8]) -> Result<cue::ModuleFile, String> {
-    let memo = crate::context::opm_cache_dir().zip(crate::context::binary_identity()).map(|(dir, id)| {
-        let mut key = id.to_vec();
-        key.extend_from_slice(data);
-        dir.join("modfiles").join(&registry::sha256(&key)[7..])
-    });
-    let remembered = memo.as_ref().and_then(|path| serde_json::from_slice::<cue::ModuleFile>(&std::fs::read(path).ok()?).ok());
-    // A memo that does not declare `mv` is not believed: parsed again.
-    if let Some(Ok(parsed)) = remembered.map(|parsed| declares(mv, parsed)) {
-        return Ok(parsed);
-    }
-    let parsed = parse_dependency(mv, data)?;
-    if let Some(path) = memo {
-        // Only an optimisation: a file that cannot be written is parsed
-        // again next time.
-        let _ = path.parent().map(fs_err::create_dir_all);
-        let _ = serde_json::to_vec(&parsed).map(|json| files::write_cached(&path, &json));
-    }
-    Ok(parsed)
-}
-
 /// Checks that a registry's module file is `mv`'s (see [`parse_dependency`]).
 fn check_artifact(mv: &ModuleVersion, module_file: &[u8]) -> anyhow::Result<()> {
-    // Remembered: the same bytes are read again from the cache once
-    // installed (a cold get parsed each module file twice).
-    parse_cached(mv, module_file).map(drop).map_err(|why| artifact_lie(mv, why))
+    parse_dependency(mv, module_file).map(drop).map_err(|why| artifact_lie(mv, why))
 }
 
 /// A registry's artifact that is not the module version it was asked for.

@@ -63,7 +63,24 @@ struct Response<T> {
     error: Option<Error>,
 }
 
+/// Where the shim remembers CUE's parses of dependency module files, and
+/// what tells this binary's parses from another's (go-shim/memo.go).
+static MEMO: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+
+/// Has the shim remember its parses of dependency module files in `dir`,
+/// keyed with `salt` (the binary's identity). Costs nothing until the
+/// first request: a command that never calls CUE never starts it.
+pub fn remember_parses_in(dir: &std::path::Path, salt: &str) {
+    let _ = MEMO.set(serde_json::json!({ "dir": dir, "salt": salt }));
+}
+
 fn call<Req: Serialize, Res: DeserializeOwned>(op: &str, request: &Req) -> Result<Res, Error> {
+    static CONFIGURED: std::sync::Once = std::sync::Once::new();
+    CONFIGURED.call_once(|| {
+        if let Some(memo) = MEMO.get() {
+            ffi::call("memo.configure", &serde_json::to_vec(memo).unwrap_or_default());
+        }
+    });
     let internal = |message: String| Error { kind: ErrorKind::Internal, message, errors: vec![] };
     let body = serde_json::to_vec(request).map_err(|e| internal(format!("encoding {op} request: {e}")))?;
     let raw = ffi::call(op, &body);
@@ -201,6 +218,13 @@ pub fn load_module_file(root: &Path) -> Result<ModuleFile, Error> {
 /// reads the main module's.
 pub fn parse_module_file(data: &str, filename: &str, strict: bool) -> Result<ModuleFile, Error> {
     call("modfile.parse", &serde_json::json!({ "data": data, "filename": filename, "strict": strict }))
+}
+
+/// Parses the module file of a dependency, as cue reads it (strictly),
+/// remembered by digest where [`remember_parses_in`] says; a remembered
+/// parse counts only if it declares `module` (path with its major).
+pub fn parse_dependency_file(data: &str, filename: &str, module: &str) -> Result<ModuleFile, Error> {
+    call("modfile.parse", &serde_json::json!({ "data": data, "filename": filename, "strict": true, "module": module }))
 }
 
 /// The two views `cue mod tidy` resolves: module.cue (read leniently) and

@@ -249,7 +249,7 @@ fn a_remembered_module_file_parse_that_lies_is_parsed_again() {
     assert!(!memos.is_empty());
     // Damaged, then claiming another module with no dependencies: the
     // files are parsed again and the graph is the same.
-    for memo in ["not json", r#"{"module":"evil.test/x@v0","language":"v0.17.0","deps":[]}"#] {
+    for memo in ["not json", r#"{"module":"evil.test/x@v0","language":{"version":"v0.17.0"}}"#] {
         for path in &memos {
             std::fs::write(path, memo).unwrap();
         }
