@@ -134,20 +134,26 @@ pub fn opm_cache_dir() -> Option<PathBuf> {
         .or_else(|| var("HOME").map(|h| h.join(".cache/opm")))
 }
 
-/// Which opm binary this is (its version, and the device, inode, size and
-/// modification time of its file): what one binary computed with the CUE
-/// linked into it is not believed by another. None when the binary cannot
-/// be found.
-pub fn binary_identity() -> Option<&'static [u8]> {
+/// The subdirectories of [`opm_cache_dir`]: the result cache of vet and
+/// build (ops/results.rs) and CUE's remembered parses of module files
+/// (go-shim/memo.go). `opm cache clean` removes both.
+pub const RESULTS_DIR: &str = "results";
+pub const PARSES_DIR: &str = "modfiles";
+
+/// Which opm binary this is, as a digest of its version and the device,
+/// inode, size and modification time of its file: what one binary
+/// computed with the CUE linked into it is not believed by another. None
+/// when the binary cannot be found.
+pub fn binary_identity() -> Option<&'static str> {
     use std::os::unix::fs::MetadataExt as _;
-    static IDENTITY: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    static IDENTITY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     IDENTITY
         .get_or_init(|| {
             let meta = std::fs::metadata(std::env::current_exe().ok()?).ok()?;
             let numbers = [meta.dev(), meta.ino(), meta.len(), meta.mtime() as u64, meta.mtime_nsec() as u64];
             let mut id = env!("CARGO_PKG_VERSION").as_bytes().to_vec();
             id.extend(numbers.iter().flat_map(|n| n.to_le_bytes()));
-            Some(id)
+            Some(crate::registry::sha256(&id))
         })
         .as_deref()
 }

@@ -105,7 +105,6 @@ impl Locked {
     }
 }
 
-/// Records that the project at `root` uses `mvs` now.
 /// The same use recorded within this many seconds is not written again:
 /// a vet or build run a hundred times an hour rewrites nothing.
 const FRESH: u64 = 3600;

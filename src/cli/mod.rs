@@ -93,8 +93,7 @@ impl Global {
     /// instead of the environment's).
     pub fn context(self, routing: Option<crate::config::Routing>) -> Context {
         if let Some((dir, id)) = crate::context::opm_cache_dir().zip(crate::context::binary_identity()) {
-            let salt: String = id.iter().map(|b| format!("{b:02x}")).collect();
-            crate::cue::remember_parses_in(&dir.join("modfiles"), &salt);
+            crate::cue::remember_parses_in(&dir.join(crate::context::PARSES_DIR), id);
         }
         Context::new(self.offline, self.limits, routing, Some(Box::new(show_progress)))
     }

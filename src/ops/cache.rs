@@ -139,7 +139,7 @@ pub fn clean(ctx: &Context) -> anyhow::Result<Vec<ModuleVersion>> {
     }
     // And what opm computed from them: the result cache, parsed module files.
     if let Some(dir) = crate::context::opm_cache_dir() {
-        for what in ["results", "modfiles"] {
+        for what in [crate::context::RESULTS_DIR, crate::context::PARSES_DIR] {
             if dir.join(what).exists() {
                 fs_err::remove_dir_all(dir.join(what))?;
             }

@@ -31,11 +31,12 @@
 
 use super::Workspace;
 use crate::catalog;
-use crate::context::{binary_identity, opm_cache_dir};
+use crate::context::{binary_identity, opm_cache_dir, RESULTS_DIR};
 use crate::cue::Diagnostic;
 use crate::error::{Failure, Kind};
 use crate::files::{self, write_cached};
 use crate::module::ModuleVersion;
+use crate::registry;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -61,7 +62,7 @@ impl Inputs {
     pub fn of(ws: &Workspace, command: &str, flags: &impl Serialize) -> Option<Inputs> {
         let mut inputs = Inputs(Sha256::new());
         inputs.add(b"opm results v1");
-        inputs.add(binary_identity()?);
+        inputs.add(binary_identity()?.as_bytes());
         inputs.add(command.as_bytes());
         inputs.add(&serde_json::to_vec(flags).ok()?);
         inputs.add(files::current_dir().ok()?.as_os_str().as_encoded_bytes());
@@ -122,16 +123,12 @@ impl Inputs {
     }
 
     fn key(self) -> String {
-        hex(&self.0.finalize())
+        self.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What an evaluation answered: its result, or the CUE errors that made it
@@ -221,7 +218,7 @@ struct Store {
 
 impl Store {
     fn open() -> Option<Store> {
-        Some(Store { dir: opm_cache_dir()?.join("results") })
+        Some(Store { dir: opm_cache_dir()?.join(RESULTS_DIR) })
     }
 
     fn key_path(&self, key: &str) -> PathBuf {
@@ -237,9 +234,9 @@ impl Store {
     fn get<T: DeserializeOwned>(&self, key: &str) -> Option<Answer<T>> {
         let path = self.key_path(key);
         let digest = files::read_regular(&path, 128, "result key").ok()??;
-        let hex_digest = std::str::from_utf8(&digest).ok()?.strip_prefix("sha256:")?.to_string();
-        let blob = files::read_regular(&self.blob_path(&hex_digest), LIMIT, "result").ok()??;
-        if hex(&Sha256::digest(&blob)) != hex_digest {
+        let digest = String::from_utf8(digest).ok()?;
+        let blob = files::read_regular(&self.blob_path(digest.strip_prefix("sha256:")?), LIMIT, "result").ok()??;
+        if registry::sha256(&blob) != digest {
             tracing::warn!("a kept result does not match its digest: evaluating again");
             return None;
         }
@@ -252,14 +249,15 @@ impl Store {
 
     fn put<T: Serialize>(&self, key: &str, answer: &Answer<&T>) -> anyhow::Result<()> {
         let blob = serde_json::to_vec(answer)?;
-        let hex_digest = hex(&Sha256::digest(&blob));
+        let digest = registry::sha256(&blob);
+        let hex_digest = &digest["sha256:".len()..];
         for dir in ["keys", "blobs/sha256"] {
             fs_err::create_dir_all(self.dir.join(dir))?;
         }
         // The blob before the key that names it: a reader never follows a
         // key to nothing.
-        write_cached(&self.blob_path(&hex_digest), &blob)?;
-        write_cached(&self.key_path(key), format!("sha256:{hex_digest}").as_bytes())?;
+        write_cached(&self.blob_path(hex_digest), &blob)?;
+        write_cached(&self.key_path(key), digest.as_bytes())?;
         // Sizing up the cache reads every blob's size: done on one store
         // in sixteen (by the digest's first digit), not on each.
         if hex_digest.starts_with('0') && self.size() > LIMIT {
