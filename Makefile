@@ -33,6 +33,14 @@ COSIGN_STAMP := $(TOOLS)/.cosign-$(COSIGN_VERSION)
 REGISTRY3_VERSION := v3.1.2
 REGISTRY3 := $(TOOLS)/registry
 REGISTRY3_STAMP := $(TOOLS)/.registry-$(REGISTRY3_VERSION)
+# A real etcd and kube-apiserver for the delivery tests (opm apply, diff,
+# status, delete), built from the Go module proxy by scripts/build-kube.sh
+# (about 8 min on 2 cores the first time, seconds with Go's build cache);
+# kubectl the same way, for the bench only.
+ETCD_VERSION := v3.6.16
+KUBE_VERSION := v1.37.2
+KUBE_STAMP := $(TOOLS)/.kube-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
+KUBECTL_STAMP := $(TOOLS)/.kubectl-$(KUBE_VERSION)
 # libclang-dev: bindgen; libc6-dev: the static C library (build). The rest: tests (real registry, skopeo,
 # htpasswd, openssl for a TLS registry; python3 for the demo and bench; man-db
 # to read the installed manual pages).
@@ -55,8 +63,9 @@ build: build-deps
 demo: build test-deps $(CUE)
 	OPM_TEST_CUE=$(CUE) scripts/demo.sh
 
-test: build-deps test-deps lint $(CUE) $(COSIGN_STAMP) $(REGISTRY3_STAMP)
-	OPM_TEST_CUE=$(CUE) OPM_TEST_COSIGN=$(COSIGN) OPM_TEST_REGISTRY3=$(REGISTRY3) cargo test --release --locked
+test: build-deps test-deps lint $(CUE) $(COSIGN_STAMP) $(REGISTRY3_STAMP) $(KUBE_STAMP)
+	OPM_TEST_CUE=$(CUE) OPM_TEST_COSIGN=$(COSIGN) OPM_TEST_REGISTRY3=$(REGISTRY3) \
+	OPM_TEST_ETCD=$(TOOLS)/etcd OPM_TEST_KUBE_APISERVER=$(TOOLS)/kube-apiserver cargo test --release --locked
 
 # The code as the house keeps it: rustfmt (rustfmt.toml), clippy with every
 # warning an error (tests included), gofmt and go vet for the shim.
@@ -95,6 +104,14 @@ $(COSIGN_STAMP):
 $(REGISTRY3_STAMP):
 	GOBIN=$(TOOLS) GOTOOLCHAIN=local go install github.com/distribution/distribution/v3/cmd/registry@$(REGISTRY3_VERSION)
 	@rm -f $(TOOLS)/.registry-* && touch $@
+
+$(KUBE_STAMP): scripts/build-kube.sh
+	scripts/build-kube.sh $(TOOLS) $(ETCD_VERSION) $(KUBE_VERSION)
+	@rm -f $(TOOLS)/.kube-* && touch $@
+
+$(KUBECTL_STAMP): $(KUBE_STAMP)
+	scripts/build-kube.sh $(TOOLS) $(ETCD_VERSION) $(KUBE_VERSION) kubectl
+	@rm -f $(TOOLS)/.kubectl-* && touch $@
 
 install: build
 	install -Dm755 $(OPM) $(DESTDIR)$(PREFIX)/bin/opm

@@ -58,6 +58,17 @@ type renderResult struct {
 	Package string           `json:"package"`
 	Name    string           `json:"name"`
 	Objects []renderedObject `json:"objects"`
+	// The release's modules, for the provenance of what is delivered.
+	Modules []releaseModule `json:"modules"`
+}
+
+// releaseModule is what a module's metadata says of it: its name (the
+// part-of label of its objects), where it comes from (usually its CUE
+// module path) and its version.
+type releaseModule struct {
+	Name       string `json:"name"`
+	APIVersion string `json:"api_version"`
+	Version    string `json:"version"`
 }
 
 // opRender loads the package at Dir, binds its `module` (or `bundle`) to a
@@ -158,6 +169,13 @@ func opRender(body []byte) (any, error) {
 	if err := checkObjects(result.Objects, sources, releaseComponents(rel, req.Kind)); err != nil {
 		return nil, err
 	}
+	for _, m := range releaseModules(rel, req.Kind) {
+		field := func(path string) string {
+			s, _ := m.LookupPath(cue.ParsePath(path)).String()
+			return s
+		}
+		result.Modules = append(result.Modules, releaseModule{field("metadata.name"), field("metadata.apiVersion"), field("metadata.version")})
+	}
 	return result, nil
 }
 
@@ -177,19 +195,23 @@ func sourceOf(v cue.Value) source {
 	return source{module: label("app.kubernetes.io/part-of"), component: label("app.kubernetes.io/component")}
 }
 
+// releaseModules lists the compiled modules of a release.
+func releaseModules(rel cue.Value, kind string) []cue.Value {
+	if kind != "bundle" {
+		return []cue.Value{rel.LookupPath(cue.ParsePath("compiled"))}
+	}
+	var modules []cue.Value
+	iter, err := rel.LookupPath(cue.ParsePath("modules")).Fields()
+	for err == nil && iter.Next() {
+		modules = append(modules, iter.Value())
+	}
+	return modules
+}
+
 // releaseComponents lists every component of the release's modules.
 func releaseComponents(rel cue.Value, kind string) []source {
-	var modules []cue.Value
-	if kind == "bundle" {
-		iter, err := rel.LookupPath(cue.ParsePath("modules")).Fields()
-		for err == nil && iter.Next() {
-			modules = append(modules, iter.Value())
-		}
-	} else {
-		modules = append(modules, rel.LookupPath(cue.ParsePath("compiled")))
-	}
 	var out []source
-	for _, m := range modules {
+	for _, m := range releaseModules(rel, kind) {
 		name, _ := m.LookupPath(cue.ParsePath("metadata.name")).String()
 		iter, err := m.LookupPath(cue.ParsePath("components")).Fields()
 		for err == nil && iter.Next() {

@@ -5,6 +5,7 @@
 //! registry client are read on first need, once: a command whose modules
 //! are all cached never reads the routing, the keys or the credentials.
 
+use crate::cluster::{kubeconfig::Selection, Cluster};
 use crate::config::Routing;
 use crate::registry::{Client, Limits, Progress};
 use crate::trust::Policy;
@@ -25,6 +26,9 @@ struct Inner {
     routing: OnceCell<Routing>,
     policy: OnceCell<Policy>,
     client: OnceCell<Client>,
+    /// Which cluster (--kubeconfig, --context, -n), and its client.
+    selection: OnceCell<Selection>,
+    cluster: OnceCell<Cluster>,
     /// Shows a transfer (the top's progress bars); None: nothing shown.
     show: Option<Show>,
 }
@@ -52,6 +56,8 @@ impl Context {
             routing: routing.map(OnceCell::from).unwrap_or_default(),
             policy: OnceCell::new(),
             client: OnceCell::new(),
+            selection: OnceCell::new(),
+            cluster: OnceCell::new(),
             show,
         }))
     }
@@ -96,6 +102,24 @@ impl Context {
         }
         let client = self.connect(self.routing()?.clone())?;
         Ok(self.0.client.get_or_init(|| client))
+    }
+
+    /// Chooses the cluster the command works on (its flags); set once,
+    /// before the first [`Context::cluster`].
+    pub fn select_cluster(&self, selection: Selection) {
+        let _ = self.0.selection.set(selection);
+    }
+
+    /// The command's cluster client: the kubeconfig read (exec plugins
+    /// run, within the command's budget) on first need; nothing is sent.
+    pub fn cluster(&self) -> anyhow::Result<&Cluster> {
+        if let Some(cluster) = self.0.cluster.get() {
+            return Ok(cluster);
+        }
+        let selection = self.0.selection.get().cloned().unwrap_or_default();
+        let target = crate::cluster::kubeconfig::load(&selection, self.0.limits.deadline)?;
+        let cluster = Cluster::open(target, self.0.limits.deadline, self.0.limits.budget)?;
+        Ok(self.0.cluster.get_or_init(|| cluster))
     }
 
     /// A client over another routing (a mirror's target), with this

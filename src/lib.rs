@@ -16,14 +16,17 @@
 pub mod cache;
 pub mod catalog;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod context;
 #[allow(unsafe_code)]
 pub mod cue;
 pub mod error;
+pub mod fields;
 pub mod files;
 pub mod module;
 pub mod ops;
+pub mod process;
 pub mod registry;
 pub mod resolve;
 pub mod trust;

@@ -1,5 +1,6 @@
 //! opm's documented exit codes, and the one place kinds become codes.
 
+use crate::cluster;
 use crate::error::{Failure, Kind};
 use crate::registry::{self, ErrorKind};
 use crate::resolve::tidy;
@@ -76,6 +77,15 @@ pub fn kind_of(err: &anyhow::Error) -> Kind {
                 // Rate limiting, like a registry that is down, passes.
                 ErrorKind::Unreachable | ErrorKind::RateLimited => Kind::Unreachable,
                 ErrorKind::Corrupt | ErrorKind::Conflict | ErrorKind::Limit | ErrorKind::Other => Kind::Other,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<cluster::Error>() {
+            return match e.kind {
+                cluster::ErrorKind::Unreachable => Kind::Unreachable,
+                cluster::ErrorKind::Unauthorized | cluster::ErrorKind::Forbidden => Kind::Auth,
+                cluster::ErrorKind::NotFound => Kind::NotFound,
+                cluster::ErrorKind::Invalid => Kind::Invalid,
+                cluster::ErrorKind::Conflict | cluster::ErrorKind::Timeout | cluster::ErrorKind::Config | cluster::ErrorKind::Other => Kind::Other,
             };
         }
         if cause.is::<tidy::Untidy>() {

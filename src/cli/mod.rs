@@ -5,6 +5,7 @@
 mod cache;
 mod completion;
 mod config_show;
+mod deliver;
 mod exit;
 mod log;
 mod man;
@@ -37,6 +38,7 @@ Examples:
   opm mod publish v0.1.0              Vet and push the module to its registry
   opm mod get example.com/lib@v1.2.3  Add a dependency at an exact version
   opm mod update --check              In CI: exit 6 when updates exist
+  opm diff && opm apply               Show, then apply the release to the cluster
   opm registry check --push           Routing, credentials and a live probe of each registry
   opm version --json                  Versions of opm, CUE and Go
 
@@ -107,6 +109,21 @@ enum Command {
     /// Work with bundles, releases of several modules: vet, build
     #[command(subcommand, after_help = mod_build::BUNDLE_BUILD_EXAMPLES)]
     Bundle(BundleCommand),
+    /// Apply a module or bundle release to a cluster: prune, record, wait
+    #[command(after_help = deliver::APPLY_EXAMPLES)]
+    Apply(deliver::ApplyArgs),
+    /// Show what `opm apply` would change in the cluster (exit 6 if anything)
+    #[command(after_help = deliver::DIFF_EXAMPLES)]
+    Diff(deliver::DiffArgs),
+    /// Show a release in the cluster: revision, modules, health and drift
+    #[command(after_help = deliver::STATUS_EXAMPLES)]
+    Status(deliver::ReleaseArgs),
+    /// Apply an earlier revision of a release again
+    #[command(after_help = deliver::ROLLBACK_EXAMPLES)]
+    Rollback(deliver::RollbackArgs),
+    /// Delete a release's objects and its inventory from the cluster
+    #[command(after_help = deliver::DELETE_EXAMPLES)]
+    Delete(deliver::ReleaseArgs),
     /// The CUE cache: list, verify, remove what no project uses
     #[command(subcommand, after_help = cache::EXAMPLES)]
     Cache(cache::Command),
@@ -312,6 +329,11 @@ pub fn run() -> anyhow::Result<()> {
         Command::Mod(ModCommand::Why(args)) => mod_graph::why(args, g),
         Command::Bundle(BundleCommand::Vet(args)) => mod_build::vet(ReleaseKind::Bundle, args, g),
         Command::Bundle(BundleCommand::Build(args)) => mod_build::build(ReleaseKind::Bundle, args, g),
+        Command::Apply(args) => deliver::apply(args, g),
+        Command::Diff(args) => deliver::diff(args, g),
+        Command::Status(args) => deliver::status(args, g),
+        Command::Rollback(args) => deliver::rollback(args, g),
+        Command::Delete(args) => deliver::delete(args, g),
         Command::Config(ConfigCommand::Show(args)) => config_show::run(args, g),
         Command::Registry(RegistryCommand::Check(args)) => registry_check::run(args, g),
         Command::Cache(command) => cache::run(command, g),

@@ -238,9 +238,8 @@ fn print_previews(previews: &[update::Preview], json: bool) -> anyhow::Result<()
         }
         for c in &p.changed {
             out += &format!("  ~ {}\n", c.object);
-            let show = |v: &Option<serde_json::Value>| v.as_ref().map_or("(none)".to_string(), |v| v.to_string());
             for f in &c.fields {
-                out += &format!("      {}: {} -> {}\n", f.path, show(&f.before), show(&f.after));
+                out += &format!("      {}\n", crate::fields::describe(f));
             }
         }
         if p.added.is_empty() && p.removed.is_empty() && p.changed.is_empty() {

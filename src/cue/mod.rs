@@ -324,6 +324,19 @@ pub struct Rendered {
     /// The release name used.
     pub name: String,
     pub objects: Vec<Object>,
+    /// The release's modules, as their metadata names them.
+    #[serde(default)]
+    pub modules: Vec<ReleaseModule>,
+}
+
+/// A module of a release: its name (the `app.kubernetes.io/part-of` label
+/// of its objects), where it comes from (its metadata.apiVersion, usually
+/// the CUE module path) and its version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseModule {
+    pub name: String,
+    pub api_version: String,
+    pub version: String,
 }
 
 /// Evaluates the release of a module or bundle and returns its objects in

@@ -2,6 +2,7 @@
 //! with no argument parsing and no printing of results (cli/ does both).
 
 pub mod cache;
+pub mod deliver;
 pub mod deps;
 pub mod graph;
 pub mod init;

@@ -14,15 +14,12 @@ use super::error::{Error, ErrorKind};
 use base64::Engine as _;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// How long a credential helper may take (less when the command's time
 /// budget ends sooner).
 const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a helper's output may stay open after it exited.
-const HELPER_LEFTOVERS: Duration = Duration::from_millis(200);
 /// A config file larger than this is not a credentials file.
 const MAX_CONFIG: u64 = 4 << 20;
 
@@ -201,72 +198,25 @@ enum HelperError {
     Failed(String),
 }
 
-/// Runs `docker-credential-NAME get` for `host` in a process group of its
-/// own, which is killed at `deadline`, and also when the helper has
-/// answered but something it started still holds its output open (a
-/// background child would otherwise keep opm waiting for the end of it).
+/// Runs `docker-credential-NAME get` for `host`, bounded by `deadline`
+/// (crate::process: killed whole at the limit, and when the helper has
+/// answered but something it started still holds its output open).
 /// None: the helper has no credentials for the host.
 fn run_helper(name: &str, host: &str, deadline: Instant) -> Result<Option<Credentials>, HelperError> {
-    use std::os::unix::process::CommandExt as _;
-    use std::sync::mpsc::RecvTimeoutError;
+    use crate::process::RunError;
     let program = format!("docker-credential-{name}");
-    let mut child = std::process::Command::new(&program)
-        .arg("get")
-        .process_group(0)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { HelperError::NotFound } else { HelperError::Failed(e.kind().to_string()) })?;
-    let group = rustix::process::Pid::from_child(&child);
-    let kill_group = || {
-        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        // A helper that exits without reading is judged by its exit code.
-        let _ = stdin.write_all(host.as_bytes());
-    }
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let (sender, answer) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = (&mut stdout).take(1 << 20).read_to_end(&mut out);
-        let _ = sender.send(out);
-    });
+    let mut helper = std::process::Command::new(&program);
+    helper.arg("get").stderr(std::process::Stdio::null());
     let limit = deadline.saturating_duration_since(Instant::now()).min(HELPER_TIMEOUT);
-    let started = Instant::now();
-    let (mut output, mut exited) = (None, None);
-    let (out, status) = loop {
-        if exited.is_none() {
-            exited = child.try_wait().map_err(|e| HelperError::Failed(e.to_string()))?.map(|s| (s, Instant::now()));
+    let finished = crate::process::run(helper, host.as_bytes(), limit, 1 << 20).map_err(|e| match e {
+        RunError::NotFound => HelperError::NotFound,
+        RunError::Failed(why) => HelperError::Failed(why),
+        RunError::TimedOut(limit) => {
+            let budget = if limit < HELPER_TIMEOUT { " (the command's time budget, --timeout)" } else { "" };
+            HelperError::Failed(format!("no answer within {} s{budget}; it was stopped", limit.as_secs_f32().round()))
         }
-        if output.is_none() {
-            match answer.recv_timeout(Duration::from_millis(10)) {
-                Ok(out) => output = Some(out),
-                Err(RecvTimeoutError::Disconnected) => output = Some(Vec::new()),
-                Err(RecvTimeoutError::Timeout) => {}
-            }
-        } else {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        match (output.take(), exited) {
-            (Some(out), Some((status, _))) => break (out, status),
-            // The helper is gone but its output is still open: what it
-            // left behind is stopped, and what it said is read.
-            (None, Some((status, at))) if at.elapsed() > HELPER_LEFTOVERS => {
-                kill_group();
-                break (answer.recv_timeout(Duration::from_secs(1)).unwrap_or_default(), status);
-            }
-            _ if started.elapsed() >= limit => {
-                kill_group();
-                let _ = child.kill();
-                let _ = child.wait();
-                let budget = if limit < HELPER_TIMEOUT { " (the command's time budget, --timeout)" } else { "" };
-                return Err(HelperError::Failed(format!("no answer within {} s{budget}; it was stopped", limit.as_secs_f32().round())));
-            }
-            (out, _) => output = out,
-        }
-    };
+    })?;
+    let (out, status) = (finished.stdout, finished.status);
     if !status.success() {
         // The helpers' own words for "nothing stored for this host".
         if String::from_utf8_lossy(&out).contains("credentials not found") {

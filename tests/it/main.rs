@@ -2,11 +2,13 @@
 //! version linked into opm, and (for registry tests) a real OCI registry on
 //! loopback. One test crate, so everything links once.
 
+mod kube_server;
 mod registry_server;
 mod support;
 
 mod build;
 mod cli;
+mod deliver;
 mod deps;
 mod deps_diff;
 mod faults;

@@ -10,7 +10,7 @@
 mod preview;
 mod prove;
 
-pub use preview::{preview, FieldChange, ObjectChange, Preview};
+pub use preview::{preview, ObjectChange, Preview};
 pub use prove::apply;
 
 use super::{MainFile, Workspace};

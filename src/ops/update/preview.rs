@@ -5,6 +5,7 @@ use super::prove::{render_options, resolve_updates, staged};
 use super::Plan;
 use crate::cue::{self, Diagnostic, Encoding, ReleaseKind};
 use crate::error::Failure;
+use crate::fields::{self, FieldChange};
 use crate::files::{self, display_path};
 use crate::ops::render::{self, RenderOptions};
 use crate::ops::Workspace;
@@ -30,16 +31,6 @@ pub struct Preview {
 pub struct ObjectChange {
     pub object: String,
     pub fields: Vec<FieldChange>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct FieldChange {
-    /// `spec.replicas`, `spec.template.spec.containers[0].image`.
-    pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub before: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub after: Option<serde_json::Value>,
 }
 
 type Objects = std::collections::BTreeMap<String, serde_json::Value>;
@@ -104,33 +95,6 @@ fn in_user_paths(e: &anyhow::Error, copy: &std::path::Path, root: &std::path::Pa
     }
 }
 
-fn diff_values(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<FieldChange>) {
-    use serde_json::Value;
-    let join = |key: &str| if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                match (x.get(k), y.get(k)) {
-                    (Some(p), Some(q)) => diff_values(&join(k), p, q, out),
-                    (p, q) => out.push(FieldChange { path: join(k), before: p.cloned(), after: q.cloned() }),
-                }
-            }
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            for i in 0..x.len().max(y.len()) {
-                let p = format!("{path}[{i}]");
-                match (x.get(i), y.get(i)) {
-                    (Some(u), Some(v)) => diff_values(&p, u, v, out),
-                    (u, v) => out.push(FieldChange { path: p, before: u.cloned(), after: v.cloned() }),
-                }
-            }
-        }
-        _ if a != b => out.push(FieldChange { path: path.to_string(), before: Some(a.clone()), after: Some(b.clone()) }),
-        _ => {}
-    }
-}
-
 /// For each update of the plan, on its own: the release rendered before
 /// and after it, compared object by object. Nothing of the module changes:
 /// the update is rendered in a copy of the module.
@@ -158,8 +122,7 @@ pub fn preview(plan: &Plan) -> anyhow::Result<Vec<Preview>> {
                 p.removed = before.keys().filter(|k| !after.contains_key(*k)).cloned().collect();
                 for (k, a) in &before {
                     if let Some(b) = after.get(k) {
-                        let mut fields = Vec::new();
-                        diff_values("", a, b, &mut fields);
+                        let fields = fields::changes(a, b);
                         if !fields.is_empty() {
                             p.changed.push(ObjectChange { object: k.clone(), fields });
                         }

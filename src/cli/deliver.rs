@@ -1,0 +1,291 @@
+//! `opm apply | diff | status | delete | rollback`: delivery of a module or
+//! bundle release to a cluster.
+
+use super::Global;
+use crate::cluster::kubeconfig::Selection;
+use crate::context::Context;
+use crate::error::{count, fail, Kind};
+use crate::ops::deliver::{self, ApplyOptions, Difference, ReleaseOptions};
+use crate::ui;
+use std::path::PathBuf;
+
+pub const APPLY_EXAMPLES: &str = "\
+Examples:
+  opm apply                              Apply the release in this directory and wait
+  opm apply -f prod.yaml -n shop         Values and namespace, as `opm mod build` takes them
+  opm apply --context staging --no-wait  Another kubeconfig context; do not wait
+  opm apply --force-conflicts            Take fields another manager owns
+  opm apply --force                      Recreate objects whose immutable fields change
+
+Server-side apply as field manager `opm`, in stages: Namespaces and CRDs
+(waited for until established), cluster-scoped objects, the rest. The
+dependencies are proven against cue.mod/opm.sum and the signature policy
+first (exit 7 or 8, nothing applied). The release's inventory is a Secret
+opm-release.NAME in its namespace; objects of the previous revision that
+are gone from the release are pruned if they carry the release's labels
+(not Namespaces or PVCs, unless --prune-storage; never one annotated
+opmodel.dev/keep=true).";
+
+pub const DIFF_EXAMPLES: &str = "\
+Examples:
+  opm diff                   What `opm apply` would change, field by field
+  opm diff -f prod.yaml      With values files
+  opm diff --json | jq .     For scripts
+
+The server's dry run of the apply: its defaults, admission and immutable
+fields. Secrets are masked. Exit 0 in sync, 6 when there is something to
+apply.";
+
+pub const STATUS_EXAMPLES: &str = "\
+Examples:
+  opm status                 The release of this directory
+  opm status --name blog -n web --json";
+
+pub const DELETE_EXAMPLES: &str = "\
+Examples:
+  opm delete                 Delete the release of this directory
+  opm delete --name blog -n web
+
+Deletes every object of the latest revision that carries the release's
+labels (not one annotated opmodel.dev/keep=true), then the inventory.";
+
+pub const ROLLBACK_EXAMPLES: &str = "\
+Examples:
+  opm rollback               Apply the revision before the latest again
+  opm rollback 3 --name blog Apply revision 3 of release blog again";
+
+/// Which cluster, as kubectl takes it.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current-context)
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// The namespace of the release (default: the context's, else "default")
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+}
+
+/// The release, as `opm mod build` takes it.
+#[derive(Debug, clap::Args)]
+pub struct ReleaseArgs {
+    /// The package directory (default: the current directory)
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// A values file (.cue, .yaml, .yml, .json); repeat to unify several, in order
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    values: Vec<PathBuf>,
+    /// The release name (default: the module's or bundle's metadata.name)
+    #[arg(long)]
+    name: Option<String>,
+    /// Inject a tag value: -t key=value (repeatable)
+    #[arg(short = 't', long = "inject", value_name = "KEY=VALUE")]
+    tags: Vec<String>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Print the result as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    release: ReleaseArgs,
+    /// Take the fields other field managers own instead of failing
+    #[arg(long)]
+    force_conflicts: bool,
+    /// Delete and create again the objects whose change the server refuses as immutable
+    #[arg(long)]
+    force: bool,
+    /// Leave objects that are gone from the release in the cluster
+    #[arg(long)]
+    no_prune: bool,
+    /// Prune Namespaces and PersistentVolumeClaims too
+    #[arg(long)]
+    prune_storage: bool,
+    /// Do not wait for the objects to become ready
+    #[arg(long)]
+    no_wait: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    release: ReleaseArgs,
+    /// Show the diff of an apply with --force-conflicts
+    #[arg(long)]
+    force_conflicts: bool,
+    /// Show the pruning of Namespaces and PersistentVolumeClaims too
+    #[arg(long)]
+    prune_storage: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// The revision to apply again (default: the one before the latest)
+    revision: Option<u32>,
+    #[command(flatten)]
+    release: ReleaseArgs,
+    /// Do not wait for the objects to become ready
+    #[arg(long)]
+    no_wait: bool,
+}
+
+impl ReleaseArgs {
+    fn context(&self, g: Global) -> Context {
+        let ctx = g.context(None);
+        let c = &self.cluster;
+        ctx.select_cluster(Selection { kubeconfig: c.kubeconfig.clone(), context: c.context.clone(), namespace: c.namespace.clone() });
+        ctx
+    }
+
+    fn options(&self) -> ReleaseOptions {
+        ReleaseOptions { dir: self.dir.clone(), values: self.values.clone(), name: self.name.clone(), tags: self.tags.clone() }
+    }
+
+    /// The release's name: --name, else what the package's release is called.
+    fn name(&self, ctx: &Context) -> anyhow::Result<String> {
+        if let Some(name) = &self.name {
+            return Ok(name.clone());
+        }
+        let namespace = ctx.cluster()?.namespace.clone();
+        Ok(deliver::render_release(ctx, &self.options(), &namespace)?.name)
+    }
+}
+
+pub fn apply(args: ApplyArgs, g: Global) -> anyhow::Result<()> {
+    let ctx = args.release.context(g);
+    let how = ApplyOptions {
+        force_conflicts: args.force_conflicts,
+        recreate: args.force,
+        prune: !args.no_prune,
+        prune_storage: args.prune_storage,
+        wait: !args.no_wait,
+    };
+    let applied = deliver::apply(&ctx, &args.release.options(), &how).map_err(|e| super::after_json(false, e))?;
+    print_applied(&applied, args.release.json)
+}
+
+pub fn rollback(args: RollbackArgs, g: Global) -> anyhow::Result<()> {
+    let ctx = args.release.context(g);
+    let name = args.release.name(&ctx)?;
+    let how = ApplyOptions { prune: true, wait: !args.no_wait, ..ApplyOptions::default() };
+    let applied = deliver::rollback(&ctx, &name, args.revision, &how)?;
+    print_applied(&applied, args.release.json)
+}
+
+fn print_applied(a: &deliver::Applied, json: bool) -> anyhow::Result<()> {
+    if json {
+        return ui::print_json(a);
+    }
+    for ns in &a.namespaces_created {
+        ui::print_status(&format!("created namespace {ns}"));
+    }
+    for (list, verb) in [(&a.created, "created"), (&a.changed, "configured"), (&a.recreated, "recreated"), (&a.pruned, "pruned")] {
+        for o in list {
+            ui::print_status(&format!("{verb} {o}"));
+        }
+    }
+    for o in &a.kept {
+        ui::print_status(&format!("kept {o}"));
+    }
+    let unchanged = a.objects.len().saturating_sub(a.created.len() + a.changed.len());
+    let ready = if a.waited { ", all ready" } else { "" };
+    ui::print_status(&format!(
+        "applied release {} revision {} to namespace {}: {} ({} unchanged){ready}",
+        a.release,
+        a.revision,
+        a.namespace,
+        count(a.objects.len(), "object"),
+        unchanged
+    ));
+    Ok(())
+}
+
+pub fn diff(args: DiffArgs, g: Global) -> anyhow::Result<()> {
+    let ctx = args.release.context(g);
+    let json = args.release.json;
+    let report = deliver::diff(&ctx, &args.release.options(), args.force_conflicts, args.prune_storage).map_err(|e| super::after_json(false, e))?;
+    let work = report.differences.iter().filter(|d| d.is_work()).count();
+    if json {
+        ui::print_json(&report)?;
+    } else {
+        let mut out = String::new();
+        for d in &report.differences {
+            match d {
+                Difference::Create { object } => out += &format!("+ {object}\n"),
+                Difference::Prune { object } => out += &format!("- {object} (pruned)\n"),
+                Difference::Keep { object, why } => out += &format!("  {object} stays: {why}\n"),
+                Difference::Change { object, fields } => {
+                    out += &format!("~ {object}\n");
+                    for f in fields {
+                        out += &format!("      {}\n", crate::fields::describe(f));
+                    }
+                }
+                Difference::Immutable { object, message } => out += &format!("! {object}: {message} (apply --force recreates it)\n"),
+                Difference::Conflict { object, message } => out += &format!("! {object}: {message} (apply --force-conflicts takes the fields)\n"),
+            }
+        }
+        ui::write_stdout(&out)?;
+        ui::print_status(&format!(
+            "release {} in namespace {}: {} to apply, {} in sync",
+            report.release,
+            report.namespace,
+            count(work, "object"),
+            report.unchanged
+        ));
+    }
+    if work > 0 {
+        return Err(super::after_json(
+            json,
+            fail(Kind::Outdated, format!("{} of release {} differ from the cluster: run 'opm apply'", count(work, "object"), report.release)),
+        ));
+    }
+    Ok(())
+}
+
+pub fn status(args: ReleaseArgs, g: Global) -> anyhow::Result<()> {
+    let ctx = args.context(g);
+    let name = args.name(&ctx)?;
+    let report = deliver::status(&ctx, &name)?;
+    if args.json {
+        return ui::print_json(&report);
+    }
+    let mut out = format!("release {} in namespace {}: revision {} applied {}\n", report.release, report.namespace, report.revision, report.applied_at);
+    for m in &report.modules {
+        let digest = if m.digest.is_empty() { String::new() } else { format!(" {}", m.digest) };
+        out += &format!("  module {}@{}{digest}\n", m.module, m.version);
+    }
+    let width = report.objects.iter().map(|o| o.object.len()).max().unwrap_or(0);
+    for o in &report.objects {
+        let drift = match &o.drift {
+            Some(d) if !d.is_empty() => format!("  drifted: {}", d.join("; ")),
+            Some(_) => String::new(),
+            None => String::new(),
+        };
+        let reason = if o.reason.is_empty() { String::new() } else { format!(" ({})", o.reason) };
+        let module = if o.module.is_empty() { String::new() } else { format!("  from {}", o.module) };
+        out += &format!("{:<width$}  {}{reason}{module}{drift}\n", o.object, o.health);
+    }
+    ui::write_stdout(&out)
+}
+
+pub fn delete(args: ReleaseArgs, g: Global) -> anyhow::Result<()> {
+    let ctx = args.context(g);
+    let name = args.name(&ctx)?;
+    let deleted = deliver::delete(&ctx, &name)?;
+    if args.json {
+        return ui::print_json(&deleted);
+    }
+    for o in &deleted.deleted {
+        ui::print_status(&format!("deleted {o}"));
+    }
+    for o in &deleted.kept {
+        ui::print_status(&format!("kept {o}"));
+    }
+    ui::print_status(&format!("deleted release {} from namespace {}: {}", deleted.release, deleted.namespace, count(deleted.deleted.len(), "object")));
+    Ok(())
+}

@@ -1,0 +1,416 @@
+//! `opm apply`, `opm rollback` and `opm delete`: server-side apply in
+//! stages, the inventory written, then pruning and waiting.
+
+use super::{manifests, read_inventory, render_release, Release, ReleaseOptions};
+use crate::cluster::health::{self, Health};
+use crate::cluster::inventory::{self, Inventory, Revision};
+use crate::cluster::object::{self, ObjectRef};
+use crate::cluster::plan::{self, Plan};
+use crate::cluster::{Apply, Cluster, Error, ErrorKind};
+use crate::context::{Context, Unit};
+use crate::error::{fail, Kind};
+use serde::Serialize;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Take fields other managers own.
+    pub force_conflicts: bool,
+    /// Delete and create again the objects whose change the server refuses
+    /// as immutable.
+    pub recreate: bool,
+    pub prune: bool,
+    /// Prune Namespaces and PersistentVolumeClaims too.
+    pub prune_storage: bool,
+    pub wait: bool,
+}
+
+/// What an apply did.
+#[derive(Debug, Default, Serialize)]
+pub struct Applied {
+    pub release: String,
+    pub namespace: String,
+    pub revision: u32,
+    /// `Kind namespace/name` of each object applied, and which changed.
+    pub objects: Vec<String>,
+    pub created: Vec<String>,
+    pub changed: Vec<String>,
+    pub recreated: Vec<String>,
+    pub pruned: Vec<String>,
+    /// Left in place though gone from the release, and why.
+    pub kept: Vec<String>,
+    pub namespaces_created: Vec<String>,
+    pub waited: bool,
+}
+
+/// Applies the release in `opts.dir`.
+pub fn apply(ctx: &Context, opts: &ReleaseOptions, how: &ApplyOptions) -> anyhow::Result<Applied> {
+    // Rendered (and its dependencies proven) before the cluster is contacted.
+    let namespace = namespace_of(ctx)?;
+    let release = render_release(ctx, opts, &namespace)?;
+    let cluster = ctx.cluster()?;
+    let inventory = read_inventory(cluster, &release.name, &release.namespace)?;
+    deliver(ctx, cluster, &release, inventory, how)
+}
+
+/// The namespace of the release: -n, else the kubeconfig context's.
+pub(crate) fn namespace_of(ctx: &Context) -> anyhow::Result<String> {
+    Ok(ctx.cluster()?.namespace.clone())
+}
+
+/// Applies revision `number` of the release again (default: the one
+/// before the latest), as a new revision.
+pub fn rollback(ctx: &Context, name: &str, number: Option<u32>, how: &ApplyOptions) -> anyhow::Result<Applied> {
+    let cluster = ctx.cluster()?;
+    let namespace = cluster.namespace.clone();
+    let inventory = read_inventory(cluster, name, &namespace)?;
+    let latest =
+        inventory.latest().ok_or_else(|| fail(Kind::NotFound, format!("release {name} has no revisions in namespace {namespace}: nothing to roll back")))?;
+    let target = match number {
+        Some(n) => inventory.revision(n).ok_or_else(|| {
+            let kept: Vec<String> = inventory.revisions.iter().map(|r| r.number.to_string()).collect();
+            fail(Kind::NotFound, format!("release {name} has no revision {n}; it keeps {}", kept.join(", ")))
+        })?,
+        None => inventory
+            .revisions
+            .iter()
+            .rev()
+            .find(|r| r.number < latest.number)
+            .ok_or_else(|| fail(Kind::NotFound, format!("release {name} has one revision: nothing to roll back to")))?,
+    };
+    if target.manifests.is_empty() {
+        return Err(fail(
+            Kind::NotFound,
+            format!("revision {} of release {name} no longer keeps its manifests (dropped for size): apply that version of the module instead", target.number),
+        ));
+    }
+    let release = Release {
+        name: name.to_string(),
+        namespace,
+        kind: if target.kind == "bundle" { crate::cue::ReleaseKind::Bundle } else { crate::cue::ReleaseKind::Module },
+        package: target.package.clone(),
+        objects: target.manifests.iter().map(|m| (m.clone(), None)).collect(),
+        modules: target.modules.clone(),
+        values_digest: target.values_digest.clone(),
+    };
+    deliver(ctx, cluster, &release, inventory.clone(), how)
+}
+
+/// Plans and applies `release`, records it, prunes and waits.
+fn deliver(ctx: &Context, cluster: &Cluster, release: &Release, mut inventory: Inventory, how: &ApplyOptions) -> anyhow::Result<Applied> {
+    let mut applied = Applied { release: release.name.clone(), namespace: release.namespace.clone(), ..Applied::default() };
+    applied.namespaces_created = ensure_namespaces(cluster, release)?;
+    let plan = plan::plan(manifests(cluster, &release.objects)?, &release.name, &release.namespace, inventory.latest());
+    let previous: std::collections::BTreeMap<ObjectRef, String> =
+        inventory.latest().map(|r| r.objects.iter().cloned().zip(r.versions.iter().cloned()).collect()).unwrap_or_default();
+    let bar = ctx.progress(&format!("applying {}", crate::error::count(plan.objects().count(), "object")), Unit::Items);
+    bar.inc_length(plan.objects().count() as u64);
+    let mut versions = Vec::new();
+    for (stage, objects) in plan.stages.iter().enumerate() {
+        let answers = cluster.block_on(cluster.each(objects, |o| apply_one(cluster, o, how)));
+        let mut failures = Vec::new();
+        for (object, answer) in objects.iter().zip(answers) {
+            let r = ObjectRef::of(object).expect("planned objects have names");
+            match answer {
+                Ok((live, recreated)) => {
+                    bar.inc(1);
+                    let version = applied_version(&live);
+                    match previous.get(&r) {
+                        None if !recreated => applied.created.push(r.to_string()),
+                        Some(v) if *v == version => {}
+                        _ => applied.changed.push(r.to_string()),
+                    }
+                    if recreated {
+                        applied.recreated.push(r.to_string());
+                    }
+                    tracing::debug!("applied {r} ({version})");
+                    applied.objects.push(r.to_string());
+                    versions.push(version);
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        if let Some(first) = failures.into_iter().next() {
+            bar.done();
+            return Err(first.into());
+        }
+        if stage == 0 {
+            established(cluster, objects)?;
+        }
+    }
+    bar.done();
+    // Recorded before anything is pruned: what it lists exists.
+    let revision = Revision {
+        number: inventory.next_number(),
+        applied_at: now_rfc3339(),
+        package: release.package.clone(),
+        kind: match release.kind {
+            crate::cue::ReleaseKind::Module => "module".into(),
+            crate::cue::ReleaseKind::Bundle => "bundle".into(),
+        },
+        modules: release.modules.clone(),
+        values_digest: release.values_digest.clone(),
+        objects: plan.refs(),
+        versions,
+        manifests: plan.objects().cloned().collect(),
+    };
+    applied.revision = revision.number;
+    inventory.push(revision);
+    cluster.block_on(cluster.put(&inventory.to_secret(&release.name, &release.namespace)))?;
+    if how.prune {
+        prune(cluster, &plan, release, how, &mut applied)?;
+    }
+    if how.wait {
+        wait(ctx, cluster, &plan)?;
+        applied.waited = true;
+    }
+    Ok(applied)
+}
+
+/// Server-side apply of one object; with `recreate`, an object whose
+/// change the server refuses as immutable is deleted and created again.
+async fn apply_one(cluster: &Cluster, object: &Value, how: &ApplyOptions) -> Result<(Value, bool), Error> {
+    let mode = Apply { dry_run: false, force: how.force_conflicts };
+    match cluster.apply(object, mode).await {
+        Ok(live) => Ok((live, false)),
+        Err(e) if e.kind == ErrorKind::Invalid && is_immutable(&e.message) && how.recreate => {
+            let r = ObjectRef::of(object).expect("planned objects have names");
+            cluster.delete(&r).await?;
+            gone(cluster, &r).await?;
+            cluster.apply(object, mode).await.map(|live| (live, true))
+        }
+        Err(e) if e.kind == ErrorKind::Invalid && is_immutable(&e.message) => {
+            Err(Error::new(e.kind, format!("{}: --force deletes and creates again the objects whose immutable fields change", e.message)))
+        }
+        Err(e) if e.kind == ErrorKind::Conflict => Err(Error::new(e.kind, format!("{}: --force-conflicts takes these fields from their manager", e.message))),
+        Err(e) => Err(e),
+    }
+}
+
+/// When opm's apply last changed the object, as its managed fields record
+/// it (a no-op apply leaves it; the server's own status updates do not
+/// touch it, unlike the resourceVersion).
+fn applied_version(live: &Value) -> String {
+    let fields = live["metadata"]["managedFields"].as_array().into_iter().flatten();
+    let ours =
+        fields.filter(|f| f["manager"] == object::FIELD_MANAGER && f["operation"] == "Apply" && f["subresource"].is_null()).find_map(|f| f["time"].as_str());
+    ours.unwrap_or("").to_string()
+}
+
+/// Whether an apiserver refusal is about an immutable field.
+pub(crate) fn is_immutable(message: &str) -> bool {
+    message.contains("field is immutable") || message.contains("is immutable")
+}
+
+/// Waits until `r` no longer exists.
+async fn gone(cluster: &Cluster, r: &ObjectRef) -> Result<(), Error> {
+    while cluster.get(r).await?.is_some() {
+        if Instant::now() >= cluster.deadline() {
+            return Err(Error::new(ErrorKind::Timeout, format!("{r} was deleted but still exists (a finalizer?): out of time")));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+/// Creates the namespaces the release's objects go to that do not exist
+/// and are not among its objects (the release's own, for its inventory).
+fn ensure_namespaces(cluster: &Cluster, release: &Release) -> anyhow::Result<Vec<String>> {
+    let mut wanted = std::collections::BTreeSet::from([release.namespace.clone()]);
+    for (o, _) in &release.objects {
+        if let Some(ns) = o["metadata"]["namespace"].as_str().filter(|n| !n.is_empty()) {
+            wanted.insert(ns.to_string());
+        }
+    }
+    let own: Vec<&str> = release.objects.iter().filter(|(o, _)| o["kind"] == "Namespace").filter_map(|(o, _)| o["metadata"]["name"].as_str()).collect();
+    let mut created = Vec::new();
+    for ns in wanted.into_iter().filter(|ns| !own.contains(&ns.as_str())) {
+        let r = ObjectRef { api_version: "v1".into(), kind: "Namespace".into(), namespace: String::new(), name: ns.clone() };
+        if cluster.block_on(cluster.get(&r))?.is_none() {
+            let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            cluster.block_on(cluster.put(&body))?;
+            created.push(ns);
+        }
+    }
+    Ok(created)
+}
+
+/// Waits for the CRDs of the first stage to be established, then forgets
+/// what discovery said of their groups.
+fn established(cluster: &Cluster, objects: &[Value]) -> anyhow::Result<()> {
+    for crd in objects.iter().filter(|o| o["kind"] == "CustomResourceDefinition") {
+        let r = ObjectRef::of(crd).expect("planned objects have names");
+        loop {
+            let live = cluster.block_on(cluster.get(&r))?;
+            if live.as_ref().is_some_and(|l| health::health(l, Duration::ZERO) == Health::Ready) {
+                break;
+            }
+            if Instant::now() >= cluster.deadline() {
+                return Err(Error::new(ErrorKind::Timeout, format!("{r} is not established: out of time (--timeout)")).into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let group = crd["spec"]["group"].as_str().unwrap_or("");
+        for v in crd["spec"]["versions"].as_array().into_iter().flatten() {
+            cluster.forget(&format!("{group}/{}", v["name"].as_str().unwrap_or("")));
+        }
+    }
+    Ok(())
+}
+
+/// Why a prune candidate stays, if it does.
+pub(crate) fn keeps(live: &Value, release: &Release, prune_storage: bool) -> Option<&'static str> {
+    if !object::owned_by(live, &release.name, &release.namespace) {
+        Some("not labelled as this release's")
+    } else if object::is_kept(live) {
+        Some("annotated opmodel.dev/keep")
+    } else if !prune_storage && matches!(live["kind"].as_str(), Some("Namespace" | "PersistentVolumeClaim")) {
+        Some("Namespaces and PersistentVolumeClaims are pruned only with --prune-storage")
+    } else {
+        None
+    }
+}
+
+/// Deletes what the previous revision had and this one has not.
+fn prune(cluster: &Cluster, plan: &Plan, release: &Release, how: &ApplyOptions, applied: &mut Applied) -> anyhow::Result<()> {
+    for r in &plan.prune {
+        let live = match cluster.block_on(cluster.get(r)) {
+            Ok(Some(live)) => live,
+            Ok(None) => continue,
+            Err(e) if e.kind == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(why) = keeps(&live, release, how.prune_storage) {
+            applied.kept.push(format!("{r} ({why})"));
+            continue;
+        }
+        if cluster.block_on(cluster.delete(r))? {
+            applied.pruned.push(r.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// Waits until every object is ready, one fails, or time runs out.
+fn wait(ctx: &Context, cluster: &Cluster, plan: &Plan) -> anyhow::Result<()> {
+    let refs = plan.refs();
+    let started = Instant::now();
+    let bar = ctx.progress(&format!("waiting for {}", crate::error::count(refs.len(), "object")), Unit::Items);
+    bar.inc_length(refs.len() as u64);
+    let mut pending: Vec<ObjectRef> = refs;
+    let mut polls = 0u32;
+    loop {
+        let answers = cluster.block_on(cluster.each(&pending, |r| cluster.get(r)));
+        let mut still = Vec::new();
+        for (r, answer) in pending.iter().zip(answers) {
+            let live = answer?.ok_or_else(|| Error::new(ErrorKind::NotFound, format!("{r} vanished while opm waited for it")))?;
+            match health::health(&live, started.elapsed()) {
+                Health::Ready => bar.inc(1),
+                Health::Failed(why) => {
+                    bar.done();
+                    return Err(fail(Kind::Other, format!("{r} failed: {why}")));
+                }
+                Health::Progressing(why) => still.push((r.clone(), why, live)),
+            }
+        }
+        if still.is_empty() {
+            bar.done();
+            return Ok(());
+        }
+        // Every few looks: a pod that crash-loops fails the wait now.
+        if polls % 4 == 3 {
+            for (r, _, live) in &still {
+                if let Some(why) = crash_loop(cluster, r, live)? {
+                    bar.done();
+                    return Err(fail(Kind::Other, format!("{r} will not become ready: {why}")));
+                }
+            }
+        }
+        if Instant::now() + POLL >= cluster.deadline() {
+            bar.done();
+            let (r, why, _) = &still[0];
+            let more = if still.len() > 1 { format!(" (and {} more)", crate::error::count(still.len() - 1, "object")) } else { String::new() };
+            return Err(Error::new(ErrorKind::Timeout, format!("{r} is not ready: {why}{more}; waited {} s (--timeout)", started.elapsed().as_secs())).into());
+        }
+        pending = still.into_iter().map(|(r, _, _)| r).collect();
+        polls += 1;
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Why a workload's pod will not start (crash loops, images), with its
+/// latest warning event.
+fn crash_loop(cluster: &Cluster, r: &ObjectRef, live: &Value) -> anyhow::Result<Option<String>> {
+    let Some(labels) =
+        live["spec"]["selector"]["matchLabels"].as_object().filter(|_| matches!(r.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet" | "Job"))
+    else {
+        return Ok(None);
+    };
+    let selector: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+    let pods = cluster.block_on(cluster.list("v1", "Pod", &r.namespace, &selector.join(",")))?;
+    Ok(pods.iter().find_map(health::pod_failure))
+}
+
+/// Deletes every object of the release's latest revision that carries its
+/// labels (and is not annotated to be kept), then its inventory.
+pub fn delete(ctx: &Context, name: &str) -> anyhow::Result<Deleted> {
+    let cluster = ctx.cluster()?;
+    let namespace = cluster.namespace.clone();
+    let inventory = read_inventory(cluster, name, &namespace)?;
+    let latest = inventory.latest().ok_or_else(|| {
+        fail(Kind::NotFound, format!("release {name} is not in namespace {namespace} (no inventory Secret {})", inventory::secret_name(name)))
+    })?;
+    let release = Release {
+        name: name.to_string(),
+        namespace: namespace.clone(),
+        kind: crate::cue::ReleaseKind::Module,
+        package: String::new(),
+        objects: vec![],
+        modules: vec![],
+        values_digest: String::new(),
+    };
+    let plan = plan::plan(vec![], name, &namespace, Some(latest));
+    let mut applied = Applied::default();
+    prune(cluster, &plan, &release, &ApplyOptions { prune_storage: true, ..ApplyOptions::default() }, &mut applied)?;
+    cluster.block_on(cluster.delete(&inventory::secret_ref(name, &namespace)))?;
+    Ok(Deleted { release: name.to_string(), namespace, deleted: applied.pruned, kept: applied.kept })
+}
+
+#[derive(Debug, Serialize)]
+pub struct Deleted {
+    pub release: String,
+    pub namespace: String,
+    pub deleted: Vec<String>,
+    pub kept: Vec<String>,
+}
+
+/// Now, as RFC 3339 in UTC (no date library: days from the civil
+/// calendar, Howard Hinnant's algorithm).
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_rfc3339() {
+        let now = super::now_rfc3339();
+        assert_eq!(now.len(), 20);
+        assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
+    }
+}
