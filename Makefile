@@ -75,13 +75,15 @@ lint: build-deps
 	@test -z "$$(cd go-shim && gofmt -l .)" || { echo "gofmt: go-shim needs formatting:"; cd go-shim && gofmt -l .; exit 1; }
 	cd go-shim && GOTOOLCHAIN=local go vet ./...
 
-# Figures (opm against cue; the result cache over a monorepo), then the
-# soak: 200 random dependency graphs through both tools.
+# Figures (opm against cue; the result cache over a monorepo; apply and
+# diff against kubectl on a real apiserver), then the soak: 200 random
+# dependency graphs through both tools.
 # BENCH_BEFORE=path/to/older/opm compares the trust chain's cost with it.
-bench: build test-deps $(CUE) $(COSIGN_STAMP)
+bench: build test-deps $(CUE) $(COSIGN_STAMP) $(KUBECTL_STAMP)
 	OPM_TEST_CUE=$(CUE) scripts/bench.sh
 	scripts/bench-trust.py $(CUE) $(COSIGN) $(BENCH_BEFORE) $(OPM)
 	scripts/bench-results.py $(CUE) $(OPM)
+	scripts/bench-deliver.py $(OPM) $(TOOLS)/kubectl $(TOOLS)/etcd $(TOOLS)/kube-apiserver
 	OPM_TEST_CUE=$(CUE) OPM_GRAPHS=200 cargo test --release --locked -- --nocapture deps_diff::random
 
 # Installs Debian packages only when one is missing, so a ready machine

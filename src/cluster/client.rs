@@ -227,6 +227,18 @@ impl Cluster {
         Ok(list.and_then(|mut l| l["items"].as_array_mut().map(std::mem::take)).unwrap_or_default())
     }
 
+    /// The newest warning event about an object ("BackOff: Back-off
+    /// restarting failed container"), if there is one.
+    pub async fn last_warning(&self, kind: &str, namespace: &str, name: &str) -> Result<Option<String>> {
+        let selector = format!("involvedObject.kind={kind},involvedObject.name={name},type=Warning");
+        let path = format!("/api/v1/namespaces/{namespace}/events?fieldSelector={}", urlencode(&selector));
+        let list = self.send(reqwest::Method::GET, &path, None, None).await?;
+        let events = list.as_ref().and_then(|l| l["items"].as_array()).map(Vec::as_slice).unwrap_or_default();
+        let when =
+            |e: &Value| e["lastTimestamp"].as_str().or(e["eventTime"].as_str()).or(e["metadata"]["creationTimestamp"].as_str()).unwrap_or("").to_string();
+        Ok(events.iter().max_by_key(|e| when(e)).map(|e| format!("{}: {}", e["reason"].as_str().unwrap_or("?"), e["message"].as_str().unwrap_or("").trim())))
+    }
+
     /// Server-side apply of `object` as opm's field manager.
     pub async fn apply(&self, object: &Value, how: Apply) -> Result<Value> {
         let r = ObjectRef::of(object).ok_or_else(|| Error::new(ErrorKind::Invalid, "an object without apiVersion, kind or metadata.name"))?;

@@ -122,19 +122,15 @@ fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
 }
 
 /// Why a pod of a workload will not start, if one says so (crash loops,
-/// images that cannot be pulled): fails a wait early.
-pub fn pod_failure(pod: &Value) -> Option<String> {
+/// images that cannot be pulled): fails a wait early. With the pod's name.
+pub fn pod_failure(pod: &Value) -> Option<(String, String)> {
     let statuses = pod["status"]["containerStatuses"].as_array()?;
     statuses.iter().find_map(|s| {
         let waiting = &s["state"]["waiting"];
         let reason = waiting["reason"].as_str()?;
+        let name = pod["metadata"]["name"].as_str().unwrap_or("?");
         matches!(reason, "CrashLoopBackOff" | "ImagePullBackOff" | "ErrImagePull" | "InvalidImageName" | "CreateContainerConfigError").then(|| {
-            format!(
-                "pod {} container {}: {reason}: {}",
-                pod["metadata"]["name"].as_str().unwrap_or("?"),
-                s["name"].as_str().unwrap_or("?"),
-                waiting["message"].as_str().unwrap_or("")
-            )
+            (name.to_string(), format!("pod {name} container {}: {reason}: {}", s["name"].as_str().unwrap_or("?"), waiting["message"].as_str().unwrap_or("")))
         })
     })
 }
@@ -182,6 +178,6 @@ mod tests {
     #[test]
     fn crash_looping_pods_are_named() {
         let pod = json!({"metadata": {"name": "web-1"}, "status": {"containerStatuses": [{"name": "app", "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}}]}});
-        assert_eq!(pod_failure(&pod).unwrap(), "pod web-1 container app: CrashLoopBackOff: back-off");
+        assert_eq!(pod_failure(&pod).unwrap(), ("web-1".to_string(), "pod web-1 container app: CrashLoopBackOff: back-off".to_string()));
     }
 }

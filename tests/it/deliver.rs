@@ -3,6 +3,7 @@
 //! CRDs with their custom resources, conflicts, immutable fields, pruning,
 //! waiting, rollback, RBAC and an unreachable or stalled apiserver.
 
+use crate::deps_diff::World;
 use crate::kube_server::{cluster, TestCluster};
 use crate::support::*;
 use serde_json::{json, Value};
@@ -431,13 +432,70 @@ fn an_unreachable_or_stalled_apiserver_is_bounded_named_and_exit_3() {
 }
 
 #[test]
-fn interrupted_apply_converges_on_the_next() {
+fn an_interrupted_apply_converges_on_the_next() {
     let c = cluster();
-    let shop = Shop::new("sigint");
-    let mut child = opm(shop.cache.path()).current_dir(shop.dir.path()).env("KUBECONFIG", &shop.kubeconfig).args(["apply", "--no-wait"]).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::INT);
-    let _ = child.wait();
-    ok(&shop.opm(&["apply", "--no-wait"]));
-    assert_eq!(inventory_objects(&latest_revision(c, &shop.ns, "shop")), owned(c, &shop.ns, "shop"));
+    // How long a whole apply takes here, then SIGINT at moments across it.
+    let probe = Shop::new("sigint-probe");
+    let started = Instant::now();
+    ok(&probe.opm(&["apply", "--no-wait"]));
+    let whole = started.elapsed();
+    for k in 1..=5u32 {
+        let shop = Shop::new(&format!("sigint-{k}"));
+        let mut child = opm(shop.cache.path()).current_dir(shop.dir.path()).env("KUBECONFIG", &shop.kubeconfig).args(["apply", "--no-wait"]).spawn().unwrap();
+        std::thread::sleep(whole * k / 6);
+        let _ = rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::INT);
+        let _ = child.wait();
+        ok(&shop.opm(&["apply", "--no-wait"]));
+        assert_eq!(inventory_objects(&latest_revision(c, &shop.ns, "shop")), owned(c, &shop.ns, "shop"), "interrupted at {k}/6 of {whole:?}");
+    }
+}
+
+#[test]
+fn apply_proves_the_dependencies_before_the_cluster_and_records_their_digests() {
+    let c = cluster();
+    let w = World::new();
+    w.publish_files("example.com/words@v0", "v0.1.0", &[("words.cue", "package words\n\ngreeting: \"hello\"\n")]);
+    w.publish_files("example.com/words@v0", "v0.2.0", &[("words.cue", "package words\n\ngreeting: \"tampered\"\n")]);
+    let dir = publishable("example.com/shop@v0", "");
+    write(
+        &dir.path().join("shop.cue"),
+        r#"package shop
+
+import (
+	"opmodel.dev/core@v0"
+	"example.com/words@v0"
+)
+
+module: core.#Module & {
+	metadata: {apiVersion: "example.com/shop@v0", name: "shop", version: "0.1.0"}
+	#config: {}
+	values: {}
+	#components: settings: core.#ConfigMaps & {spec: configMaps: greeting: data: text: words.greeting}
+}
+"#,
+    );
+    let cache = tempdir();
+    let ns = c.unique("trust");
+    let kubeconfig = c.kubeconfig(cache.path(), &ns);
+    let opm_in = |cache: &std::path::Path, args: &[&str]| {
+        run(opm(cache).env("CUE_REGISTRY", &w.registry).env("KUBECONFIG", &kubeconfig).current_dir(dir.path()).args(args))
+    };
+    ok(&opm_in(cache.path(), &["mod", "get", "example.com/words@v0.1.0"]));
+    ok(&opm_in(cache.path(), &["mod", "tidy"]));
+    ok(&opm_in(cache.path(), &["apply", "--no-wait"]));
+    let sums = std::fs::read_to_string(dir.path().join("cue.mod/opm.sum")).unwrap();
+    let pinned = sums.lines().find(|l| l.starts_with("example.com/words@v0 v0.1.0 ")).unwrap().split(' ').nth(2).unwrap().to_string();
+    let revision = latest_revision(c, &ns, "shop");
+    let words = revision["modules"].as_array().unwrap().iter().find(|m| m["module"] == "example.com/words@v0").expect("the dependency is recorded");
+    assert_eq!((words["version"].as_str(), words["digest"].as_str()), (Some("v0.1.0"), Some(pinned.as_str())));
+
+    // The registry moves v0.1.0 to other content: a machine with an empty
+    // cache refuses before the cluster sees anything.
+    w.registry_server().retag("example.com/words", "v0.2.0", "v0.1.0");
+    let fresh = tempdir();
+    let other = c.unique("trust-fresh");
+    let out = opm_in(fresh.path(), &["apply", "--no-wait", "-n", &other]);
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    assert!(stderr(&out).contains("example.com/words@v0.1.0"), "{}", stderr(&out));
+    assert!(c.get(&format!("/api/v1/namespaces/{other}")).is_none(), "nothing applied, not even the namespace");
 }

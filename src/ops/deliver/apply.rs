@@ -312,7 +312,8 @@ fn wait(ctx: &Context, cluster: &Cluster, plan: &Plan) -> anyhow::Result<()> {
                 Health::Ready => bar.inc(1),
                 Health::Failed(why) => {
                     bar.done();
-                    return Err(fail(Kind::Other, format!("{r} failed: {why}")));
+                    let event = warning(cluster, &r.kind, &r.namespace, &r.name);
+                    return Err(fail(Kind::Other, format!("{r} failed: {why}{event}")));
                 }
                 Health::Progressing(why) => still.push((r.clone(), why, live)),
             }
@@ -324,9 +325,10 @@ fn wait(ctx: &Context, cluster: &Cluster, plan: &Plan) -> anyhow::Result<()> {
         // Every few looks: a pod that crash-loops fails the wait now.
         if polls % 4 == 3 {
             for (r, _, live) in &still {
-                if let Some(why) = crash_loop(cluster, r, live)? {
+                if let Some((pod, why)) = crash_loop(cluster, r, live)? {
                     bar.done();
-                    return Err(fail(Kind::Other, format!("{r} will not become ready: {why}")));
+                    let event = warning(cluster, "Pod", &r.namespace, &pod);
+                    return Err(fail(Kind::Other, format!("{r} will not become ready: {why}{event}")));
                 }
             }
         }
@@ -342,9 +344,20 @@ fn wait(ctx: &Context, cluster: &Cluster, plan: &Plan) -> anyhow::Result<()> {
     }
 }
 
-/// Why a workload's pod will not start (crash loops, images), with its
-/// latest warning event.
-fn crash_loop(cluster: &Cluster, r: &ObjectRef, live: &Value) -> anyhow::Result<Option<String>> {
+/// `; last event: REASON: MESSAGE` of an object's newest warning event,
+/// or nothing (events are a help, never a failure of their own).
+fn warning(cluster: &Cluster, kind: &str, namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        return String::new();
+    }
+    match cluster.block_on(cluster.last_warning(kind, namespace, name)) {
+        Ok(Some(event)) => format!("; last event: {event}"),
+        _ => String::new(),
+    }
+}
+
+/// Which pod of a workload will not start (crash loops, images), and why.
+fn crash_loop(cluster: &Cluster, r: &ObjectRef, live: &Value) -> anyhow::Result<Option<(String, String)>> {
     let Some(labels) =
         live["spec"]["selector"]["matchLabels"].as_object().filter(|_| matches!(r.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet" | "Job"))
     else {
