@@ -110,6 +110,14 @@ impl Context {
         let _ = self.0.selection.set(selection);
     }
 
+    /// The namespace of the command's cluster: -n, else the kubeconfig
+    /// context's, else "default"; read without credentials (no exec plugin
+    /// runs), so that it is known before anything is trusted or sent.
+    pub fn cluster_namespace(&self) -> anyhow::Result<String> {
+        let selection = self.0.selection.get().cloned().unwrap_or_default();
+        Ok(crate::cluster::kubeconfig::namespace(&selection)?)
+    }
+
     /// The command's cluster client: the kubeconfig read (exec plugins
     /// run, within the command's budget) on first need; nothing is sent.
     pub fn cluster(&self) -> anyhow::Result<&Cluster> {

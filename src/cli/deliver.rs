@@ -43,16 +43,20 @@ Examples:
 
 pub const DELETE_EXAMPLES: &str = "\
 Examples:
-  opm delete                 Delete the release of this directory
-  opm delete --name blog -n web
+  opm delete                       Delete the release of this directory
+  opm delete --name blog -n web    By name
+  opm delete --prune-storage       Its Namespaces, PVCs and CRDs too
 
 Deletes every object of the latest revision that carries the release's
-labels (not one annotated opmodel.dev/keep=true), then the inventory.";
+labels (not one annotated opmodel.dev/keep=true), then the inventory.
+Namespaces, PersistentVolumeClaims and CRDs (and so what is in them) stay
+unless --prune-storage.";
 
 pub const ROLLBACK_EXAMPLES: &str = "\
 Examples:
   opm rollback               Apply the revision before the latest again
-  opm rollback 3 --name blog Apply revision 3 of release blog again";
+  opm rollback 3 --name blog Apply revision 3 of release blog again
+  opm rollback 3 ./app       The release of the package in ./app";
 
 /// Which cluster, as kubectl takes it.
 #[derive(Debug, clap::Args)]
@@ -68,21 +72,11 @@ pub struct ClusterArgs {
     namespace: Option<String>,
 }
 
-/// The release, as `opm mod build` takes it.
+/// The release, as `opm mod build` takes it, and the cluster.
 #[derive(Debug, clap::Args)]
 pub struct ReleaseArgs {
-    /// The package directory (default: the current directory)
-    #[arg(default_value = ".")]
-    dir: PathBuf,
-    /// A values file (.cue, .yaml, .yml, .json); repeat to unify several, in order
-    #[arg(short = 'f', long = "values", value_name = "FILE")]
-    values: Vec<PathBuf>,
-    /// The release name (default: the module's or bundle's metadata.name)
-    #[arg(long)]
-    name: Option<String>,
-    /// Inject a tag value: -t key=value (repeatable)
-    #[arg(short = 't', long = "inject", value_name = "KEY=VALUE")]
-    tags: Vec<String>,
+    #[command(flatten)]
+    release: super::mod_build::Release,
     #[command(flatten)]
     cluster: ClusterArgs,
     /// Print the result as JSON
@@ -103,12 +97,15 @@ pub struct ApplyArgs {
     /// Leave objects that are gone from the release in the cluster
     #[arg(long)]
     no_prune: bool,
-    /// Prune Namespaces and PersistentVolumeClaims too
+    /// Prune Namespaces, PersistentVolumeClaims and CRDs too (their contents go with them)
     #[arg(long)]
     prune_storage: bool,
     /// Do not wait for the objects to become ready
     #[arg(long)]
     no_wait: bool,
+    /// Take over objects that exist and are not the release's (made by other means or another release)
+    #[arg(long)]
+    adopt: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -118,7 +115,16 @@ pub struct DiffArgs {
     /// Show the diff of an apply with --force-conflicts
     #[arg(long)]
     force_conflicts: bool,
-    /// Show the pruning of Namespaces and PersistentVolumeClaims too
+    /// Show the pruning of Namespaces, PersistentVolumeClaims and CRDs too
+    #[arg(long)]
+    prune_storage: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    release: ReleaseArgs,
+    /// Delete the release's Namespaces, PersistentVolumeClaims and CRDs too (their contents go with them)
     #[arg(long)]
     prune_storage: bool,
 }
@@ -143,15 +149,16 @@ impl ReleaseArgs {
     }
 
     fn options(&self) -> ReleaseOptions {
-        ReleaseOptions { dir: self.dir.clone(), values: self.values.clone(), name: self.name.clone(), tags: self.tags.clone() }
+        let r = &self.release;
+        ReleaseOptions { dir: r.dir.clone(), values: r.values.clone(), name: r.name.clone(), tags: r.tags.clone() }
     }
 
     /// The release's name: --name, else what the package's release is called.
     fn name(&self, ctx: &Context) -> anyhow::Result<String> {
-        if let Some(name) = &self.name {
+        if let Some(name) = &self.release.name {
             return Ok(name.clone());
         }
-        let namespace = ctx.cluster()?.namespace.clone();
+        let namespace = ctx.cluster_namespace()?;
         Ok(deliver::render_release(ctx, &self.options(), &namespace)?.name)
     }
 }
@@ -164,6 +171,7 @@ pub fn apply(args: ApplyArgs, g: Global) -> anyhow::Result<()> {
         prune: !args.no_prune,
         prune_storage: args.prune_storage,
         wait: !args.no_wait,
+        adopt: args.adopt,
     };
     let applied = deliver::apply(&ctx, &args.release.options(), &how).map_err(|e| super::after_json(false, e))?;
     print_applied(&applied, args.release.json)
@@ -273,11 +281,11 @@ pub fn status(args: ReleaseArgs, g: Global) -> anyhow::Result<()> {
     ui::write_stdout(&out)
 }
 
-pub fn delete(args: ReleaseArgs, g: Global) -> anyhow::Result<()> {
-    let ctx = args.context(g);
-    let name = args.name(&ctx)?;
-    let deleted = deliver::delete(&ctx, &name)?;
-    if args.json {
+pub fn delete(args: DeleteArgs, g: Global) -> anyhow::Result<()> {
+    let ctx = args.release.context(g);
+    let name = args.release.name(&ctx)?;
+    let deleted = deliver::delete(&ctx, &name, args.prune_storage)?;
+    if args.release.json {
         return ui::print_json(&deleted);
     }
     for o in &deleted.deleted {

@@ -70,8 +70,8 @@ pub struct Cli {
     /// When to colour the output (NO_COLOR is honoured with auto)
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     color: ColorChoice,
-    /// The most a command may spend on registries and credential helpers
-    /// (also OPM_TIMEOUT): 90s, 10m; default 2m
+    /// The most a command may spend on registries, credential helpers and
+    /// clusters, waits included (also OPM_TIMEOUT): 90s, 10m; default 2m
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<u64>,
 }
@@ -123,7 +123,7 @@ enum Command {
     Rollback(deliver::RollbackArgs),
     /// Delete a release's objects and its inventory from the cluster
     #[command(after_help = deliver::DELETE_EXAMPLES)]
-    Delete(deliver::ReleaseArgs),
+    Delete(deliver::DeleteArgs),
     /// The CUE cache: list, verify, remove what no project uses
     #[command(subcommand, after_help = cache::EXAMPLES)]
     Cache(cache::Command),

@@ -65,24 +65,32 @@ pub struct BuildArgs {
     out_dir: Option<PathBuf>,
 }
 
+/// Which release: the package, its values, name and tags (build, vet and
+/// the delivery commands take them alike).
+#[derive(Debug, clap::Args)]
+pub struct Release {
+    /// The package directory (default: the current directory)
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// A values file (.cue, .yaml, .yml, .json); repeat to unify several, in order
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+    /// The release name (default: the module's or bundle's metadata.name)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Inject a tag value: -t key=value (repeatable)
+    #[arg(short = 't', long = "inject", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+}
+
 /// `vet`: the release only.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The package directory (default: the current directory)
-    #[arg(default_value = ".")]
-    dir: PathBuf,
-    /// A values file (.cue, .yaml, .yml, .json); repeat to unify several, in order
-    #[arg(short = 'f', long = "values", value_name = "FILE")]
-    values: Vec<PathBuf>,
-    /// The release name (default: the module's or bundle's metadata.name)
-    #[arg(long)]
-    name: Option<String>,
+    #[command(flatten)]
+    release: Release,
     /// The namespace of the release
     #[arg(short = 'n', long, default_value = "default")]
     namespace: String,
-    /// Inject a tag value: -t key=value (repeatable)
-    #[arg(short = 't', long = "inject", value_name = "KEY=VALUE")]
-    tags: Vec<String>,
     /// Evaluate even when nothing changed since an answer was kept
     #[arg(long)]
     no_cache: bool,
@@ -100,12 +108,12 @@ pub struct VetArgs {
 
 fn options(kind: ReleaseKind, args: Args, encoding: Encoding) -> RenderOptions {
     RenderOptions {
-        dir: args.dir,
+        dir: args.release.dir,
         kind,
-        values: args.values,
-        name: args.name,
+        values: args.release.values,
+        name: args.release.name,
         namespace: args.namespace,
-        tags: args.tags,
+        tags: args.release.tags,
         encoding,
         use_results: !args.no_cache,
     }

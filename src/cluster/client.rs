@@ -67,6 +67,12 @@ impl Cluster {
         if let Some(pem) = &target.identity {
             builder = builder.identity(reqwest::Identity::from_pem(pem).map_err(|e| setup("cannot read the client certificate", &e))?);
         }
+        if let Some(name) = &target.tls_server_name {
+            return Err(setup(
+                "tls-server-name",
+                &format!("{name:?} is set, and opm cannot check a certificate against another name than the server's yet: use a server URL with that name"),
+            ));
+        }
         if let Some(proxy) = &target.proxy_url {
             builder = builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| setup("cannot use proxy-url", &e))?);
         }
@@ -98,7 +104,7 @@ impl Cluster {
         self.rt.block_on(work)
     }
 
-    /// Whether the command's time is up.
+    /// When the command's time (--timeout) is up.
     pub fn deadline(&self) -> Instant {
         self.deadline
     }
@@ -125,11 +131,11 @@ impl Cluster {
             let mut resp = resp;
             while let Some(chunk) = resp.chunk().await? {
                 if body.len() + chunk.len() > MAX_BODY {
-                    break;
+                    return Ok(None);
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok::<_, reqwest::Error>((status, body))
+            Ok::<_, reqwest::Error>(Some((status, body)))
         };
         let (status, body) = match tokio::time::timeout(limit, exchange).await {
             Err(_) if limit < REQUEST_TIMEOUT => return Err(self.out_of_time()),
@@ -140,7 +146,10 @@ impl Cluster {
                 ))
             }
             Ok(Err(e)) => return Err(self.unreachable(&e)),
-            Ok(Ok(answer)) => answer,
+            Ok(Ok(None)) => {
+                return Err(Error::new(ErrorKind::Other, format!("the answer to {what} is larger than {} MiB, the most opm reads", MAX_BODY >> 20)))
+            }
+            Ok(Ok(Some(answer))) => answer,
         };
         if status == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
@@ -160,7 +169,12 @@ impl Cluster {
                 ErrorKind::Unauthorized,
                 format!("the cluster rejected the credentials of context {} (401 Unauthorized): check the kubeconfig's user", self.context),
             ),
-            403 => (ErrorKind::Forbidden, format!("forbidden (403): {message}: ask for that permission or use another --context")),
+            // "cannot VERB resource ...": a permission; else (a namespace
+            // being deleted, a policy) the apiserver's words say why.
+            403 if message.contains(" cannot ") => {
+                (ErrorKind::Forbidden, format!("forbidden (403): {message}: ask for that permission or use another --context"))
+            }
+            403 => (ErrorKind::Forbidden, format!("forbidden (403): {message}")),
             409 => (ErrorKind::Conflict, message),
             400 | 422 => (ErrorKind::Invalid, message),
             429 | 500..=599 => (ErrorKind::Unreachable, format!("the cluster failed {what} ({code}): {message}")),
@@ -275,24 +289,27 @@ impl Cluster {
         deleted.map(|v| v.is_some()).map_err(|e| Error::new(e.kind, format!("cannot delete {r}: {}", e.message)))
     }
 
-    /// Creates or replaces a whole object (the inventory): a create, and
-    /// on 409 a replace at the live object's resourceVersion.
-    pub async fn put(&self, object: &Value) -> Result<Value> {
+    /// Creates an object; None when one of that name exists already
+    /// (it is left as it is).
+    pub async fn create(&self, object: &Value) -> Result<Option<Value>> {
         let r = ObjectRef::of(object).ok_or_else(|| Error::new(ErrorKind::Invalid, "an object without apiVersion, kind or metadata.name"))?;
         let res = self.resource(&r.api_version, &r.kind).await?;
         let body = serde_json::to_vec(object).expect("serializes");
         match self.send(reqwest::Method::POST, &res.collection(&r.namespace), Some("application/json"), Some(body)).await {
-            Err(e) if e.kind == ErrorKind::Conflict => {
-                let live = self.send(reqwest::Method::GET, &res.path(&r), None, None).await?;
-                let mut object = object.clone();
-                object["metadata"]["resourceVersion"] = live.map(|l| l["metadata"]["resourceVersion"].clone()).unwrap_or(Value::Null);
-                let body = serde_json::to_vec(&object).expect("serializes");
-                let put = self.send(reqwest::Method::PUT, &res.path(&r), Some("application/json"), Some(body)).await?;
-                put.ok_or_else(|| Error::new(ErrorKind::NotFound, format!("{r} vanished while it was written")))
-            }
+            Err(e) if e.kind == ErrorKind::Conflict => Ok(None),
             Err(e) => Err(e),
-            Ok(v) => v.ok_or_else(|| Error::new(ErrorKind::NotFound, format!("cannot write {r}: namespace {} does not exist", r.namespace))),
+            Ok(v) => v.map(Some).ok_or_else(|| Error::new(ErrorKind::NotFound, format!("cannot create {r}: namespace {} does not exist", r.namespace))),
         }
+    }
+
+    /// Replaces a whole object at the resourceVersion it carries: a 409
+    /// (someone wrote it since it was read) is a Conflict.
+    pub async fn replace(&self, object: &Value) -> Result<Value> {
+        let r = ObjectRef::of(object).ok_or_else(|| Error::new(ErrorKind::Invalid, "an object without apiVersion, kind or metadata.name"))?;
+        let res = self.resource(&r.api_version, &r.kind).await?;
+        let body = serde_json::to_vec(object).expect("serializes");
+        let put = self.send(reqwest::Method::PUT, &res.path(&r), Some("application/json"), Some(body)).await?;
+        put.ok_or_else(|| Error::new(ErrorKind::NotFound, format!("{r} vanished while it was written")))
     }
 
     /// Runs `work` over `items`, at most [`PARALLEL`] at once, answers in

@@ -1,8 +1,11 @@
 //! A release's record in its cluster: one Secret in the release's
 //! namespace, `opm-release.<name>`, of type `opmodel.dev/release`, one
-//! data key per revision (`revision.N`, JSON), the last [`HISTORY`] kept.
-//! Needs no CRD of opm's. Written after a successful apply and before
-//! pruning, so the objects it lists exist. Pure: conversions only.
+//! data key per revision (`revision.N`, JSON), the last [`HISTORY`] kept,
+//! and `pending`: objects that may exist without a revision listing them
+//! (those an apply is about to create, those a prune has still to
+//! delete), so that an interrupted apply or prune loses none. Needs no CRD
+//! of opm's. A revision is written after a successful apply and before
+//! pruning. Pure: conversions only.
 
 use super::object::{ObjectRef, RELEASE_LABEL, RELEASE_NAMESPACE_LABEL};
 use base64::Engine as _;
@@ -58,6 +61,12 @@ pub struct Revision {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Inventory {
     pub revisions: Vec<Revision>,
+    /// Objects that may exist and are the release's, though no revision
+    /// lists them: the next apply prunes those it does not keep.
+    pub pending: Vec<ObjectRef>,
+    /// The Secret's resourceVersion when read: it is written back only
+    /// over that version (two applies at once cannot both win).
+    pub resource_version: Option<String>,
 }
 
 /// The name of the release's Secret.
@@ -76,6 +85,18 @@ impl Inventory {
 
     pub fn next_number(&self) -> u32 {
         self.latest().map_or(1, |r| r.number + 1)
+    }
+
+    /// What may be the release's in the cluster: the latest revision's
+    /// objects and the pending ones.
+    pub fn known(&self) -> Vec<ObjectRef> {
+        let mut known: Vec<ObjectRef> = self.latest().map(|r| r.objects.clone()).unwrap_or_default();
+        for p in &self.pending {
+            if !known.iter().any(|k| k.identity() == p.identity()) {
+                known.push(p.clone());
+            }
+        }
+        known
     }
 
     /// Adds a revision, keeping the last [`HISTORY`] and the Secret's size.
@@ -98,31 +119,30 @@ impl Inventory {
     /// Reads the inventory from its Secret; a revision that does not parse
     /// is an error, never skipped (a prune must not miss objects).
     pub fn from_secret(secret: &Value) -> Result<Inventory, String> {
-        let mut revisions = Vec::new();
+        let mut inventory = Inventory { resource_version: secret["metadata"]["resourceVersion"].as_str().map(str::to_string), ..Inventory::default() };
         if let Some(data) = secret["data"].as_object() {
             for (key, value) in data {
-                if !key.starts_with("revision.") {
-                    continue;
+                let bytes = || base64::engine::general_purpose::STANDARD.decode(value.as_str().unwrap_or("")).map_err(|e| format!("{key}: {e}"));
+                if key.starts_with("revision.") {
+                    inventory.revisions.push(serde_json::from_slice::<Revision>(&bytes()?).map_err(|e| format!("{key}: {e}"))?);
+                } else if key == "pending" {
+                    inventory.pending = serde_json::from_slice(&bytes()?).map_err(|e| format!("{key}: {e}"))?;
                 }
-                let bytes = base64::engine::general_purpose::STANDARD.decode(value.as_str().unwrap_or("")).map_err(|e| format!("{key}: {e}"))?;
-                revisions.push(serde_json::from_slice::<Revision>(&bytes).map_err(|e| format!("{key}: {e}"))?);
             }
         }
-        revisions.sort_by_key(|r| r.number);
-        Ok(Inventory { revisions })
+        inventory.revisions.sort_by_key(|r| r.number);
+        Ok(inventory)
     }
 
     /// The Secret that holds the inventory of release `name` in `namespace`.
     pub fn to_secret(&self, name: &str, namespace: &str) -> Value {
-        let data: serde_json::Map<String, Value> = self
-            .revisions
-            .iter()
-            .map(|r| {
-                let text = serde_json::to_vec(r).expect("a revision serializes");
-                (format!("revision.{}", r.number), Value::String(base64::engine::general_purpose::STANDARD.encode(text)))
-            })
-            .collect();
-        json!({
+        let encode = |v: Vec<u8>| Value::String(base64::engine::general_purpose::STANDARD.encode(v));
+        let mut data: serde_json::Map<String, Value> =
+            self.revisions.iter().map(|r| (format!("revision.{}", r.number), encode(serde_json::to_vec(r).expect("a revision serializes")))).collect();
+        if !self.pending.is_empty() {
+            data.insert("pending".into(), encode(serde_json::to_vec(&self.pending).expect("refs serialize")));
+        }
+        let mut secret = json!({
             "apiVersion": "v1",
             "kind": "Secret",
             "type": SECRET_TYPE,
@@ -136,7 +156,11 @@ impl Inventory {
                 },
             },
             "data": data,
-        })
+        });
+        if let Some(v) = &self.resource_version {
+            secret["metadata"]["resourceVersion"] = Value::String(v.clone());
+        }
+        secret
     }
 }
 
@@ -174,6 +198,12 @@ mod tests {
         let secret = inv.to_secret("blog", "web");
         assert_eq!(secret["metadata"]["name"], "opm-release.blog");
         assert_eq!(Inventory::from_secret(&secret).unwrap(), inv);
+        inv.pending = vec![ObjectRef { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: "ns".into(), name: "b".into() }];
+        inv.resource_version = Some("42".into());
+        let secret = inv.to_secret("blog", "web");
+        assert_eq!(secret["metadata"]["resourceVersion"], "42");
+        assert_eq!(Inventory::from_secret(&secret).unwrap(), inv);
+        assert_eq!(inv.known().len(), 2);
         assert_eq!(inv.next_number(), 13);
     }
 

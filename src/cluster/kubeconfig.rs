@@ -132,12 +132,23 @@ fn without_userinfo(url: &str) -> String {
 /// The cluster `selection` names, and how to reach it. `deadline` bounds an
 /// exec plugin.
 pub fn load(selection: &Selection, deadline: Instant) -> Result<Target> {
-    load_from(selection, deadline, &|name| std::env::var_os(name), Path::new(SERVICE_ACCOUNT))
+    load_from(selection, Some(deadline), &|name| std::env::var_os(name), Path::new(SERVICE_ACCOUNT))
+}
+
+/// The namespace a command works in: --namespace, else the context's, else
+/// "default". No credential is read and no exec plugin runs: this is known
+/// before anything is trusted or sent.
+pub fn namespace(selection: &Selection) -> Result<String> {
+    if let Some(ns) = selection.namespace.as_ref().filter(|n| !n.is_empty()) {
+        return Ok(ns.clone());
+    }
+    Ok(load_from(selection, None, &|name| std::env::var_os(name), Path::new(SERVICE_ACCOUNT))?.namespace)
 }
 
 /// [`load`] with the environment and the service account's directory
-/// given, so that tests need not change the process's.
-fn load_from(selection: &Selection, deadline: Instant, env: &dyn Fn(&str) -> Option<OsString>, service_account: &Path) -> Result<Target> {
+/// given, so that tests need not change the process's. Without a deadline
+/// the user's credentials are left out (never read, no plugin run).
+fn load_from(selection: &Selection, deadline: Option<Instant>, env: &dyn Fn(&str) -> Option<OsString>, service_account: &Path) -> Result<Target> {
     let env = |name: &str| env(name).filter(|v| !v.is_empty());
     let wanted_context = selection.context.as_deref().filter(|c| !c.is_empty());
     let files = kubeconfig_files(selection, &env);
@@ -460,7 +471,7 @@ struct RawContext {
 }
 
 /// The target of the context chosen in the merged kubeconfig.
-fn from_kubeconfig(selection: &Selection, wanted: Option<&str>, merged: &Merged, deadline: Instant) -> Result<Target> {
+fn from_kubeconfig(selection: &Selection, wanted: Option<&str>, merged: &Merged, deadline: Option<Instant>) -> Result<Target> {
     let origin = merged.origin();
     let (name, named_by) = match (wanted, &merged.current_context) {
         (Some(name), _) => (name, "--context".to_string()),
@@ -488,9 +499,9 @@ fn from_kubeconfig(selection: &Selection, wanted: Option<&str>, merged: &Merged,
     let client_certificate = user.is_some_and(|(_, u)| !u.value.client_certificate.is_empty() || !u.value.client_certificate_data.is_empty());
     let server = server_url(&cluster.value.server, !reach.roots.is_empty() || reach.insecure || client_certificate)
         .ok_or_else(|| config(format!("the server of cluster {cluster_name:?} (in {}) is not a URL or a host:port pair", cluster.file.display())))?;
-    let (credentials, identity) = match user {
-        None => (Credentials::None, None),
-        Some((user, entry)) => user_part(user, entry, cluster, &reach, deadline)?,
+    let (credentials, identity) = match (user, deadline) {
+        (Some((user, entry)), Some(deadline)) => user_part(user, entry, cluster, &reach, deadline)?,
+        _ => (Credentials::None, None),
     };
     let namespace = [selection.namespace.as_deref(), Some(context.value.namespace.as_str())].into_iter().flatten().find(|n| !n.is_empty());
     Ok(Target {
@@ -885,7 +896,7 @@ mod tests {
         }
 
         fn load_until(&self, selection: &Selection, deadline: Instant) -> Result<Target> {
-            load_from(selection, deadline, &|k| self.vars.get(k).cloned(), self.service_account.path())
+            load_from(selection, Some(deadline), &|k| self.vars.get(k).cloned(), self.service_account.path())
         }
     }
 

@@ -49,6 +49,12 @@ impl ObjectRef {
     pub fn group(&self) -> &str {
         group_version(&self.api_version).0
     }
+
+    /// Which object this is, whatever version of its group names it: a
+    /// release that moves a kind to another version keeps the object.
+    pub fn identity(&self) -> (&str, &str, &str, &str) {
+        (self.group(), &self.kind, &self.namespace, &self.name)
+    }
 }
 
 impl fmt::Display for ObjectRef {

@@ -3,7 +3,7 @@
 //! stages, and what the previous revision had that this one has not (the
 //! prune candidates). Pure: ops/deliver makes the calls.
 
-use super::inventory::{Provenance, Revision};
+use super::inventory::Provenance;
 use super::object::{meta_map, ObjectRef, DIGEST_ANNOTATION, MODULE_ANNOTATION, RELEASE_LABEL, RELEASE_NAMESPACE_LABEL};
 use serde_json::Value;
 
@@ -43,9 +43,10 @@ pub fn is_first_stage(kind: &str) -> bool {
     matches!(kind, "Namespace" | "CustomResourceDefinition")
 }
 
-/// The plan of applying `manifests` as release `name` in `namespace` after
-/// `previous`.
-pub fn plan(manifests: Vec<Manifest>, name: &str, namespace: &str, previous: Option<&Revision>) -> Plan {
+/// The plan of applying `manifests` as release `name` in `namespace` when
+/// `previous` may be the release's in the cluster (the inventory's
+/// latest revision and its pending objects).
+pub fn plan(manifests: Vec<Manifest>, name: &str, namespace: &str, previous: &[ObjectRef]) -> Plan {
     let mut plan = Plan::default();
     for m in manifests {
         let mut object = m.object;
@@ -76,21 +77,20 @@ pub fn plan(manifests: Vec<Manifest>, name: &str, namespace: &str, previous: Opt
         };
         plan.stages[stage].push(object);
     }
+    // An object is the same whatever version of its group names it.
     let next = plan.refs();
-    if let Some(previous) = previous {
-        let mut gone: Vec<ObjectRef> = previous.objects.iter().filter(|r| !next.contains(r)).cloned().collect();
-        let rank = |r: &ObjectRef| {
-            if is_first_stage(&r.kind) {
-                2
-            } else if r.namespace.is_empty() {
-                1
-            } else {
-                0
-            }
-        };
-        gone.sort_by_key(|r| rank(r));
-        plan.prune = gone;
-    }
+    let mut gone: Vec<ObjectRef> = previous.iter().filter(|r| !next.iter().any(|n| n.identity() == r.identity())).cloned().collect();
+    let rank = |r: &ObjectRef| {
+        if is_first_stage(&r.kind) {
+            2
+        } else if r.namespace.is_empty() {
+            1
+        } else {
+            0
+        }
+    };
+    gone.sort_by_key(|r| rank(r));
+    plan.prune = gone;
     plan
 }
 
@@ -136,12 +136,20 @@ pub fn clean(object: &Value) -> Value {
     o
 }
 
-/// The start of a value's SHA-256: shows that a masked value changed
-/// without showing it.
+/// A digest of a value salted once per run: equal values show alike and a
+/// changed one shows, while a log of it cannot confirm a guess.
 fn short_digest(v: &Value) -> String {
     use sha2::Digest as _;
-    let hex: String = sha2::Sha256::digest(v.to_string().as_bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    static SALT: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
+    let salt = SALT.get_or_init(|| {
+        let mut salt = [0u8; 16];
+        // Without randomness the salt is zero: still no value is shown.
+        let _ = aws_lc_rs::rand::fill(&mut salt);
+        salt
+    });
+    let digest = sha2::Sha256::new().chain_update(salt).chain_update(v.to_string().as_bytes()).finalize();
+    let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!("salted sha256:{hex}")
 }
 
 #[cfg(test)]
@@ -159,7 +167,7 @@ mod tests {
             vec![manifest("ConfigMap", "c", true), manifest("CustomResourceDefinition", "w.example.com", false), manifest("ClusterRole", "r", false)],
             "blog",
             "web",
-            None,
+            &[],
         );
         assert_eq!(p.stages[0][0]["kind"], "CustomResourceDefinition");
         assert_eq!(p.stages[1][0]["kind"], "ClusterRole");
@@ -172,19 +180,12 @@ mod tests {
     #[test]
     fn prune_is_what_the_previous_revision_had_namespaced_first() {
         let r = |kind: &str, ns: &str, name: &str| ObjectRef { api_version: "v1".into(), kind: kind.into(), namespace: ns.into(), name: name.into() };
-        let previous = Revision {
-            number: 1,
-            applied_at: String::new(),
-            package: String::new(),
-            kind: "module".into(),
-            modules: vec![],
-            values_digest: String::new(),
-            objects: vec![r("CustomResourceDefinition", "", "old.example.com"), r("ConfigMap", "web", "c"), r("ConfigMap", "web", "gone")],
-            versions: vec![],
-            manifests: vec![],
-        };
-        let p = plan(vec![manifest("ConfigMap", "c", true)], "blog", "web", Some(&previous));
+        let previous = [r("CustomResourceDefinition", "", "old.example.com"), r("ConfigMap", "web", "c"), r("ConfigMap", "web", "gone")];
+        let p = plan(vec![manifest("ConfigMap", "c", true)], "blog", "web", &previous);
         assert_eq!(p.prune, [r("ConfigMap", "web", "gone"), r("CustomResourceDefinition", "", "old.example.com")]);
+        // Another version of the same group is the same object.
+        let moved = ObjectRef { api_version: "v2".into(), ..r("ConfigMap", "web", "c") };
+        assert!(plan(vec![manifest("ConfigMap", "c", true)], "blog", "web", &[moved]).prune.is_empty());
     }
 
     #[test]
@@ -193,7 +194,7 @@ mod tests {
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "uid": "u", "managedFields": []}, "data": {"k": "c2VjcmV0"}, "status": {}});
         let c = clean(&live);
         assert!(c["metadata"].get("uid").is_none() && c.get("status").is_none());
-        assert!(c["data"]["k"].as_str().unwrap().starts_with("(masked: sha256:"));
+        assert!(c["data"]["k"].as_str().unwrap().starts_with("(masked: salted sha256:"));
         assert!(!c.to_string().contains("c2VjcmV0"));
     }
 }

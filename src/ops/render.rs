@@ -34,6 +34,13 @@ fn is_dns_label(s: &str) -> bool {
     !b.is_empty() && b.len() <= 63 && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-') && b[0] != b'-' && b[b.len() - 1] != b'-'
 }
 
+/// Whether a render failed because the package declares no release of
+/// the kind asked (a plain CUE module, or a bundle asked as a module)
+/// rather than because the release is broken: the shim's usage error.
+pub fn declares_no_release(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("` field: an OPM ")
+}
+
 /// Evaluates the release and sorts its objects into apply order.
 pub fn render(ctx: &Context, opts: &RenderOptions) -> anyhow::Result<cue::Rendered> {
     // Said in the flag's terms before CUE says it in the model's.

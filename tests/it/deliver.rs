@@ -28,6 +28,7 @@ module: core.#Module & {
 		replicas: int | *1
 		greeting: string | *"hello"
 		extra:    bool | *true
+		widget:   *"v1" | "v2"
 	}
 	values: #config
 
@@ -52,11 +53,11 @@ module: core.#Module & {
 						group: "shop.example.com"
 						scope: "Namespaced"
 						names: {plural: "widgets", singular: "widget", kind: "Widget"}
-						versions: [{name: "v1", served: true, storage: true, schema: openAPIV3Schema: {type: "object", "x-kubernetes-preserve-unknown-fields": true}}]
+						versions: [for v in ["v1", "v2"] {name: v, served: true, storage: v == "v1", schema: openAPIV3Schema: {type: "object", "x-kubernetes-preserve-unknown-fields": true}}]
 					}
 				}
 				gadget: {
-					apiVersion: "shop.example.com/v1"
+					apiVersion: "shop.example.com/\(values.widget)"
 					kind:       "Widget"
 					spec: size: 3
 				}
@@ -184,13 +185,12 @@ fn module_release_applies_with_its_crd_and_custom_resource_and_reapply_changes_n
     let revision = latest_revision(c, &shop.ns, "shop");
     assert_eq!(inventory_objects(&revision), owned(c, &shop.ns, "shop"), "the inventory lists exactly what exists");
 
-    let versions = |c: &TestCluster| owned(c, &shop.ns, "shop").len();
     let before = deployment(c, &shop.ns, "web").unwrap()["metadata"]["resourceVersion"].clone();
     let again = ok(&shop.opm(&["apply", "--no-wait"]));
     assert!(!again.contains("created ") && !again.contains("configured "), "nothing changes: {again}");
-    assert!(again.contains("revision 2"), "{again}");
+    assert!(again.contains("revision 1"), "no revision for an apply that changed nothing: {again}");
     assert_eq!(deployment(c, &shop.ns, "web").unwrap()["metadata"]["resourceVersion"], before);
-    assert_eq!(versions(c), inventory_objects(&latest_revision(c, &shop.ns, "shop")).len());
+    assert_eq!(inventory_objects(&latest_revision(c, &shop.ns, "shop")), owned(c, &shop.ns, "shop"));
     let diff = shop.opm(&["diff"]);
     assert_eq!(code(&diff), 0, "in sync: {}{}", stdout(&diff), stderr(&diff));
 
@@ -198,7 +198,7 @@ fn module_release_applies_with_its_crd_and_custom_resource_and_reapply_changes_n
     let status = shop.opm(&["status", "--json"]);
     ok(&status);
     let report: Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(report["revision"], 2);
+    assert_eq!(report["revision"], 1);
     let objects = report["objects"].as_array().unwrap();
     assert!(objects.iter().any(|o| o["object"] == format!("Deployment {}/web", shop.ns) && o["health"] == "progressing"), "{report}");
     assert!(objects.iter().all(|o| o["drift"] == json!([])), "no drift: {report}");
@@ -330,8 +330,11 @@ fn prune_removes_what_left_the_release_but_not_kept_objects_or_claims() {
     let shop = Shop::new("prune");
     ok(&shop.opm(&["apply", "--no-wait"]));
     assert!(c.get(&shop.path("persistentvolumeclaims", "data")).is_some());
-    write(&shop.dir.path().join("values.cue"), "package shop\n\nmodule: values: extra: false\n");
+    // The custom resource moves to another version of its group: the same
+    // object, not pruned.
+    write(&shop.dir.path().join("values.cue"), "package shop\n\nmodule: values: {extra: false, widget: \"v2\"}\n");
     let diff = stdout(&shop.opm(&["diff"]));
+    assert!(!diff.contains("gadget (pruned)"), "{diff}");
     assert!(diff.contains(&format!("- ConfigMap {}/extra-config (pruned)", shop.ns)), "{diff}");
     assert!(diff.contains("kept-config") && diff.contains("stays"), "{diff}");
     let out = ok(&shop.opm(&["apply", "--no-wait"]));
@@ -341,6 +344,7 @@ fn prune_removes_what_left_the_release_but_not_kept_objects_or_claims() {
     assert!(c.get(&shop.path("persistentvolumeclaims", "data")).is_some(), "claims are pruned only with --prune-storage");
     let listed = inventory_objects(&latest_revision(c, &shop.ns, "shop"));
     assert!(!listed.iter().any(|o| o.contains("extra")), "{listed:?}");
+    assert!(c.get(&format!("/apis/{0}.example.com/v2/namespaces/{0}/widgets/gadget", shop.ns)).is_some(), "the custom resource stays");
 }
 
 #[test]
@@ -380,17 +384,48 @@ fn rollback_applies_an_earlier_revision_again() {
 }
 
 #[test]
-fn delete_leaves_nothing_of_the_release() {
+fn delete_leaves_nothing_of_the_release_and_storage_only_when_asked() {
     let c = cluster();
     let shop = Shop::new("delete");
     ok(&shop.opm(&["apply", "--no-wait"]));
     assert!(!owned(c, &shop.ns, "shop").is_empty());
-    let out = ok(&shop.opm(&["delete"]));
+    let out = ok(&shop.opm(&["delete", "--prune-storage"]));
     assert!(out.contains("deleted release shop"), "{out}");
     let left: Vec<String> = owned(c, &shop.ns, "shop").into_iter().filter(|o| o != "ConfigMap/kept-config").collect();
     assert!(left.is_empty(), "left behind: {left:?}");
     assert!(c.get(&shop.path("secrets", "opm-release.shop")).is_none(), "the inventory is gone");
     assert_eq!(code(&shop.opm(&["status"])), 5);
+
+    // Without --prune-storage, what holds data stays and is named.
+    let other = Shop::new("delete-keep");
+    ok(&other.opm(&["apply", "--no-wait"]));
+    let out = ok(&other.opm(&["delete"]));
+    assert!(out.contains("kept PersistentVolumeClaim") && out.contains("kept CustomResourceDefinition"), "{out}");
+    let left = owned(c, &other.ns, "shop");
+    assert!(left.contains(&"PersistentVolumeClaim/data".to_string()) && left.iter().any(|o| o.starts_with("CustomResourceDefinition/")), "{left:?}");
+    assert!(deployment(c, &other.ns, "web").is_none());
+}
+
+#[test]
+fn an_object_that_is_not_the_release_s_is_refused_until_adopt() {
+    let c = cluster();
+    let shop = Shop::new("adopt");
+    c.create("/api/v1/namespaces", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": shop.ns}}));
+    c.create(
+        &format!("/api/v1/namespaces/{}/configmaps", shop.ns),
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "extra-config"}, "data": {"mine": "yes"}}),
+    );
+    let out = shop.opm(&["apply", "--no-wait"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("ConfigMap {}/extra-config exists and is not release shop's", shop.ns)) && stderr(&out).contains("--adopt"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(deployment(c, &shop.ns, "web").is_none(), "nothing applied");
+    let out = ok(&shop.opm(&["apply", "--no-wait", "--adopt"]));
+    assert!(out.contains("revision 1"), "{out}");
+    assert_eq!(c.get(&shop.path("configmaps", "extra-config")).unwrap()["metadata"]["labels"]["opmodel.dev/release"], "shop");
 }
 
 #[test]
@@ -403,7 +438,7 @@ fn a_restricted_token_gets_a_clear_forbidden() {
     let out = run(opm(shop.cache.path()).current_dir(shop.dir.path()).env("KUBECONFIG", &viewer).args(["apply", "--no-wait"]));
     assert_eq!(code(&out), 4, "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("forbidden") && err.contains("viewer") && err.contains("cannot patch resource"), "names the verb and resource: {err}");
+    assert!(err.contains("forbidden") && err.contains("viewer") && err.contains("cannot create resource \"secrets\""), "names the verb and resource: {err}");
     assert!(!err.contains(&c.viewer_token), "no secret in the output");
 }
 
@@ -431,22 +466,156 @@ fn an_unreachable_or_stalled_apiserver_is_bounded_named_and_exit_3() {
     drop(stalled);
 }
 
+/// Runs `opm -v ARGS` and calls `at` on the first line of its stderr that
+/// contains `mark` (then lets it run on); returns its output.
+fn run_until(shop: &Shop, kubeconfig: &std::path::Path, args: &[&str], mark: &str, at: impl FnOnce(&std::process::Child)) -> Output {
+    use std::io::BufRead as _;
+    let mut child = opm(shop.cache.path())
+        .current_dir(shop.dir.path())
+        .env("KUBECONFIG", kubeconfig)
+        .arg("-v")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut at = Some(at);
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap_or(0) > 0 {
+        if line.contains(mark) {
+            if let Some(f) = at.take() {
+                f(&child);
+            }
+        }
+        seen += &line;
+        line.clear();
+    }
+    assert!(at.is_none(), "never saw {mark:?}: {seen}");
+    let mut out = child.wait_with_output().unwrap();
+    out.stderr = seen.into_bytes();
+    out
+}
+
 #[test]
-fn an_interrupted_apply_converges_on_the_next() {
+fn an_interrupted_apply_converges_on_the_next_even_of_a_smaller_release() {
     let c = cluster();
-    // How long a whole apply takes here, then SIGINT at moments across it.
-    let probe = Shop::new("sigint-probe");
-    let started = Instant::now();
-    ok(&probe.opm(&["apply", "--no-wait"]));
-    let whole = started.elapsed();
-    for k in 1..=5u32 {
-        let shop = Shop::new(&format!("sigint-{k}"));
-        let mut child = opm(shop.cache.path()).current_dir(shop.dir.path()).env("KUBECONFIG", &shop.kubeconfig).args(["apply", "--no-wait"]).spawn().unwrap();
-        std::thread::sleep(whole * k / 6);
-        let _ = rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::INT);
-        let _ = child.wait();
-        ok(&shop.opm(&["apply", "--no-wait"]));
-        assert_eq!(inventory_objects(&latest_revision(c, &shop.ns, "shop")), owned(c, &shop.ns, "shop"), "interrupted at {k}/6 of {whole:?}");
+    let shop = Shop::new("sigint");
+    // SIGINT while the last stage is being applied: some objects exist.
+    let interrupted = run_until(&shop, &shop.kubeconfig, &["apply", "--no-wait"], "applied ConfigMap", |child| {
+        let _ = rustix::process::kill_process(rustix::process::Pid::from_child(child), rustix::process::Signal::INT);
+    });
+    assert!(!interrupted.status.success());
+    assert!(!owned(c, &shop.ns, "shop").is_empty(), "a partial apply");
+    // The next apply is of a smaller release: what the interrupted one made
+    // and this one does not want is pruned all the same.
+    write(&shop.dir.path().join("values.cue"), "package shop\n\nmodule: values: extra: false\n");
+    ok(&shop.opm(&["apply", "--no-wait"]));
+    let listed = inventory_objects(&latest_revision(c, &shop.ns, "shop"));
+    let left: Vec<String> = owned(c, &shop.ns, "shop").into_iter().filter(|o| o != "ConfigMap/kept-config" && o != "PersistentVolumeClaim/data").collect();
+    assert_eq!(listed, left, "the inventory lists exactly what exists");
+    assert!(!left.iter().any(|o| o.contains("extra")), "{left:?}");
+}
+
+/// A TCP proxy in front of the apiserver (TLS passes through it) that can
+/// stall every byte or drop every connection: a cluster that hangs or
+/// stops mid-command. Stopped when dropped.
+struct FaultProxy {
+    addr: std::net::SocketAddr,
+    /// 0 forward, 1 stall, 2 drop.
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FaultProxy {
+    fn start(upstream: &str) -> FaultProxy {
+        use std::sync::atomic::Ordering::SeqCst;
+        use std::sync::Arc;
+        let upstream: std::net::SocketAddr = upstream.trim_start_matches("https://").parse().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let proxy = FaultProxy { addr: listener.local_addr().unwrap(), mode: Default::default(), stop: Default::default() };
+        let (mode, stop) = (proxy.mode.clone(), proxy.stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                if mode.load(SeqCst) == 2 {
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(upstream) else { continue };
+                for (from, to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
+                    let (mode, stop) = (Arc::clone(&mode), Arc::clone(&stop));
+                    std::thread::spawn(move || pipe(from, to, &mode, &stop));
+                }
+            }
+        });
+        proxy
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies bytes one way until either side closes, the proxy stops, or
+/// (mode 2) connections are dropped; in mode 1 nothing moves.
+fn pipe(mut from: std::net::TcpStream, mut to: std::net::TcpStream, mode: &std::sync::atomic::AtomicU8, stop: &std::sync::atomic::AtomicBool) {
+    use std::io::{Read as _, Write as _};
+    use std::sync::atomic::Ordering::SeqCst;
+    from.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let mut buf = [0u8; 16 << 10];
+    while !stop.load(SeqCst) {
+        match mode.load(SeqCst) {
+            2 => break,
+            1 => {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            _ => {}
+        }
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+#[test]
+fn an_apiserver_that_stalls_or_stops_mid_apply_is_bounded_named_and_exit_3() {
+    let c = cluster();
+    for (mode, what) in [(1u8, "stalls"), (2, "stops")] {
+        let shop = Shop::new(&format!("fault-{what}"));
+        let proxy = FaultProxy::start(&c.server);
+        let text = std::fs::read_to_string(&shop.kubeconfig).unwrap();
+        let through = shop.cache.path().join("through-proxy.yaml");
+        std::fs::write(&through, text.replace(&c.server, &format!("https://{}", proxy.addr))).unwrap();
+        let started = Instant::now();
+        let out = run_until(&shop, &through, &["apply", "--no-wait", "--timeout", "6s"], "applied ", |_| proxy.set(mode));
+        assert_eq!(code(&out), 3, "the apiserver {what}: {}", stderr(&out));
+        assert!(started.elapsed() < Duration::from_secs(30), "bounded: {:?}", started.elapsed());
+        assert!(stderr(&out).contains(&proxy.addr.to_string()), "named: {}", stderr(&out));
+        // Once it answers again, an apply converges.
+        proxy.set(0);
+        ok(&run(opm(shop.cache.path()).current_dir(shop.dir.path()).env("KUBECONFIG", &through).args(["apply", "--no-wait"])));
+        assert_eq!(inventory_objects(&latest_revision(c, &shop.ns, "shop")), owned(c, &shop.ns, "shop"));
     }
 }
 

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 /// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(500);
+/// The time a wait leaves for its last look.
+const WAIT_MARGIN: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
@@ -24,9 +26,12 @@ pub struct ApplyOptions {
     /// as immutable.
     pub recreate: bool,
     pub prune: bool,
-    /// Prune Namespaces and PersistentVolumeClaims too.
+    /// Prune what holds data too: Namespaces, PersistentVolumeClaims and
+    /// CustomResourceDefinitions (their custom resources go with them).
     pub prune_storage: bool,
     pub wait: bool,
+    /// Take over objects that exist and are not the release's.
+    pub adopt: bool,
 }
 
 /// What an apply did.
@@ -35,7 +40,8 @@ pub struct Applied {
     pub release: String,
     pub namespace: String,
     pub revision: u32,
-    /// `Kind namespace/name` of each object applied, and which changed.
+    /// `Kind namespace/name` of each object applied; which were created,
+    /// changed and recreated.
     pub objects: Vec<String>,
     pub created: Vec<String>,
     pub changed: Vec<String>,
@@ -57,9 +63,10 @@ pub fn apply(ctx: &Context, opts: &ReleaseOptions, how: &ApplyOptions) -> anyhow
     deliver(ctx, cluster, &release, inventory, how)
 }
 
-/// The namespace of the release: -n, else the kubeconfig context's.
+/// The namespace of the release: -n, else the kubeconfig context's (no
+/// credentials read yet).
 pub(crate) fn namespace_of(ctx: &Context) -> anyhow::Result<String> {
-    Ok(ctx.cluster()?.namespace.clone())
+    ctx.cluster_namespace()
 }
 
 /// Applies revision `number` of the release again (default: the one
@@ -103,9 +110,22 @@ pub fn rollback(ctx: &Context, name: &str, number: Option<u32>, how: &ApplyOptio
 /// Plans and applies `release`, records it, prunes and waits.
 fn deliver(ctx: &Context, cluster: &Cluster, release: &Release, mut inventory: Inventory, how: &ApplyOptions) -> anyhow::Result<Applied> {
     let mut applied = Applied { release: release.name.clone(), namespace: release.namespace.clone(), ..Applied::default() };
+    let known = inventory.known();
+    let plan = plan::plan(manifests(cluster, &release.objects)?, &release.name, &release.namespace, &known);
+    // Objects the release has not had: taking over one of someone else's
+    // (and pruning it later) needs --adopt.
+    let new: Vec<ObjectRef> = plan.refs().into_iter().filter(|r| !known.iter().any(|k| k.identity() == r.identity())).collect();
+    if !how.adopt {
+        refuse_foreign(cluster, &new, release)?;
+    }
     applied.namespaces_created = ensure_namespaces(cluster, release)?;
-    let plan = plan::plan(manifests(cluster, &release.objects)?, &release.name, &release.namespace, inventory.latest());
-    let previous: std::collections::BTreeMap<ObjectRef, String> =
+    // What this apply may create is recorded first: if it stops half-way,
+    // the next apply knows what may exist.
+    if !new.is_empty() {
+        inventory.pending.extend(new.iter().cloned());
+        write_inventory(cluster, &mut inventory, release)?;
+    }
+    let previous: Vec<(ObjectRef, String)> =
         inventory.latest().map(|r| r.objects.iter().cloned().zip(r.versions.iter().cloned()).collect()).unwrap_or_default();
     let bar = ctx.progress(&format!("applying {}", crate::error::count(plan.objects().count(), "object")), Unit::Items);
     bar.inc_length(plan.objects().count() as u64);
@@ -119,9 +139,9 @@ fn deliver(ctx: &Context, cluster: &Cluster, release: &Release, mut inventory: I
                 Ok((live, recreated)) => {
                     bar.inc(1);
                     let version = applied_version(&live);
-                    match previous.get(&r) {
+                    match previous.iter().find(|(p, _)| p.identity() == r.identity()) {
                         None if !recreated => applied.created.push(r.to_string()),
-                        Some(v) if *v == version => {}
+                        Some((_, v)) if *v == version => {}
                         _ => applied.changed.push(r.to_string()),
                     }
                     if recreated {
@@ -143,7 +163,6 @@ fn deliver(ctx: &Context, cluster: &Cluster, release: &Release, mut inventory: I
         }
     }
     bar.done();
-    // Recorded before anything is pruned: what it lists exists.
     let revision = Revision {
         number: inventory.next_number(),
         applied_at: now_rfc3339(),
@@ -158,17 +177,76 @@ fn deliver(ctx: &Context, cluster: &Cluster, release: &Release, mut inventory: I
         versions,
         manifests: plan.objects().cloned().collect(),
     };
-    applied.revision = revision.number;
-    inventory.push(revision);
-    cluster.block_on(cluster.put(&inventory.to_secret(&release.name, &release.namespace)))?;
-    if how.prune {
-        prune(cluster, &plan, release, how, &mut applied)?;
+    // An apply that changed nothing adds no revision (history keeps what
+    // happened, and a rollback goes to something else).
+    let same = inventory.latest().is_some_and(|l| {
+        l.objects == revision.objects && l.versions == revision.versions && l.manifests == revision.manifests && l.modules == revision.modules
+    });
+    let changed = !same || inventory.pending != plan.prune;
+    if !same {
+        inventory.push(revision);
+    }
+    applied.revision = inventory.latest().map_or(0, |r| r.number);
+    // Recorded before anything is pruned: what it lists exists; what is to
+    // be pruned stays pending until it is gone (with --no-prune, until an
+    // apply prunes it).
+    if changed {
+        inventory.pending = plan.prune.clone();
+        write_inventory(cluster, &mut inventory, release)?;
+    }
+    if how.prune && !inventory.pending.is_empty() {
+        prune(cluster, &plan.prune, release, how.prune_storage, &mut applied)?;
+        inventory.pending.clear();
+        write_inventory(cluster, &mut inventory, release)?;
     }
     if how.wait {
         wait(ctx, cluster, &plan)?;
         applied.waited = true;
     }
     Ok(applied)
+}
+
+/// Writes the inventory over the version it was read at (or creates it):
+/// a concurrent apply of the same release is refused, not overwritten.
+fn write_inventory(cluster: &Cluster, inventory: &mut Inventory, release: &Release) -> anyhow::Result<()> {
+    let secret = inventory.to_secret(&release.name, &release.namespace);
+    let written = match inventory.resource_version {
+        None => cluster.block_on(cluster.create(&secret))?,
+        Some(_) => match cluster.block_on(cluster.replace(&secret)) {
+            Err(e) if e.kind == ErrorKind::Conflict => None,
+            other => Some(other?),
+        },
+    };
+    let written = written.ok_or_else(|| {
+        Error::new(ErrorKind::Conflict, format!("another opm apply of release {} wrote its inventory at the same time: run this one again", release.name))
+    })?;
+    inventory.resource_version = written["metadata"]["resourceVersion"].as_str().map(str::to_string);
+    Ok(())
+}
+
+/// Refuses objects that exist and are not this release's (another
+/// release's, or made by other means): nothing is applied.
+fn refuse_foreign(cluster: &Cluster, new: &[ObjectRef], release: &Release) -> anyhow::Result<()> {
+    let live = cluster.block_on(cluster.each(new, |r| async move {
+        match cluster.get(r).await {
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            other => other,
+        }
+    }));
+    for (r, live) in new.iter().zip(live) {
+        let Some(live) = live? else { continue };
+        if !object::owned_by(&live, &release.name, &release.namespace) {
+            let owner = match object::meta_value(&live, "labels", object::RELEASE_LABEL) {
+                Some(other) => format!("it belongs to opm release {other}"),
+                None => "opm did not make it".to_string(),
+            };
+            return Err(fail(
+                Kind::Other,
+                format!("{r} exists and is not release {}'s ({owner}): delete it, or apply with --adopt to take it over", release.name),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Server-side apply of one object; with `recreate`, an object whose
@@ -203,7 +281,7 @@ fn applied_version(live: &Value) -> String {
 
 /// Whether an apiserver refusal is about an immutable field.
 pub(crate) fn is_immutable(message: &str) -> bool {
-    message.contains("field is immutable") || message.contains("is immutable")
+    message.contains("is immutable")
 }
 
 /// Waits until `r` no longer exists.
@@ -232,8 +310,10 @@ fn ensure_namespaces(cluster: &Cluster, release: &Release) -> anyhow::Result<Vec
         let r = ObjectRef { api_version: "v1".into(), kind: "Namespace".into(), namespace: String::new(), name: ns.clone() };
         if cluster.block_on(cluster.get(&r))?.is_none() {
             let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            cluster.block_on(cluster.put(&body))?;
-            created.push(ns);
+            // Made meanwhile by someone else: theirs, left as it is.
+            if cluster.block_on(cluster.create(&body))?.is_some() {
+                created.push(ns);
+            }
         }
     }
     Ok(created)
@@ -268,23 +348,23 @@ pub(crate) fn keeps(live: &Value, release: &Release, prune_storage: bool) -> Opt
         Some("not labelled as this release's")
     } else if object::is_kept(live) {
         Some("annotated opmodel.dev/keep")
-    } else if !prune_storage && matches!(live["kind"].as_str(), Some("Namespace" | "PersistentVolumeClaim")) {
-        Some("Namespaces and PersistentVolumeClaims are pruned only with --prune-storage")
+    } else if !prune_storage && matches!(live["kind"].as_str(), Some("Namespace" | "PersistentVolumeClaim" | "CustomResourceDefinition")) {
+        Some("Namespaces, PersistentVolumeClaims and CRDs go only with --prune-storage")
     } else {
         None
     }
 }
 
-/// Deletes what the previous revision had and this one has not.
-fn prune(cluster: &Cluster, plan: &Plan, release: &Release, how: &ApplyOptions, applied: &mut Applied) -> anyhow::Result<()> {
-    for r in &plan.prune {
+/// Deletes each of `refs` that is still the release's.
+fn prune(cluster: &Cluster, refs: &[ObjectRef], release: &Release, prune_storage: bool, applied: &mut Applied) -> anyhow::Result<()> {
+    for r in refs {
         let live = match cluster.block_on(cluster.get(r)) {
             Ok(Some(live)) => live,
             Ok(None) => continue,
             Err(e) if e.kind == ErrorKind::NotFound => continue,
             Err(e) => return Err(e.into()),
         };
-        if let Some(why) = keeps(&live, release, how.prune_storage) {
+        if let Some(why) = keeps(&live, release, prune_storage) {
             applied.kept.push(format!("{r} ({why})"));
             continue;
         }
@@ -332,7 +412,9 @@ fn wait(ctx: &Context, cluster: &Cluster, plan: &Plan) -> anyhow::Result<()> {
                 }
             }
         }
-        if Instant::now() + POLL >= cluster.deadline() {
+        // Stopped while a look still fits in the time left: running out in
+        // the middle of one would read as an unreachable cluster.
+        if Instant::now() + POLL + WAIT_MARGIN >= cluster.deadline() {
             bar.done();
             let (r, why, _) = &still[0];
             let more = if still.len() > 1 { format!(" (and {} more)", crate::error::count(still.len() - 1, "object")) } else { String::new() };
@@ -368,13 +450,14 @@ fn crash_loop(cluster: &Cluster, r: &ObjectRef, live: &Value) -> anyhow::Result<
     Ok(pods.iter().find_map(health::pod_failure))
 }
 
-/// Deletes every object of the release's latest revision that carries its
-/// labels (and is not annotated to be kept), then its inventory.
-pub fn delete(ctx: &Context, name: &str) -> anyhow::Result<Deleted> {
+/// Deletes every object of the release's latest revision (and pending)
+/// that carries its labels and is not annotated to be kept (Namespaces,
+/// PVCs and CRDs only with `storage`), then its inventory.
+pub fn delete(ctx: &Context, name: &str, storage: bool) -> anyhow::Result<Deleted> {
     let cluster = ctx.cluster()?;
     let namespace = cluster.namespace.clone();
     let inventory = read_inventory(cluster, name, &namespace)?;
-    let latest = inventory.latest().ok_or_else(|| {
+    inventory.latest().ok_or_else(|| {
         fail(Kind::NotFound, format!("release {name} is not in namespace {namespace} (no inventory Secret {})", inventory::secret_name(name)))
     })?;
     let release = Release {
@@ -386,9 +469,9 @@ pub fn delete(ctx: &Context, name: &str) -> anyhow::Result<Deleted> {
         modules: vec![],
         values_digest: String::new(),
     };
-    let plan = plan::plan(vec![], name, &namespace, Some(latest));
+    let plan = plan::plan(vec![], name, &namespace, &inventory.known());
     let mut applied = Applied::default();
-    prune(cluster, &plan, &release, &ApplyOptions { prune_storage: true, ..ApplyOptions::default() }, &mut applied)?;
+    prune(cluster, &plan.prune, &release, storage, &mut applied)?;
     cluster.block_on(cluster.delete(&inventory::secret_ref(name, &namespace)))?;
     Ok(Deleted { release: name.to_string(), namespace, deleted: applied.pruned, kept: applied.kept })
 }

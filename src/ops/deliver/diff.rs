@@ -67,7 +67,7 @@ pub fn diff(ctx: &Context, opts: &ReleaseOptions, force_conflicts: bool, prune_s
     let release = render_release(ctx, opts, &namespace)?;
     let cluster = ctx.cluster()?;
     let inventory = read_inventory(cluster, &release.name, &release.namespace)?;
-    let plan = plan::plan(manifests(cluster, &release.objects)?, &release.name, &release.namespace, inventory.latest());
+    let plan = plan::plan(manifests(cluster, &release.objects)?, &release.name, &release.namespace, &inventory.known());
     let objects: Vec<&Value> = plan.objects().collect();
     let missing = missing_namespaces(cluster, &objects)?;
     let answers = cluster.block_on(cluster.each(&objects, |o| one(cluster, o, &missing, force_conflicts)));

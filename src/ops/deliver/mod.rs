@@ -67,7 +67,7 @@ pub fn render_release(ctx: &Context, opts: &ReleaseOptions, namespace: &str) -> 
         };
         let rendered = match render::render(ctx, &ropts) {
             Ok(r) => r,
-            Err(e) if format!("{e:#}").contains("` field: an OPM ") => {
+            Err(e) if render::declares_no_release(&e) => {
                 first_error.get_or_insert(e);
                 continue;
             }

@@ -40,13 +40,6 @@ pub struct StatusReport {
     pub objects: Vec<ObjectStatus>,
 }
 
-impl StatusReport {
-    /// Whether every object exists, is ready and has not drifted.
-    pub fn healthy(&self) -> bool {
-        self.objects.iter().all(|o| o.health == "ready" && o.drift.as_ref().is_none_or(Vec::is_empty))
-    }
-}
-
 pub fn status(ctx: &Context, name: &str) -> anyhow::Result<StatusReport> {
     let cluster = ctx.cluster()?;
     let namespace = cluster.namespace.clone();

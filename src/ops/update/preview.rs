@@ -55,7 +55,7 @@ fn rendered(ws_root: &std::path::Path, ws: &Workspace, values: &[PathBuf]) -> an
         }
     }
     // A release that exists and is broken is the error to report.
-    if let Some(i) = errors.iter().position(|e| !declares_no_release(e)) {
+    if let Some(i) = errors.iter().position(|e| !render::declares_no_release(e)) {
         return Err(errors.swap_remove(i));
     }
     let exported = cue::export(ws_root, &files::current_dir()?, ws.cache.dir().unwrap_or(std::path::Path::new(""))).map_err(Failure::from)?;
@@ -63,12 +63,6 @@ fn rendered(ws_root: &std::path::Path, ws: &Workspace, values: &[PathBuf]) -> an
         serde_json::Value::Object(fields) => fields.into_iter().map(|(k, v)| (format!("field {k}"), v)).collect(),
         other => Objects::from([("export".to_string(), other)]),
     })
-}
-
-/// Whether a render failed because the package has no release at all
-/// (a plain CUE module) rather than because the release is broken.
-fn declares_no_release(e: &anyhow::Error) -> bool {
-    format!("{e:#}").contains("` field: an OPM ")
 }
 
 /// An error found in a staged copy, in the user's terms: its first CUE
