@@ -20,11 +20,12 @@ Examples:
 Server-side apply as field manager `opm`, in stages: Namespaces and CRDs
 (waited for until established), cluster-scoped objects, the rest. The
 dependencies are proven against cue.mod/opm.sum and the signature policy
-first (exit 7 or 8, nothing applied). The release's inventory is a Secret
+first (exit 7 or 8, nothing applied). An existing object that is not the
+release's is refused unless --adopt. The release's inventory is a Secret
 opm-release.NAME in its namespace; objects of the previous revision that
 are gone from the release are pruned if they carry the release's labels
-(not Namespaces or PVCs, unless --prune-storage; never one annotated
-opmodel.dev/keep=true).";
+(not Namespaces, PVCs or CRDs, unless --prune-storage; never one
+annotated opmodel.dev/keep=true). -v shows each request and object.";
 
 pub const DIFF_EXAMPLES: &str = "\
 Examples:
