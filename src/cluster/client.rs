@@ -137,7 +137,12 @@ impl Cluster {
             }
             Ok::<_, reqwest::Error>(Some((status, body)))
         };
-        let (status, body) = match tokio::time::timeout(limit, exchange).await {
+        let started = Instant::now();
+        let answered = tokio::time::timeout(limit, exchange).await;
+        if let Ok(Ok(Some((status, _)))) = &answered {
+            tracing::debug!("{what}: {} in {} ms", status.as_u16(), started.elapsed().as_millis());
+        }
+        let (status, body) = match answered {
             Err(_) if limit < REQUEST_TIMEOUT => return Err(self.out_of_time()),
             Err(_) => {
                 return Err(Error::new(

@@ -2,7 +2,7 @@
 //! kubeconfig, by kubectl's rules), requests to its apiserver (client.rs),
 //! the vocabulary of objects and kinds (object.rs), readiness (health.rs),
 //! the release inventory it keeps (inventory.rs) and the plan of an apply
-//! (plan.rs). Everything but client.rs and kubeconfig.rs is pure; the
+//! (plan.rs). Everything but client.rs and kubeconfig/ is pure; the
 //! calls are made by ops/deliver.
 
 pub mod client;
