@@ -658,6 +658,22 @@ module: core.#Module & {
     let words = revision["modules"].as_array().unwrap().iter().find(|m| m["module"] == "example.com/words@v0").expect("the dependency is recorded");
     assert_eq!((words["version"].as_str(), words["digest"].as_str()), (Some("v0.1.0"), Some(pinned.as_str())));
 
+    // A signature policy that covers the dependency, which nobody signed:
+    // refused (exit 8) before the cluster sees anything.
+    let keys = tempdir();
+    let (_, public) = crate::signatures::key_pair(keys.path());
+    let config = crate::signatures::policy(keys.path(), &public);
+    let unsigned = c.unique("trust-unsigned");
+    let signed_only = tempdir();
+    let out = run(opm(signed_only.path())
+        .env("CUE_REGISTRY", &w.registry)
+        .env("KUBECONFIG", &kubeconfig)
+        .env("OPM_CONFIG", &config)
+        .current_dir(dir.path())
+        .args(["apply", "--no-wait", "-n", &unsigned]));
+    assert_eq!(code(&out), 8, "{}", stderr(&out));
+    assert!(c.get(&format!("/api/v1/namespaces/{unsigned}")).is_none(), "nothing applied, not even the namespace");
+
     // The registry moves v0.1.0 to other content: a machine with an empty
     // cache refuses before the cluster sees anything.
     w.registry_server().retag("example.com/words", "v0.2.0", "v0.1.0");
