@@ -322,6 +322,7 @@ fn ensure_namespaces(cluster: &Cluster, release: &Release) -> anyhow::Result<Vec
 /// Waits for the CRDs of the first stage to be established, then forgets
 /// what discovery said of their groups.
 fn established(cluster: &Cluster, objects: &[Value]) -> anyhow::Result<()> {
+    let out_of_time = |what: String| Error::new(ErrorKind::Timeout, format!("{what}: out of time (--timeout)"));
     for crd in objects.iter().filter(|o| o["kind"] == "CustomResourceDefinition") {
         let r = ObjectRef::of(crd).expect("planned objects have names");
         loop {
@@ -330,13 +331,25 @@ fn established(cluster: &Cluster, objects: &[Value]) -> anyhow::Result<()> {
                 break;
             }
             if Instant::now() >= cluster.deadline() {
-                return Err(Error::new(ErrorKind::Timeout, format!("{r} is not established: out of time (--timeout)")).into());
+                return Err(out_of_time(format!("{r} is not established")).into());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let group = crd["spec"]["group"].as_str().unwrap_or("");
-        for v in crd["spec"]["versions"].as_array().into_iter().flatten() {
-            cluster.forget(&format!("{group}/{}", v["name"].as_str().unwrap_or("")));
+        // Established comes a moment before discovery serves the kind.
+        let (group, kind) = (crd["spec"]["group"].as_str().unwrap_or(""), crd["spec"]["names"]["kind"].as_str().unwrap_or(""));
+        for v in crd["spec"]["versions"].as_array().into_iter().flatten().filter(|v| v["served"] != false) {
+            let api_version = format!("{group}/{}", v["name"].as_str().unwrap_or(""));
+            loop {
+                cluster.forget(&api_version);
+                match cluster.block_on(cluster.resource(&api_version, kind)) {
+                    Ok(_) => break,
+                    Err(e) if e.kind == ErrorKind::NotFound && Instant::now() < cluster.deadline() => std::thread::sleep(Duration::from_millis(100)),
+                    Err(e) if e.kind == ErrorKind::NotFound => {
+                        return Err(out_of_time(format!("{r} is established but {kind} of {api_version} is not served")).into())
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
     }
     Ok(())
