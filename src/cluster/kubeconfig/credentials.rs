@@ -35,7 +35,8 @@ pub(super) fn user_part(
         match read_token(&entry.resolve(&u.token_file), &format!("the tokenFile {whose}")) {
             Ok(token) => Credentials::Bearer(token),
             Err(_) if !u.token.is_empty() => Credentials::Bearer(u.token.clone()),
-            Err(e) => return Err(e),
+            // Credentials that cannot be read: exit 4, as a registry's.
+            Err(e) => return Err(unauthorized(e.message)),
         }
     } else if !u.token.is_empty() {
         Credentials::Bearer(u.token.clone())
@@ -57,7 +58,7 @@ fn client_identity(u: &RawUser, entry: &Entry<RawUser>, whose: &str) -> Result<O
         match (file, data) {
             ("", "") => Ok(None),
             ("", data) => decode_data(data, &format!("the {field}-data {whose}")).map(Some),
-            (file, "") => read_pem(&entry.resolve(file), &format!("the {field} {whose}")).map(Some),
+            (file, "") => read_pem(&entry.resolve(file), &format!("the {field} {whose}")).map(Some).map_err(|e| unauthorized(e.message)),
             _ => Err(config(format!("both {field} and {field}-data are set {whose}: keep one"))),
         }
     };

@@ -191,6 +191,7 @@ fn token_token_file_basic_and_client_certificate_data() {
     assert_eq!(t.credentials, Credentials::Bearer("inline".into()), "the inline token when the file cannot be read");
 
     let e = user_target("    tokenFile: /nonexistent/token").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unauthorized, "credentials that cannot be read: exit 4");
     assert!(e.message.contains("tokenFile of user \"u\"") && e.message.contains("does not exist"), "{}", e.message);
     let e = user_target("    token: secret-t\n    username: me\n    password: secret-p").unwrap_err();
     assert!(e.message.contains("more than one authentication method (token, basic)"), "{}", e.message);
