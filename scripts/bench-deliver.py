@@ -18,6 +18,7 @@ and opm/kubectl; asserts nothing about speed.
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -61,6 +62,8 @@ def write(path, text):
 
 
 procs = []
+# Stopped by a signal, the servers are stopped too (the finally below).
+signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench-deliver: stopped"))
 try:
     # A throwaway CA, a serving certificate for 127.0.0.1, service-account keys, one admin token.
     pki = f"{work}/pki"

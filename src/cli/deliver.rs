@@ -171,25 +171,42 @@ pub fn apply(args: ApplyArgs, g: Global) -> anyhow::Result<()> {
         recreate: args.force,
         prune: !args.no_prune,
         prune_storage: args.prune_storage,
-        wait: !args.no_wait,
         adopt: args.adopt,
     };
-    let applied = deliver::apply(&ctx, &args.release.options(), &how).map_err(|e| super::after_json(false, e))?;
-    print_applied(&applied, args.release.json)
+    let applied = deliver::apply(&ctx, &args.release.options(), &how)?;
+    finish(&ctx, applied, !args.no_wait, args.release.json)
 }
 
 pub fn rollback(args: RollbackArgs, g: Global) -> anyhow::Result<()> {
     let ctx = args.release.context(g);
     let name = args.release.name(&ctx)?;
-    let how = ApplyOptions { prune: true, wait: !args.no_wait, ..ApplyOptions::default() };
+    let how = ApplyOptions { prune: true, ..ApplyOptions::default() };
     let applied = deliver::rollback(&ctx, &name, args.revision, &how)?;
-    print_applied(&applied, args.release.json)
+    finish(&ctx, applied, !args.no_wait, args.release.json)
 }
 
-fn print_applied(a: &deliver::Applied, json: bool) -> anyhow::Result<()> {
-    if json {
-        return ui::print_json(a);
+/// Says what was applied, then waits: a wait that fails is told after
+/// what was done, not instead of it (with --json: `ready: false`).
+fn finish(ctx: &Context, mut applied: deliver::Applied, wait: bool, json: bool) -> anyhow::Result<()> {
+    if !json {
+        print_applied(&applied);
     }
+    let waited = wait.then(|| deliver::wait(ctx, &applied));
+    applied.ready = waited.as_ref().map(Result::is_ok);
+    if json {
+        ui::print_json(&applied)?;
+    }
+    match waited {
+        Some(Err(e)) => Err(super::after_json(json, e)),
+        Some(Ok(())) if !json => {
+            ui::print_status(&format!("all {} ready", count(applied.objects.len(), "object")));
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn print_applied(a: &deliver::Applied) {
     for ns in &a.namespaces_created {
         ui::print_status(&format!("created namespace {ns}"));
     }
@@ -202,16 +219,14 @@ fn print_applied(a: &deliver::Applied, json: bool) -> anyhow::Result<()> {
         ui::print_status(&format!("kept {o}"));
     }
     let unchanged = a.objects.len().saturating_sub(a.created.len() + a.changed.len());
-    let ready = if a.waited { ", all ready" } else { "" };
     ui::print_status(&format!(
-        "applied release {} revision {} to namespace {}: {} ({} unchanged){ready}",
+        "applied release {} revision {} to namespace {}: {} ({} unchanged)",
         a.release,
         a.revision,
         a.namespace,
         count(a.objects.len(), "object"),
         unchanged
     ));
-    Ok(())
 }
 
 pub fn diff(args: DiffArgs, g: Global) -> anyhow::Result<()> {
@@ -250,7 +265,15 @@ pub fn diff(args: DiffArgs, g: Global) -> anyhow::Result<()> {
     if work > 0 {
         return Err(super::after_json(
             json,
-            fail(Kind::Outdated, format!("{} of release {} differ from the cluster: run 'opm apply'", count(work, "object"), report.release)),
+            fail(
+                Kind::Outdated,
+                format!(
+                    "{} of release {} {} from the cluster: run 'opm apply'",
+                    count(work, "object"),
+                    report.release,
+                    if work == 1 { "differs" } else { "differ" }
+                ),
+            ),
         ));
     }
     Ok(())
@@ -266,7 +289,7 @@ pub fn status(args: ReleaseArgs, g: Global) -> anyhow::Result<()> {
     let mut out = format!("release {} in namespace {}: revision {} applied {}\n", report.release, report.namespace, report.revision, report.applied_at);
     for m in &report.modules {
         let digest = if m.digest.is_empty() { String::new() } else { format!(" {}", m.digest) };
-        out += &format!("  module {}@{}{digest}\n", m.module, m.version);
+        out += &format!("  module {}{digest}\n", crate::cluster::plan::module_version(m));
     }
     let width = report.objects.iter().map(|o| o.object.len()).max().unwrap_or(0);
     for o in &report.objects {

@@ -253,7 +253,7 @@ bundle: core.#Bundle & {
     let opm_here = |args: &[&str]| run(opm(cache.path()).current_dir(dir.path()).env("KUBECONFIG", &kubeconfig).args(args));
     ok(&opm_here(&["mod", "tidy"]));
     let out = ok(&opm_here(&["apply"]));
-    assert!(out.contains("all ready"), "{out}");
+    assert!(out.contains("all 3 objects ready"), "{out}");
     let gizmo = c.get(&format!("/apis/stack.example.com/v1/namespaces/{ns}/gizmos/one")).expect("the custom resource exists");
     assert_eq!(gizmo["metadata"]["annotations"]["opmodel.dev/module"], "example.com/stack/app@v0.3.0");
     let revision = latest_revision(c, &ns, "stack");
@@ -365,7 +365,7 @@ fn wait_times_out_on_a_deployment_that_never_becomes_ready_and_succeeds_once_it_
         &json!({"status": {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}}),
     );
     let out = ok(&shop.opm(&["apply", "--timeout", "60s"]));
-    assert!(out.contains("all ready"), "{out}");
+    assert!(out.contains("objects ready"), "{out}");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use super::{manifests, read_inventory, render_release, Release, ReleaseOptions};
 use crate::cluster::health::{self, Health};
 use crate::cluster::inventory::{self, Inventory, Revision};
 use crate::cluster::object::{self, ObjectRef};
-use crate::cluster::plan::{self, Plan};
+use crate::cluster::plan;
 use crate::cluster::{Apply, Cluster, Error, ErrorKind};
 use crate::context::{Context, Unit};
 use crate::error::{fail, Kind};
@@ -29,7 +29,6 @@ pub struct ApplyOptions {
     /// Prune what holds data too: Namespaces, PersistentVolumeClaims and
     /// CustomResourceDefinitions (their custom resources go with them).
     pub prune_storage: bool,
-    pub wait: bool,
     /// Take over objects that exist and are not the release's.
     pub adopt: bool,
 }
@@ -50,7 +49,12 @@ pub struct Applied {
     /// Left in place though gone from the release, and why.
     pub kept: Vec<String>,
     pub namespaces_created: Vec<String>,
-    pub waited: bool,
+    /// The objects applied, for [`wait`].
+    #[serde(skip)]
+    pub refs: Vec<ObjectRef>,
+    /// Whether they all became ready, when waited for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
 }
 
 /// Applies the release in `opts.dir`.
@@ -199,10 +203,7 @@ fn deliver(ctx: &Context, cluster: &Cluster, release: &Release, mut inventory: I
         inventory.pending.clear();
         write_inventory(cluster, &mut inventory, release)?;
     }
-    if how.wait {
-        wait(ctx, cluster, &plan)?;
-        applied.waited = true;
-    }
+    applied.refs = plan.refs();
     Ok(applied)
 }
 
@@ -388,9 +389,11 @@ fn prune(cluster: &Cluster, refs: &[ObjectRef], release: &Release, prune_storage
     Ok(())
 }
 
-/// Waits until every object is ready, one fails, or time runs out.
-fn wait(ctx: &Context, cluster: &Cluster, plan: &Plan) -> anyhow::Result<()> {
-    let refs = plan.refs();
+/// Waits until every object applied is ready, one fails, or the
+/// command's time runs out.
+pub fn wait(ctx: &Context, applied: &Applied) -> anyhow::Result<()> {
+    let cluster = ctx.cluster()?;
+    let refs = applied.refs.clone();
     let started = Instant::now();
     let bar = ctx.progress(&format!("waiting for {}", crate::error::count(refs.len(), "object")), Unit::Items);
     bar.inc_length(refs.len() as u64);
@@ -430,7 +433,7 @@ fn wait(ctx: &Context, cluster: &Cluster, plan: &Plan) -> anyhow::Result<()> {
         if Instant::now() + POLL + WAIT_MARGIN >= cluster.deadline() {
             bar.done();
             let (r, why, _) = &still[0];
-            let more = if still.len() > 1 { format!(" (and {} more)", crate::error::count(still.len() - 1, "object")) } else { String::new() };
+            let more = if still.len() > 1 { format!(" (and {})", crate::error::count(still.len() - 1, "more object")) } else { String::new() };
             return Err(Error::new(ErrorKind::Timeout, format!("{r} is not ready: {why}{more}; waited {} s (--timeout)", started.elapsed().as_secs())).into());
         }
         pending = still.into_iter().map(|(r, _, _)| r).collect();

@@ -7,7 +7,7 @@ mod apply;
 mod diff;
 mod status;
 
-pub use apply::{apply, delete, rollback, Applied, ApplyOptions, Deleted};
+pub use apply::{apply, delete, rollback, wait, Applied, ApplyOptions, Deleted};
 pub use diff::{diff, DiffReport, Difference};
 pub use status::{status, ObjectStatus, StatusReport};
 
