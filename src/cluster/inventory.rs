@@ -46,9 +46,9 @@ pub struct Revision {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub values_digest: String,
     pub objects: Vec<ObjectRef>,
-    /// When opm's apply last changed each object (its managed fields'
-    /// time), in the order of `objects`: the next apply tells what it
-    /// changed.
+    /// Each object's resourceVersion and when opm's apply last changed it
+    /// (its managed fields' time), in the order of `objects`: the next
+    /// apply tells what it changed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<String>,
     /// The objects as applied, for `opm rollback`; empty when dropped for

@@ -374,7 +374,9 @@ fn rollback_applies_an_earlier_revision_again() {
     let shop = Shop::new("rollback");
     ok(&shop.opm(&["apply", "--no-wait"]));
     write(&shop.dir.path().join("values.cue"), "package shop\n\nmodule: values: replicas: 3\n");
-    ok(&shop.opm(&["apply", "--no-wait"]));
+    // Within a second of the first apply, the change is still told.
+    let out = ok(&shop.opm(&["apply", "--no-wait"]));
+    assert!(out.contains(&format!("configured Deployment {}/web", shop.ns)) && out.contains("(8 unchanged)"), "{out}");
     assert_eq!(deployment(c, &shop.ns, "web").unwrap()["spec"]["replicas"], 3);
     let out = ok(&shop.opm(&["rollback", "--no-wait", "--name", "shop"]));
     assert!(out.contains("revision 3"), "{out}");
@@ -404,6 +406,33 @@ fn delete_leaves_nothing_of_the_release_and_storage_only_when_asked() {
     let left = owned(c, &other.ns, "shop");
     assert!(left.contains(&"PersistentVolumeClaim/data".to_string()) && left.iter().any(|o| o.starts_with("CustomResourceDefinition/")), "{left:?}");
     assert!(deployment(c, &other.ns, "web").is_none());
+}
+
+#[test]
+fn two_applies_at_once_never_both_win_the_inventory() {
+    let c = cluster();
+    let shop = Shop::new("concurrent");
+    ok(&shop.opm(&["apply", "--no-wait"]));
+    // Two applies of the same release, with other values, at once: each
+    // succeeds or is told that the other wrote the inventory first.
+    write(&shop.dir.path().join("values.cue"), "package shop\n\nmodule: values: {extra: false, replicas: 2}\n");
+    let spawn = || {
+        opm(shop.cache.path())
+            .current_dir(shop.dir.path())
+            .env("KUBECONFIG", &shop.kubeconfig)
+            .args(["apply", "--no-wait"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for out in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
+        let err = stderr(&out);
+        assert!(out.status.success() || err.contains("another opm apply of release shop wrote its inventory at the same time"), "{err}");
+    }
+    ok(&shop.opm(&["apply", "--no-wait"]));
+    let left: Vec<String> = owned(c, &shop.ns, "shop").into_iter().filter(|o| o != "ConfigMap/kept-config" && o != "PersistentVolumeClaim/data").collect();
+    assert_eq!(inventory_objects(&latest_revision(c, &shop.ns, "shop")), left, "the inventory lists exactly what exists");
 }
 
 #[test]

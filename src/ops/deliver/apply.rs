@@ -129,8 +129,11 @@ fn deliver(ctx: &Context, cluster: &Cluster, release: &Release, mut inventory: I
         inventory.pending.extend(new.iter().cloned());
         write_inventory(cluster, &mut inventory, release)?;
     }
-    let previous: Vec<(ObjectRef, String)> =
-        inventory.latest().map(|r| r.objects.iter().cloned().zip(r.versions.iter().cloned()).collect()).unwrap_or_default();
+    // What the latest revision applied, and the version each had then.
+    let previous: Vec<(&ObjectRef, &str, Option<&Value>)> = inventory
+        .latest()
+        .map(|r| r.objects.iter().enumerate().map(|(i, o)| (o, r.versions.get(i).map_or("", String::as_str), r.manifests.get(i))).collect())
+        .unwrap_or_default();
     let bar = ctx.progress(&format!("applying {}", crate::error::count(plan.objects().count(), "object")), Unit::Items);
     bar.inc_length(plan.objects().count() as u64);
     let mut versions = Vec::new();
@@ -143,9 +146,9 @@ fn deliver(ctx: &Context, cluster: &Cluster, release: &Release, mut inventory: I
                 Ok((live, recreated)) => {
                     bar.inc(1);
                     let version = applied_version(&live);
-                    match previous.iter().find(|(p, _)| p.identity() == r.identity()) {
+                    match previous.iter().find(|(p, _, _)| p.identity() == r.identity()) {
                         None if !recreated => applied.created.push(r.to_string()),
-                        Some((_, v)) if *v == version => {}
+                        Some((_, before, sent)) if !recreated && !changed_by_apply(before, &version, *sent, object) => {}
                         _ => applied.changed.push(r.to_string()),
                     }
                     if recreated {
@@ -184,7 +187,8 @@ fn deliver(ctx: &Context, cluster: &Cluster, release: &Release, mut inventory: I
     // An apply that changed nothing adds no revision (history keeps what
     // happened, and a rollback goes to something else).
     let same = inventory.latest().is_some_and(|l| {
-        l.objects == revision.objects && l.versions == revision.versions && l.manifests == revision.manifests && l.modules == revision.modules
+        // Not the versions: a controller writing status moves them.
+        l.objects == revision.objects && l.manifests == revision.manifests && l.modules == revision.modules
     });
     let changed = !same || inventory.pending != plan.prune;
     if !same {
@@ -270,14 +274,23 @@ async fn apply_one(cluster: &Cluster, object: &Value, how: &ApplyOptions) -> Res
     }
 }
 
-/// When opm's apply last changed the object, as its managed fields record
-/// it (a no-op apply leaves it; the server's own status updates do not
-/// touch it, unlike the resourceVersion).
+/// An object's version after an apply: its resourceVersion and when opm's
+/// apply last changed it, as its managed fields record it (a no-op apply
+/// leaves both; the server's status updates move the first only).
 fn applied_version(live: &Value) -> String {
     let fields = live["metadata"]["managedFields"].as_array().into_iter().flatten();
     let ours =
         fields.filter(|f| f["manager"] == object::FIELD_MANAGER && f["operation"] == "Apply" && f["subresource"].is_null()).find_map(|f| f["time"].as_str());
-    ours.unwrap_or("").to_string()
+    format!("{} {}", live["metadata"]["resourceVersion"].as_str().unwrap_or(""), ours.unwrap_or(""))
+}
+
+/// Whether this apply changed an object the latest revision applied too:
+/// it has another resourceVersion, and opm's apply time moved or what was
+/// sent differs (the time has whole seconds: two applies in one second).
+fn changed_by_apply(before: &str, after: &str, sent_before: Option<&Value>, sent: &Value) -> bool {
+    let (rv_before, time_before) = before.split_once(' ').unwrap_or((before, ""));
+    let (rv, time) = after.split_once(' ').unwrap_or((after, ""));
+    rv != rv_before && (time != time_before || sent_before != Some(sent))
 }
 
 /// Whether an apiserver refusal is about an immutable field.
@@ -519,6 +532,17 @@ fn now_rfc3339() -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_change_is_a_new_version_made_by_the_apply() {
+        let (a, b) = (json!({"spec": 1}), json!({"spec": 2}));
+        assert!(!super::changed_by_apply("7 T1", "7 T1", Some(&a), &a), "nothing moved");
+        assert!(!super::changed_by_apply("7 T1", "9 T1", Some(&a), &a), "a status update");
+        assert!(super::changed_by_apply("7 T1", "9 T2", Some(&a), &a), "opm's fields changed");
+        assert!(super::changed_by_apply("7 T1", "9 T1", Some(&a), &b), "in the same second as before");
+    }
+
     #[test]
     fn dates_are_rfc3339() {
         let now = super::now_rfc3339();
