@@ -232,7 +232,7 @@ fn print_applied(a: &deliver::Applied) {
 pub fn diff(args: DiffArgs, g: Global) -> anyhow::Result<()> {
     let ctx = args.release.context(g);
     let json = args.release.json;
-    let report = deliver::diff(&ctx, &args.release.options(), args.force_conflicts, args.prune_storage).map_err(|e| super::after_json(false, e))?;
+    let report = deliver::diff(&ctx, &args.release.options(), args.force_conflicts, args.prune_storage)?;
     let work = report.differences.iter().filter(|d| d.is_work()).count();
     if json {
         ui::print_json(&report)?;

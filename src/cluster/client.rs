@@ -237,6 +237,15 @@ impl Cluster {
         self.send(reqwest::Method::GET, &res.path(r), None, None).await
     }
 
+    /// The live object, None if it does not exist or its kind is not (or
+    /// no longer) served.
+    pub async fn find(&self, r: &ObjectRef) -> Result<Option<Value>> {
+        match self.get(r).await {
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            other => other,
+        }
+    }
+
     /// A list of a kind in a namespace (or everywhere when cluster-scoped),
     /// filtered by a label selector.
     pub async fn list(&self, api_version: &str, kind: &str, namespace: &str, selector: &str) -> Result<Vec<Value>> {

@@ -43,6 +43,11 @@ pub fn declares_no_release(e: &anyhow::Error) -> bool {
 
 /// Evaluates the release and sorts its objects into apply order.
 pub fn render(ctx: &Context, opts: &RenderOptions) -> anyhow::Result<cue::Rendered> {
+    render_in(&Workspace::open_to_load(ctx, &opts.dir)?, opts)
+}
+
+/// [`render`] in a workspace already open.
+pub fn render_in(ws: &Workspace, opts: &RenderOptions) -> anyhow::Result<cue::Rendered> {
     // Said in the flag's terms before CUE says it in the model's.
     if !is_dns_label(&opts.namespace) {
         return Err(fail(
@@ -53,15 +58,14 @@ pub fn render(ctx: &Context, opts: &RenderOptions) -> anyhow::Result<cue::Render
     if let Some(name) = opts.name.as_deref().filter(|n| !is_dns_label(n)) {
         return Err(fail(Kind::Other, format!("--name {name:?} is not a valid release name: lower-case letters, digits and '-', at most 63, e.g. my-release")));
     }
-    let ws = Workspace::open_to_load(ctx, &opts.dir)?;
     let dir = std::path::absolute(&opts.dir)?;
     let cwd = files::current_dir()?;
     let values: Vec<PathBuf> = opts.values.iter().map(std::path::absolute).collect::<Result<_, _>>()?;
     let inputs = opts.use_results.then(|| {
         let flags = (opts.kind, &dir, &opts.name, &opts.namespace, &opts.tags, opts.encoding, crate::ui::is_verbose());
-        values.iter().try_fold(Inputs::of(&ws, "render", &flags)?, |inputs, file| inputs.file(file))
+        values.iter().try_fold(Inputs::of(ws, "render", &flags)?, |inputs, file| inputs.file(file))
     });
-    results::answer(&ws, inputs.flatten(), || {
+    results::answer(ws, inputs.flatten(), || {
         for file in &opts.values {
             if !file.is_file() {
                 return Err(fail(Kind::Other, format!("values file {} does not exist", file.display())));

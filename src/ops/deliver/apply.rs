@@ -1,7 +1,7 @@
 //! `opm apply`, `opm rollback` and `opm delete`: server-side apply in
 //! stages, the inventory written, then pruning and waiting.
 
-use super::{manifests, read_inventory, render_release, Release, ReleaseOptions};
+use super::{manifests, missing_namespaces, read_inventory, render_release, Release, ReleaseOptions};
 use crate::cluster::health::{self, Health};
 use crate::cluster::inventory::{self, Inventory, Revision};
 use crate::cluster::object::{self, ObjectRef};
@@ -203,7 +203,7 @@ fn deliver(ctx: &Context, cluster: &Cluster, release: &Release, mut inventory: I
         write_inventory(cluster, &mut inventory, release)?;
     }
     if how.prune && !inventory.pending.is_empty() {
-        prune(cluster, &plan.prune, release, how.prune_storage, &mut applied)?;
+        prune(cluster, &plan.prune, &release.name, &release.namespace, how.prune_storage, &mut applied)?;
         inventory.pending.clear();
         write_inventory(cluster, &mut inventory, release)?;
     }
@@ -232,12 +232,7 @@ fn write_inventory(cluster: &Cluster, inventory: &mut Inventory, release: &Relea
 /// Refuses objects that exist and are not this release's (another
 /// release's, or made by other means): nothing is applied.
 fn refuse_foreign(cluster: &Cluster, new: &[ObjectRef], release: &Release) -> anyhow::Result<()> {
-    let live = cluster.block_on(cluster.each(new, |r| async move {
-        match cluster.get(r).await {
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-            other => other,
-        }
-    }));
+    let live = cluster.block_on(cluster.each(new, |r| cluster.find(r)));
     for (r, live) in new.iter().zip(live) {
         let Some(live) = live? else { continue };
         if !object::owned_by(&live, &release.name, &release.namespace) {
@@ -312,22 +307,14 @@ async fn gone(cluster: &Cluster, r: &ObjectRef) -> Result<(), Error> {
 /// Creates the namespaces the release's objects go to that do not exist
 /// and are not among its objects (the release's own, for its inventory).
 fn ensure_namespaces(cluster: &Cluster, release: &Release) -> anyhow::Result<Vec<String>> {
-    let mut wanted = std::collections::BTreeSet::from([release.namespace.clone()]);
-    for (o, _) in &release.objects {
-        if let Some(ns) = o["metadata"]["namespace"].as_str().filter(|n| !n.is_empty()) {
-            wanted.insert(ns.to_string());
-        }
-    }
+    let needed = release.objects.iter().filter_map(|(o, _)| o["metadata"]["namespace"].as_str());
     let own: Vec<&str> = release.objects.iter().filter(|(o, _)| o["kind"] == "Namespace").filter_map(|(o, _)| o["metadata"]["name"].as_str()).collect();
     let mut created = Vec::new();
-    for ns in wanted.into_iter().filter(|ns| !own.contains(&ns.as_str())) {
-        let r = ObjectRef { api_version: "v1".into(), kind: "Namespace".into(), namespace: String::new(), name: ns.clone() };
-        if cluster.block_on(cluster.get(&r))?.is_none() {
-            let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            // Made meanwhile by someone else: theirs, left as it is.
-            if cluster.block_on(cluster.create(&body))?.is_some() {
-                created.push(ns);
-            }
+    for ns in missing_namespaces(cluster, needed.chain([release.namespace.as_str()]))?.into_iter().filter(|ns| !own.contains(&ns.as_str())) {
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        // Made meanwhile by someone else: theirs, left as it is.
+        if cluster.block_on(cluster.create(&body))?.is_some() {
+            created.push(ns);
         }
     }
     Ok(created)
@@ -370,8 +357,8 @@ fn established(cluster: &Cluster, objects: &[Value]) -> anyhow::Result<()> {
 }
 
 /// Why a prune candidate stays, if it does.
-pub(crate) fn keeps(live: &Value, release: &Release, prune_storage: bool) -> Option<&'static str> {
-    if !object::owned_by(live, &release.name, &release.namespace) {
+fn keeps(live: &Value, name: &str, namespace: &str, prune_storage: bool) -> Option<&'static str> {
+    if !object::owned_by(live, name, namespace) {
         Some("not labelled as this release's")
     } else if object::is_kept(live) {
         Some("annotated opmodel.dev/keep")
@@ -382,21 +369,32 @@ pub(crate) fn keeps(live: &Value, release: &Release, prune_storage: bool) -> Opt
     }
 }
 
-/// Deletes each of `refs` that is still the release's.
-fn prune(cluster: &Cluster, refs: &[ObjectRef], release: &Release, prune_storage: bool, applied: &mut Applied) -> anyhow::Result<()> {
-    for r in refs {
-        let live = match cluster.block_on(cluster.get(r)) {
-            Ok(Some(live)) => live,
-            Ok(None) => continue,
-            Err(e) if e.kind == ErrorKind::NotFound => continue,
-            Err(e) => return Err(e.into()),
-        };
-        if let Some(why) = keeps(&live, release, prune_storage) {
-            applied.kept.push(format!("{r} ({why})"));
-            continue;
+/// Each prune candidate of release `name` in `namespace` that still
+/// exists, and why it stays if it does (None: it goes).
+pub(crate) fn judge(
+    cluster: &Cluster,
+    refs: &[ObjectRef],
+    name: &str,
+    namespace: &str,
+    prune_storage: bool,
+) -> anyhow::Result<Vec<(ObjectRef, Option<&'static str>)>> {
+    let live = cluster.block_on(cluster.each(refs, |r| cluster.find(r)));
+    let mut out = Vec::new();
+    for (r, live) in refs.iter().zip(live) {
+        if let Some(live) = live? {
+            out.push((r.clone(), keeps(&live, name, namespace, prune_storage)));
         }
-        if cluster.block_on(cluster.delete(r))? {
-            applied.pruned.push(r.to_string());
+    }
+    Ok(out)
+}
+
+/// Deletes each of `refs` that is still release `name`'s.
+fn prune(cluster: &Cluster, refs: &[ObjectRef], name: &str, namespace: &str, prune_storage: bool, applied: &mut Applied) -> anyhow::Result<()> {
+    for (r, kept) in judge(cluster, refs, name, namespace, prune_storage)? {
+        match kept {
+            Some(why) => applied.kept.push(format!("{r} ({why})")),
+            None if cluster.block_on(cluster.delete(&r))? => applied.pruned.push(r.to_string()),
+            None => {}
         }
     }
     Ok(())
@@ -489,18 +487,9 @@ pub fn delete(ctx: &Context, name: &str, storage: bool) -> anyhow::Result<Delete
     inventory.latest().ok_or_else(|| {
         fail(Kind::NotFound, format!("release {name} is not in namespace {namespace} (no inventory Secret {})", inventory::secret_name(name)))
     })?;
-    let release = Release {
-        name: name.to_string(),
-        namespace: namespace.clone(),
-        kind: crate::cue::ReleaseKind::Module,
-        package: String::new(),
-        objects: vec![],
-        modules: vec![],
-        values_digest: String::new(),
-    };
     let plan = plan::plan(vec![], name, &namespace, &inventory.known());
     let mut applied = Applied::default();
-    prune(cluster, &plan.prune, &release, storage, &mut applied)?;
+    prune(cluster, &plan.prune, name, &namespace, storage, &mut applied)?;
     cluster.block_on(cluster.delete(&inventory::secret_ref(name, &namespace)))?;
     Ok(Deleted { release: name.to_string(), namespace, deleted: applied.pruned, kept: applied.kept })
 }

@@ -1,8 +1,8 @@
 //! `opm diff`: what an apply would do, from the server's own dry run (its
 //! defaults, admission and immutable fields), nothing changed.
 
-use super::apply::{is_immutable, keeps, namespace_of};
-use super::{manifests, read_inventory, render_release, ReleaseOptions};
+use super::apply::{is_immutable, judge, namespace_of};
+use super::{manifests, missing_namespaces, read_inventory, render_release, ReleaseOptions};
 use crate::cluster::object::ObjectRef;
 use crate::cluster::plan;
 use crate::cluster::{Apply, Cluster, ErrorKind};
@@ -69,7 +69,9 @@ pub fn diff(ctx: &Context, opts: &ReleaseOptions, force_conflicts: bool, prune_s
     let inventory = read_inventory(cluster, &release.name, &release.namespace)?;
     let plan = plan::plan(manifests(cluster, &release.objects)?, &release.name, &release.namespace, &inventory.known());
     let objects: Vec<&Value> = plan.objects().collect();
-    let missing = missing_namespaces(cluster, &objects)?;
+    // Their objects are creates: the server cannot dry-run into a missing
+    // namespace.
+    let missing = missing_namespaces(cluster, objects.iter().filter_map(|o| o["metadata"]["namespace"].as_str()))?;
     let answers = cluster.block_on(cluster.each(&objects, |o| one(cluster, o, &missing, force_conflicts)));
     let mut report = DiffReport {
         release: release.name.clone(),
@@ -84,35 +86,13 @@ pub fn diff(ctx: &Context, opts: &ReleaseOptions, force_conflicts: bool, prune_s
             None => report.unchanged += 1,
         }
     }
-    for r in &plan.prune {
-        let live = match cluster.block_on(cluster.get(r)) {
-            Ok(Some(live)) => live,
-            Ok(None) => continue,
-            Err(e) if e.kind == ErrorKind::NotFound => continue,
-            Err(e) => return Err(e.into()),
-        };
-        report.differences.push(match keeps(&live, &release, prune_storage) {
+    for (r, kept) in judge(cluster, &plan.prune, &release.name, &release.namespace, prune_storage)? {
+        report.differences.push(match kept {
             Some(why) => Difference::Keep { object: r.to_string(), why: why.into() },
             None => Difference::Prune { object: r.to_string() },
         });
     }
     Ok(report)
-}
-
-/// The namespaces objects go to that do not exist yet (their objects are
-/// creates: the server cannot dry-run into a missing namespace).
-fn missing_namespaces(cluster: &Cluster, objects: &[&Value]) -> anyhow::Result<Vec<String>> {
-    let mut names: Vec<String> = objects.iter().filter_map(|o| o["metadata"]["namespace"].as_str()).map(str::to_string).collect();
-    names.sort();
-    names.dedup();
-    let mut missing = Vec::new();
-    for ns in names {
-        let r = ObjectRef { api_version: "v1".into(), kind: "Namespace".into(), namespace: String::new(), name: ns.clone() };
-        if cluster.block_on(cluster.get(&r))?.is_none() {
-            missing.push(ns);
-        }
-    }
-    Ok(missing)
 }
 
 /// One object: the live one against the server's dry run of the apply.

@@ -53,6 +53,7 @@ pub struct Release {
 /// as JSON objects with their provenance. The dependencies are proven on
 /// the way (exit 7 or 8 on a mismatch or an unsigned version).
 pub fn render_release(ctx: &Context, opts: &ReleaseOptions, namespace: &str) -> anyhow::Result<Release> {
+    let ws = Workspace::open_to_load(ctx, &opts.dir)?;
     let mut first_error = None;
     for kind in [ReleaseKind::Module, ReleaseKind::Bundle] {
         let ropts = RenderOptions {
@@ -65,7 +66,7 @@ pub fn render_release(ctx: &Context, opts: &ReleaseOptions, namespace: &str) -> 
             encoding: Encoding::Json,
             use_results: true,
         };
-        let rendered = match render::render(ctx, &ropts) {
+        let rendered = match render::render_in(&ws, &ropts) {
             Ok(r) => r,
             Err(e) if render::declares_no_release(&e) => {
                 first_error.get_or_insert(e);
@@ -73,7 +74,6 @@ pub fn render_release(ctx: &Context, opts: &ReleaseOptions, namespace: &str) -> 
             }
             Err(e) => return Err(e),
         };
-        let ws = Workspace::open_to_load(ctx, &opts.dir)?;
         let main_module = ws.main_file().map(|m| m.module.module).unwrap_or_default();
         let deps = ws.loadable_deps()?;
         let pinned = |module: &str| {
@@ -113,15 +113,22 @@ pub fn render_release(ctx: &Context, opts: &ReleaseOptions, namespace: &str) -> 
 
 /// The release's inventory, empty when it was never applied.
 pub(crate) fn read_inventory(cluster: &Cluster, name: &str, namespace: &str) -> anyhow::Result<Inventory> {
-    let secret = match cluster.block_on(cluster.get(&inventory::secret_ref(name, namespace))) {
-        Ok(s) => s,
-        // Its namespace does not exist: nothing was applied.
-        Err(e) if e.kind == ErrorKind::NotFound => None,
-        Err(e) => return Err(e.into()),
-    };
-    let Some(secret) = secret else { return Ok(Inventory::default()) };
+    let Some(secret) = cluster.block_on(cluster.get(&inventory::secret_ref(name, namespace)))? else { return Ok(Inventory::default()) };
     Inventory::from_secret(&secret)
         .map_err(|why| fail(Kind::Other, format!("the inventory of release {name} (Secret {namespace}/{}) is damaged: {why}", inventory::secret_name(name))))
+}
+
+/// Which of `names` are namespaces the cluster does not have.
+pub(crate) fn missing_namespaces<'a>(cluster: &Cluster, names: impl IntoIterator<Item = &'a str>) -> anyhow::Result<Vec<String>> {
+    let names: std::collections::BTreeSet<&str> = names.into_iter().filter(|n| !n.is_empty()).collect();
+    let mut missing = Vec::new();
+    for ns in names {
+        let r = ObjectRef { api_version: "v1".into(), kind: "Namespace".into(), namespace: String::new(), name: ns.to_string() };
+        if cluster.block_on(cluster.get(&r))?.is_none() {
+            missing.push(ns.to_string());
+        }
+    }
+    Ok(missing)
 }
 
 /// Each object with its scope: from the cluster's discovery, else from a
