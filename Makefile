@@ -79,8 +79,8 @@ lint: build-deps
 # diff against kubectl on a real apiserver), then the soak: 200 random
 # dependency graphs through both tools.
 # BENCH_BEFORE=path/to/older/opm compares the trust chain's cost with it.
-bench: build test-deps $(CUE) $(COSIGN_STAMP) $(KUBECTL_STAMP)
-	OPM_TEST_CUE=$(CUE) scripts/bench.sh
+bench: build test-deps $(CUE) $(COSIGN_STAMP) $(REGISTRY3_STAMP) $(KUBECTL_STAMP)
+	OPM_TEST_CUE=$(CUE) OPM_TEST_REGISTRY3=$(REGISTRY3) scripts/bench.sh
 	scripts/bench-trust.py $(CUE) $(COSIGN) $(BENCH_BEFORE) $(OPM)
 	scripts/bench-results.py $(CUE) $(OPM)
 	scripts/bench-deliver.py $(OPM) $(TOOLS)/kubectl $(TOOLS)/etcd $(TOOLS)/kube-apiserver

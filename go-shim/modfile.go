@@ -166,6 +166,10 @@ type modfileParseRequest struct {
 	// Module, for a dependency's module file (strict): the module it must
 	// declare; its parse is remembered (memo.go).
 	Module string `json:"module"`
+	// Declared reads only the module the file declares, as cue reads a
+	// module file it does not resolve with (modfile.ParseLegacy): what
+	// checking a download's identity needs, at a tenth of a strict parse.
+	Declared bool `json:"declared"`
 }
 
 // opModfileParse parses a module file as cue's module loader does.
@@ -176,6 +180,8 @@ func opModfileParse(body []byte) (any, error) {
 	}
 	parse := modfile.ParseNonStrict
 	switch {
+	case req.Declared:
+		parse = modfile.ParseLegacy
 	case req.Module != "":
 		parse = func(data []byte, filename string) (*modfile.File, error) {
 			return parseDependency(data, filename, req.Module)
@@ -186,6 +192,11 @@ func opModfileParse(body []byte) (any, error) {
 	mf, err := parse([]byte(req.Data), req.Filename)
 	if err != nil {
 		return nil, &callError{Kind: kindInvalid, Message: fmt.Sprintf("cannot parse module file %s: %s", req.Filename, message(err))}
+	}
+	if req.Declared {
+		return struct {
+			Module string `json:"module"`
+		}{mf.QualifiedModule()}, nil
 	}
 	return describe(mf), nil
 }

@@ -8,6 +8,8 @@
 #
 #   BENCH_RUNS    timed runs per tool, after one warm-up (default 5)
 #   OPM_TEST_CUE  the cue CLI to compare with (default tools/bin/cue)
+#   OPM_TEST_REGISTRY3  distribution v3's registry, for a second set of cold
+#                 gets (default tools/bin/registry; skipped when missing)
 #   OPM           the opm binary (default: make build's)
 # Arguments: the sections to run (startup mod_build tidy_memory get), else all.
 set -euo pipefail
@@ -18,6 +20,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 # The binary `make build` makes (Makefile: target/<host>/release/opm).
 opm="${OPM:-$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/opm}"
 cue="${OPM_TEST_CUE:-$repo/tools/bin/cue}"
+registry3="${OPM_TEST_REGISTRY3:-$repo/tools/bin/registry}"
 runs="${BENCH_RUNS:-5}"
 
 [ -x "$opm" ] || { echo "bench: $opm missing, run make build" >&2; exit 1; }
@@ -306,7 +309,9 @@ wait_port() {
 }
 
 # start_registry DIR PORT [AUTH_YAML]: a docker-registry on 127.0.0.1:PORT
-# storing into DIR, with AUTH_YAML as its auth section.
+# storing into DIR, with AUTH_YAML as its auth section; sets registry_pid.
+# REGISTRY_SERVER names another server taking the same configuration
+# (distribution v3's registry).
 start_registry() {
 	local dir=$1 port=$2 auth=${3:-}
 	mkdir -p "$dir/storage"
@@ -317,8 +322,9 @@ start_registry() {
 	http: {addr: 127.0.0.1:$port}
 	$auth
 	EOF
-	docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-	bg_pids+=($!)
+	"${REGISTRY_SERVER:-docker-registry}" serve "$dir/config.yml" >"$dir/log" 2>&1 &
+	registry_pid=$!
+	bg_pids+=("$registry_pid")
 	wait_port "$port"
 }
 
@@ -408,29 +414,33 @@ gen_graph() {
 
 # get_from DIR START CACHE CMD...: in module DIR, put START back as
 # cue.mod/module.cue, then run `CMD mod get bench.test/top@v0.1.0` with
-# CUE_CACHE_DIR=CACHE ("new": a new empty directory under $work/cold). Its
+# CUE_CACHE_DIR=CACHE ("new": a new empty directory under $work/cold, and
+# a new empty OPM_CACHE_DIR beside it: cold as on a fresh machine). Its
 # output (opm reports each module added on stderr) shows only on failure.
 get_from() {
-	local dir=$1 start=$2 cache=$3 out
+	local dir=$1 start=$2 cache=$3 opm_cache=$OPM_CACHE_DIR out
 	shift 3
 	cp "$start" "$dir/cue.mod/module.cue"
-	[ "$cache" != new ] || cache=$(mktemp -d "$work/cold/XXXXXX")
-	out=$(cd "$dir" && CUE_CACHE_DIR="$cache" "$@" mod get bench.test/top@v0.1.0 2>&1) || {
+	if [ "$cache" = new ]; then
+		cache=$(mktemp -d "$work/cold/XXXXXX")
+		opm_cache="$cache-opm"
+	fi
+	out=$(cd "$dir" && CUE_CACHE_DIR="$cache" OPM_CACHE_DIR="$opm_cache" "$@" mod get bench.test/top@v0.1.0 2>&1) || {
 		echo "bench: $* mod get failed:" >&2
 		echo "$out" >&2
 		return 1
 	}
 }
 
-# get_vet_from DIR START TOOL: get_from with a new empty cache, then the
-# first vet of the consumer in that cache: what a user waits for before the
+# get_vet_from DIR START TOOL: get_from with new empty caches, then the
+# first vet of the consumer in them: what a user waits for before the
 # module evaluates (cue fetches the zips here, opm already has them).
 get_vet_from() {
 	local dir=$1 start=$2 tool=$3 cache out
 	cache=$(mktemp -d "$work/cold/XXXXXX")
-	get_from "$dir" "$start" "$cache" "$tool"
+	OPM_CACHE_DIR="$cache-opm" get_from "$dir" "$start" "$cache" "$tool"
 	if [ "$tool" = "$cue" ]; then set -- "$cue" vet -c=false ./...; else set -- "$opm" mod vet; fi
-	out=$(cd "$dir" && CUE_CACHE_DIR="$cache" "$@" 2>&1) || {
+	out=$(cd "$dir" && CUE_CACHE_DIR="$cache" OPM_CACHE_DIR="$cache-opm" "$@" 2>&1) || {
 		echo "bench: $* failed:" >&2
 		echo "$out" >&2
 		return 1
@@ -442,6 +452,7 @@ bench_get() {
 	command -v docker-registry >/dev/null || { echo "bench: docker-registry missing, run make test-deps" >&2; return 1; }
 	port=$(free_port)
 	start_registry "$reg" "$port"
+	local reg_pid=$registry_pid
 	export CUE_REGISTRY="127.0.0.1:$port+insecure"
 
 	# Publish the graph, lowest first: each publish vets against the ones
@@ -495,6 +506,7 @@ bench_get() {
 	basic_port=$(free_port)
 	htpasswd -Bbn bench bench-pw >"$work/htpasswd"
 	start_registry "$work/basic" "$basic_port" "auth: {htpasswd: {realm: bench, path: $work/htpasswd}}"
+	local basic_pid=$registry_pid
 	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/token.key" -out "$work/token.pem" -days 2 -subj /CN=bench 2>/dev/null
 	python3 "$repo/tests/token-server.py" "$work/token.pem" "$work/token.key" bench bench-pw 300 "$work/tokens.log" >"$work/token-port" &
 	bg_pids+=($!)
@@ -503,6 +515,7 @@ bench_get() {
 	token_proxy_port=$(free_port)
 	token_port=$(free_port)
 	start_registry "$work/token" "$token_port" "auth: {token: {realm: \"http://127.0.0.1:$token_proxy_port/token\", service: bench, issuer: opm-test-issuer, rootcertbundle: $work/token.pem}}"
+	local token_pid=$registry_pid
 	# The graph, mirrored into both (opm mod mirror: the same manifests),
 	# the token service reached through a proxy without delay meanwhile.
 	python3 "$repo/scripts/latency-proxy.py" "$token_proxy_port" "127.0.0.1:$tport" 0 &
@@ -516,13 +529,27 @@ bench_get() {
 	done
 	kill "$mirror_token_pid"
 	wait "$mirror_token_pid" 2>/dev/null || true
-	echo "(cold gets are not the same work: opm downloads every module of the graph, .mod and zip; cue only the .mod files it needs)"
+	# The same graph in distribution v3's registry, without authentication.
+	local v3_port="" v3_pid=""
+	if [ -x "$registry3" ]; then
+		v3_port=$(free_port)
+		REGISTRY_SERVER=$registry3 start_registry "$work/v3" "$v3_port"
+		v3_pid=$registry_pid
+		CUE_CACHE_DIR="$work/publish-cache" "$opm" -q mod mirror bench.test/top@v0.1.0 --deps --to "127.0.0.1:$v3_port+insecure"
+	fi
+	echo "(cold gets are not the same work: opm downloads every module of the graph, .mod and zip; cue only the .mod files it needs."
+	echo " Each run starts with empty caches, opm's own included. The registry shares the machine's cores: its CPU time per get is shown.)"
 
-	local delay label
+	local delay label pid
 	for delay in 20 100; do
-		for label in none basic token; do
-			case $label in none) target=$port ;; basic) target=$basic_port ;; token) target=$token_port ;; esac
-			cold_get "$label" "$target" "$delay" "$token_proxy_port" "$tport"
+		for label in none basic token v3; do
+			case $label in
+			none) target=$port pid=$reg_pid ;;
+			basic) target=$basic_port pid=$basic_pid ;;
+			token) target=$token_port pid=$token_pid ;;
+			v3) [ -n "$v3_port" ] || continue; target=$v3_port pid=$v3_pid ;;
+			esac
+			cold_get "$label" "$target" "$delay" "$token_proxy_port" "$tport" "$pid"
 		done
 	done
 	export CUE_REGISTRY="127.0.0.1:$port+insecure"
@@ -547,17 +574,23 @@ write_docker_config() {
 	printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$2" "$(printf 'bench:bench-pw' | base64)" >"$1/config.json"
 }
 
-# cold_get AUTH TARGET_PORT DELAY TOKEN_PROXY_PORT TOKEN_PORT: cold gets of
-# the graph from the registry on TARGET_PORT through a proxy adding DELAY ms
-# per request (the token service, for AUTH=token, behind one too): opm's
-# and cue's wall times, then the requests and sequential rounds of one run
-# of each.
+# cpu_ms PID: the CPU time (user and system) process PID has used, in ms.
+cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
+}
+
+# cold_get AUTH TARGET_PORT DELAY TOKEN_PROXY_PORT TOKEN_PORT REGISTRY_PID:
+# cold gets of the graph from the registry on TARGET_PORT through a proxy
+# adding DELAY ms per request (the token service, for AUTH=token, behind
+# one too): opm's and cue's wall times and the registry's CPU time per get,
+# then the requests and sequential rounds of one run of each. AUTH v3:
+# distribution v3's registry, without authentication.
 cold_get() {
-	local auth=$1 target=$2 delay=$3 tproxy=$4 tport=$5 o c tool counts=() tpid=""
+	local auth=$1 target=$2 delay=$3 tproxy=$4 tport=$5 rpid=$6 o c tool counts=() tpid="" r0 r1 r2
 	proxy_port=$(free_port)
 	export CUE_REGISTRY="127.0.0.1:$proxy_port+insecure"
 	unset DOCKER_CONFIG
-	if [ "$auth" != none ]; then
+	if [ "$auth" = basic ] || [ "$auth" = token ]; then
 		write_docker_config "$work/docker-$proxy_port" "127.0.0.1:$proxy_port"
 		export DOCKER_CONFIG="$work/docker-$proxy_port"
 	fi
@@ -568,12 +601,19 @@ cold_get() {
 		wait_port "$tproxy"
 	fi
 	start_proxy "$proxy_port" "$target" "$delay" "$work/proxy-counts"
+	r0=$(cpu_ms "$rpid")
 	o=$(time_runs get_from "$consumer" "$start" new "$opm")
+	r1=$(cpu_ms "$rpid")
 	c=$(time_runs get_from "$consumer" "$start" new "$cue")
+	r2=$(cpu_ms "$rpid")
 	stop_proxy
 	set -- $o $c
-	printf 'get cold, %d+1 modules, %s auth, %d ms per request: opm %s s (min %s)  cue %s s (min %s)  opm/cue %s (min %s)\n' \
-		"$n" "$auth" "$delay" "$1" "$2" "$3" "$4" "$(ratio "$1" "$3")" "$(ratio "$2" "$4")"
+	local what="$auth auth"
+	[ "$auth" != v3 ] || what="distribution v3, no auth"
+	printf 'get cold, %d+1 modules, %s, %d ms per request: opm %s s (min %s)  cue %s s (min %s)  opm/cue %s (min %s)\n' \
+		"$n" "$what" "$delay" "$1" "$2" "$3" "$4" "$(ratio "$1" "$3")" "$(ratio "$2" "$4")"
+	# time_runs runs each tool runs+1 times (one warm-up).
+	printf '  registry CPU per get: opm %d ms  cue %d ms\n' $(((r1 - r0) / (runs + 1))) $(((r2 - r1) / (runs + 1)))
 	for tool in "$opm" "$cue"; do
 		start_proxy "$proxy_port" "$target" "$delay" "$work/proxy-counts"
 		get_from "$consumer" "$start" new "$tool"

@@ -481,30 +481,45 @@ fn naming<'a>(it: &'a (impl std::fmt::Display + ?Sized), what: &'a str) -> impl 
     }
 }
 
-/// Refuses an artifact that is not the module it claims to be: its
-/// module file must declare the version's module path (and major).
 /// A dependency's module file, from its bytes: at most
 /// [`files::MAX_MODULE_FILE`], UTF-8, parsed strictly (as cue reads a
 /// dependency's), and declaring `mv`'s module. Err says why not.
 fn parse_dependency(mv: &ModuleVersion, data: &[u8]) -> Result<cue::ModuleFile, String> {
-    if data.len() as u64 > files::MAX_MODULE_FILE {
-        return Err(format!("is {} KiB, more than the {} MiB opm reads", data.len() >> 10, files::MAX_MODULE_FILE >> 20));
-    }
-    let text = std::str::from_utf8(data).map_err(|_| "is not UTF-8".to_string())?;
-    // The shim remembers CUE's parse by digest (a cold get reads each
-    // module file twice, every warm command once per dependency).
+    let text = module_file_text(data)?;
+    // The shim remembers CUE's parse by digest (every warm command reads
+    // each dependency's module file).
     let parsed = cue::parse_dependency_file(text, &mv.to_string(), mv.module()).map_err(|e| format!("does not parse: {}", e.message))?;
-    let (base, major) = crate::module::split_major(&parsed.module);
-    let major = if major.is_empty() { "v0" } else { major };
-    if base != mv.base() || major != semver::major(mv.version()) {
-        return Err(format!("declares {}", parsed.module));
-    }
+    declares(mv, &parsed.module)?;
     Ok(parsed)
 }
 
-/// Checks that a registry's module file is `mv`'s (see [`parse_dependency`]).
+/// Refuses an artifact that is not the module it claims to be: its
+/// module file must declare the version's module path (and major). Only
+/// that is read here; the rest of the file is checked, as cue checks it,
+/// when resolution or a load first reads it.
 fn check_artifact(mv: &ModuleVersion, module_file: &[u8]) -> anyhow::Result<()> {
-    parse_dependency(mv, module_file).map(drop).map_err(|why| artifact_lie(mv, why))
+    module_file_text(module_file)
+        .and_then(|text| cue::declared_module(text, &mv.to_string()).map_err(|e| format!("does not parse: {}", e.message)))
+        .and_then(|module| declares(mv, &module))
+        .map_err(|why| artifact_lie(mv, why))
+}
+
+/// A module file's bytes as text: at most [`files::MAX_MODULE_FILE`], UTF-8.
+fn module_file_text(data: &[u8]) -> Result<&str, String> {
+    if data.len() as u64 > files::MAX_MODULE_FILE {
+        return Err(format!("is {} KiB, more than the {} MiB opm reads", data.len() >> 10, files::MAX_MODULE_FILE >> 20));
+    }
+    std::str::from_utf8(data).map_err(|_| "is not UTF-8".to_string())
+}
+
+/// Whether `module` (a module file's, with or without its major) is `mv`'s.
+fn declares(mv: &ModuleVersion, module: &str) -> Result<(), String> {
+    let (base, major) = crate::module::split_major(module);
+    let major = if major.is_empty() { "v0" } else { major };
+    if base != mv.base() || major != semver::major(mv.version()) {
+        return Err(format!("declares {module}"));
+    }
+    Ok(())
 }
 
 /// A registry's artifact that is not the module version it was asked for.

@@ -227,6 +227,17 @@ pub fn parse_dependency_file(data: &str, filename: &str, module: &str) -> Result
     call("modfile.parse", &serde_json::json!({ "data": data, "filename": filename, "strict": true, "module": module }))
 }
 
+/// The module (with its major version) a module file declares, the rest
+/// of it unread: whose module a download is.
+pub fn declared_module(data: &str, filename: &str) -> Result<String, Error> {
+    #[derive(Deserialize)]
+    struct Declared {
+        module: String,
+    }
+    let declared: Declared = call("modfile.parse", &serde_json::json!({ "data": data, "filename": filename, "declared": true }))?;
+    Ok(declared.module)
+}
+
 /// The two views `cue mod tidy` resolves: module.cue (read leniently) and
 /// the main-module view of cue.mod/local-module.cue, with module.cue's own
 /// replaceWith entries folded in (None when no replacement is left).

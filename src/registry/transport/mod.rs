@@ -132,7 +132,8 @@ impl Transport {
         if let Some(c) = self.http.get() {
             return Ok(c);
         }
-        let client = tls::with_roots(reqwest::Client::builder())?
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls::config())
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
             .user_agent(concat!("opm/", env!("CARGO_PKG_VERSION")))
