@@ -163,8 +163,6 @@ impl Workspace {
     /// cached), then writes module.cue with them: a failed download leaves
     /// it as it was. Returns module.cue's new text.
     pub fn commit(&self, main: &MainFile, roots: &[ModuleVersion], defaults: &BTreeMap<String, String>, refresh: &[ModuleVersion]) -> anyhow::Result<String> {
-        self.cache.ensure(refresh, true)?;
-        self.cache.ensure(roots, false)?;
         let deps: Vec<cue::DepEntry> = roots
             .iter()
             .map(|m| {
@@ -172,7 +170,14 @@ impl Workspace {
                 cue::DepEntry { path: m.module().to_string(), version: m.version().to_string(), default: defaults.get(base).is_some_and(|d| d == major) }
             })
             .collect();
-        let text = cue::update_module_file(&main.text, &main.path.to_string_lossy(), &deps).map_err(Failure::from)?;
+        // CUE writes module.cue's new text while the versions download.
+        let (text, ensured) = std::thread::scope(|s| {
+            let text = s.spawn(|| cue::update_module_file(&main.text, &main.path.to_string_lossy(), &deps));
+            let ensured = self.cache.ensure(refresh, true).and_then(|()| self.cache.ensure(roots, false));
+            (text.join().expect("CUE's calls do not panic (the shim recovers)"), ensured)
+        });
+        ensured?;
+        let text = text.map_err(Failure::from)?;
         let digests = self.cache.digests(roots)?;
         let pinned: Vec<(ModuleVersion, Digests)> = roots.iter().cloned().zip(digests).collect();
         let sums_text = sums::format(&pinned);
