@@ -259,14 +259,18 @@ impl Entry {
         fs::create_dir_all(parent)?;
         fs::create_dir_all(&self.download)?;
         let zip_tmp = files::temp_beside(&self.zip(), zip)?;
-        // cue removes leftovers named `<dir>.tmp-*` when it next extracts.
+        // Staged beside its final place and renamed within the same
+        // directory (a move between directories costs ext4 far more); cue
+        // removes leftovers named `<dir>.tmp-*` when it next extracts.
         let prefix = format!("{}.tmp-", file_name(&self.extract));
         let tmp = tempfile::Builder::new()
             .prefix(&prefix)
+            // As CUE's unzip makes directories (the umask applies).
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .tempdir_in(parent)
             .map_err(|e| fail(Kind::Other, format!("cannot create a directory in {}: {e}", parent.display())))?;
-        let staged = tmp.path().join("m");
-        cue::unzip(self.mv.module(), self.mv.version(), zip_tmp.path(), &staged)?;
+        let staged = tmp.path();
+        cue::unzip(self.mv.module(), self.mv.version(), zip_tmp.path(), staged)?;
         let mv = &self.mv;
         let lie = |why: &str| fail(Kind::Other, format!("{mv}: the registry's artifact is not the module it claims to be ({why}); nothing was written"));
         // The zip must be the one the manifest names, whichever way it came.
@@ -293,7 +297,9 @@ impl Entry {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
             _ => {}
         }
-        fs::rename(&staged, &self.extract)?;
+        fs::rename(staged, &self.extract)?;
+        // The tree is the entry now: nothing left to clean up.
+        let _ = tmp.keep();
         set_write(&self.extract, Write::Deny, Reach::Tree);
         Ok(())
     }
