@@ -308,18 +308,19 @@ wait_port() {
 	return 1
 }
 
-# start_registry DIR PORT [AUTH_YAML]: a docker-registry on 127.0.0.1:PORT
-# storing into DIR, with AUTH_YAML as its auth section; sets registry_pid.
+# start_registry DIR PORT [AUTH_YAML [TLS_YAML]]: a docker-registry on
+# 127.0.0.1:PORT storing into DIR, with AUTH_YAML as its auth section and
+# TLS_YAML as its http section's tls; sets registry_pid.
 # REGISTRY_SERVER names another server taking the same configuration
 # (distribution v3's registry).
 start_registry() {
-	local dir=$1 port=$2 auth=${3:-}
+	local dir=$1 port=$2 auth=${3:-} tls=${4:+, tls: $4}
 	mkdir -p "$dir/storage"
 	cat >"$dir/config.yml" <<-EOF
 	version: 0.1
 	log: {level: error, accesslog: {disabled: true}}
 	storage: {filesystem: {rootdirectory: $dir/storage}}
-	http: {addr: 127.0.0.1:$port}
+	http: {addr: 127.0.0.1:$port$tls}
 	$auth
 	EOF
 	"${REGISTRY_SERVER:-docker-registry}" serve "$dir/config.yml" >"$dir/log" 2>&1 &
@@ -537,14 +538,27 @@ bench_get() {
 		v3_pid=$registry_pid
 		CUE_CACHE_DIR="$work/publish-cache" "$opm" -q mod mirror bench.test/top@v0.1.0 --deps --to "127.0.0.1:$v3_port+insecure"
 	fi
+	# The same graph behind TLS, with a CA of the bench's own that both
+	# tools trust through SSL_CERT_FILE: the TLS handshakes pay the delay
+	# too, and HTTP/2 lets a client share one connection.
+	local tls_port tls_pid
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/ca.key" -out "$work/ca.pem" -days 2 -subj /CN=bench-ca 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -keyout "$work/tls.key" -out "$work/tls.csr" -subj /CN=127.0.0.1 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$work/tls.ext"
+	openssl x509 -req -in "$work/tls.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -out "$work/tls.pem" -days 2 -extfile "$work/tls.ext" 2>/dev/null
+	tls_port=$(free_port)
+	start_registry "$work/tls" "$tls_port" "" "{certificate: $work/tls.pem, key: $work/tls.key}"
+	tls_pid=$registry_pid
+	SSL_CERT_FILE="$work/ca.pem" CUE_CACHE_DIR="$work/publish-cache" "$opm" -q mod mirror bench.test/top@v0.1.0 --deps --to "127.0.0.1:$tls_port+secure"
 	echo "(cold gets are not the same work: opm downloads every module of the graph, .mod and zip; cue only the .mod files it needs."
 	echo " Each run starts with empty caches, opm's own included. The registry shares the machine's cores: its CPU time per get is shown.)"
 
 	local delay label pid
 	for delay in 20 100; do
-		for label in none basic token v3; do
+		for label in none basic token v3 tls; do
 			case $label in
 			none) target=$port pid=$reg_pid ;;
+			tls) target=$tls_port pid=$tls_pid ;;
 			basic) target=$basic_port pid=$basic_pid ;;
 			token) target=$token_port pid=$token_pid ;;
 			v3) [ -n "$v3_port" ] || continue; target=$v3_port pid=$v3_pid ;;
@@ -583,17 +597,21 @@ cpu_ms() {
 # cold gets of the graph from the registry on TARGET_PORT through a proxy
 # adding DELAY ms per request (the token service, for AUTH=token, behind
 # one too): opm's and cue's wall times and the registry's CPU time per get,
-# then the requests and sequential rounds of one run of each. AUTH v3:
-# distribution v3's registry, without authentication.
+# then the connections, requests and sequential rounds of one run of each.
+# AUTH v3: distribution v3's registry, without authentication; tls:
+# docker-registry behind TLS, without authentication.
 cold_get() {
 	local auth=$1 target=$2 delay=$3 tproxy=$4 tport=$5 rpid=$6 o c tool counts=() tpid="" r0 r1 r2
 	proxy_port=$(free_port)
-	export CUE_REGISTRY="127.0.0.1:$proxy_port+insecure"
+	local scheme=insecure
+	[ "$auth" != tls ] || scheme=secure
+	export CUE_REGISTRY="127.0.0.1:$proxy_port+$scheme"
 	unset DOCKER_CONFIG
 	if [ "$auth" = basic ] || [ "$auth" = token ]; then
 		write_docker_config "$work/docker-$proxy_port" "127.0.0.1:$proxy_port"
 		export DOCKER_CONFIG="$work/docker-$proxy_port"
 	fi
+	if [ "$auth" = tls ]; then export SSL_CERT_FILE="$work/ca.pem"; fi
 	if [ "$auth" = token ]; then
 		python3 "$repo/scripts/latency-proxy.py" "$tproxy" "127.0.0.1:$tport" "$delay" &
 		tpid=$!
@@ -610,6 +628,7 @@ cold_get() {
 	set -- $o $c
 	local what="$auth auth"
 	[ "$auth" != v3 ] || what="distribution v3, no auth"
+	[ "$auth" != tls ] || what="TLS, no auth"
 	printf 'get cold, %d+1 modules, %s, %d ms per request: opm %s s (min %s)  cue %s s (min %s)  opm/cue %s (min %s)\n' \
 		"$n" "$what" "$delay" "$1" "$2" "$3" "$4" "$(ratio "$1" "$3")" "$(ratio "$2" "$4")"
 	# time_runs runs each tool runs+1 times (one warm-up).
@@ -618,9 +637,12 @@ cold_get() {
 		start_proxy "$proxy_port" "$target" "$delay" "$work/proxy-counts"
 		get_from "$consumer" "$start" new "$tool"
 		stop_proxy
-		counts+=("$(awk '{ v[$1] = $2 } END { printf "%d requests in %d rounds", v["requests"], v["rounds"] }' "$work/proxy-counts")")
+		counts+=("$(awk '{ v[$1] = $2 } END { printf "%d connections, %d requests in %d rounds", v["connections"], v["requests"], v["rounds"] }' "$work/proxy-counts")")
 	done
-	printf '  one run each: opm %s  cue %s  (token requests not counted)\n' "${counts[0]}" "${counts[1]}"
+	local uncounted="token requests not counted"
+	[ "$auth" != tls ] || uncounted="requests inside TLS not counted"
+	printf '  one run each: opm %s  cue %s  (%s)\n' "${counts[0]}" "${counts[1]}" "$uncounted"
+	unset SSL_CERT_FILE
 	if [ -n "$tpid" ]; then kill "$tpid"; wait "$tpid" 2>/dev/null || true; fi
 }
 

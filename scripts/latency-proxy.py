@@ -5,8 +5,10 @@
 
 Listens on 127.0.0.1:LISTEN_PORT and forwards every connection to
 TARGET_HOST:PORT, bytes both ways. Each chunk going from the client to the
-server waits DELAY_MS first (in order, per connection), so every HTTP
-request pays the delay once; responses pass through at once.
+server arrives DELAY_MS after it was sent (in order, per connection, but
+not waiting for the chunks before it), so every HTTP request pays the
+delay once, whether it has a connection of its own or shares one (HTTP/2),
+and so does each flight of a TLS handshake; responses pass through at once.
 
 With COUNT_FILE, it counts the connections that carry data and the
 HTTP/1.x request lines (GET, HEAD, ...) it forwards, and writes them there
@@ -33,6 +35,24 @@ sent_at = []
 
 
 async def pump(reader, writer, delay, upstream):
+    """Copies reader to writer. Upstream, each chunk reaches the server
+    DELAY after it left the client, in order, without waiting for the
+    chunks before it: latency, not a throttle (requests multiplexed on one
+    connection each pay the delay once)."""
+    loop = asyncio.get_running_loop()
+    queue = asyncio.Queue()
+
+    async def forward():
+        while True:
+            due, data = await queue.get()
+            if data is None:
+                return
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+            writer.write(data)
+            await writer.drain()
+
+    forwarding = asyncio.create_task(forward())
     sent = False
     try:
         while True:
@@ -44,17 +64,16 @@ async def pump(reader, writer, delay, upstream):
                     counts["connections"] += 1
                     sent = True
                 for m in REQUEST_LINE.finditer(data):
-                    sent_at.append(asyncio.get_running_loop().time())
+                    sent_at.append(loop.time())
                     counts["requests"] += 1
                     counts[m.group(1).decode()] += 1
                     if m.group(2) == b"/v2/":
                         counts["pings"] += 1
-                if delay:
-                    await asyncio.sleep(delay)
-            writer.write(data)
-            await writer.drain()
+            queue.put_nowait((loop.time() + (delay if upstream else 0), data))
+        queue.put_nowait((0, None))
+        await forwarding
     except (ConnectionError, asyncio.CancelledError):
-        pass
+        forwarding.cancel()
     finally:
         try:
             if writer.can_write_eof():

@@ -22,8 +22,10 @@ pub(super) fn config() -> rustls::ClientConfig {
         .dangerous()
         .with_custom_certificate_verifier(roots)
         .with_no_client_auth();
-    // What reqwest asks for with HTTP/1 only.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/2 where the registry speaks it: every request of a get shares
+    // one connection, whose TCP and TLS handshakes are paid once, instead
+    // of a new connection (two more round trips) for each parallel request.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config
 }
 
