@@ -167,8 +167,8 @@ type modfileParseRequest struct {
 	// declare; its parse is remembered (memo.go).
 	Module string `json:"module"`
 	// Declared reads only the module the file declares, as cue reads a
-	// module file it does not resolve with (modfile.ParseLegacy): what
-	// checking a download's identity needs, at a tenth of a strict parse.
+	// module file it does not resolve with (modfile.ParseLegacy, without
+	// the module-file schema): what checking a download's identity needs.
 	Declared bool `json:"declared"`
 }
 
