@@ -381,9 +381,13 @@ fn a_tls_registry_and_a_plain_http_one_at_once() {
         ),
         ("c.cue", "package both\n\nimport (\n\t\"secure.test/lib\"\n\t\"plain.test/other\"\n)\n\nsum: lib.x + other.y\n"),
     ]);
-    let out = run(with(c.path(), Some(&ca)).args(["mod", "vet", "--concrete"]));
+    let out = run(with(c.path(), Some(&ca)).args(["-v", "mod", "vet", "--concrete"]));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(cache.path().join("mod/extract/secure.test/lib@v0.1.0").is_dir());
+    // Behind TLS the registry is spoken to in HTTP/2 (its requests share
+    // one connection); plain HTTP stays HTTP/1.1.
+    assert!(stderr(&out).contains(&format!("{} answers in HTTP/2.0", secure.host)), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("{} answers in HTTP/1.1", plain.host)), "{}", stderr(&out));
     assert!(cache.path().join("mod/extract/plain.test/other@v0.1.0").is_dir());
 }
 

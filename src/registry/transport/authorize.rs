@@ -20,6 +20,9 @@ pub(super) struct Host {
     /// What the registry asked for, learnt from its first 401 (no probe
     /// round trip before the first real request); None until then.
     pub(super) challenge: Mutex<Option<Challenge>>,
+    /// Whether `-v` has said which HTTP version the registry answers in
+    /// (HTTP/2 behind TLS: one connection carries every request).
+    pub(super) version_told: std::sync::atomic::AtomicBool,
 }
 
 impl Host {

@@ -154,7 +154,7 @@ impl Transport {
         let credentials = auth::for_host(&loc.host, self.limits.deadline)?;
         tracing::debug!("credentials for {}: {}", loc.host, auth::source(&loc.host));
         let base = format!("{}://{}", if loc.insecure { "http" } else { "https" }, loc.host);
-        let host = Arc::new(Host { base, credentials, challenge: Mutex::new(None) });
+        let host = Arc::new(Host { base, credentials, challenge: Mutex::new(None), version_told: Default::default() });
         hosts.insert(loc.host.clone(), host.clone());
         Ok(host)
     }
@@ -190,6 +190,9 @@ impl Transport {
                 };
             }
             let r = builder.send().await?;
+            if !host.version_told.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::debug!("{} answers in {:?}", loc.host, r.version());
+            }
             if r.status() == reqwest::StatusCode::UNAUTHORIZED && pass < 2 {
                 if host.learn(loc, &r) {
                     continue;
